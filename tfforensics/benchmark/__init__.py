@@ -1,0 +1,1 @@
+"""The embedded mini benchmark: real photo crops from installed packages and GAN sources."""

@@ -1,0 +1,47 @@
+"""Argument groups shared by sub-commands, so flags are spelled the same everywhere."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import textwrap
+
+
+def add_command(subparsers, name: str, *, help: str, description: str, examples: str):
+    """A sub-command parser whose ``--help`` ends with worked examples."""
+    return subparsers.add_parser(
+        name,
+        help=help,
+        description=description,
+        epilog="examples:\n" + textwrap.indent(textwrap.dedent(examples).strip(), "  "),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def add_output_args(parser, *, overwrite: bool = True) -> None:
+    group = parser.add_argument_group("output")
+    if overwrite:
+        group.add_argument("--overwrite", action="store_true", help="replace an existing output")
+
+
+def add_runtime_args(parser, *, workers: bool = False) -> None:
+    group = parser.add_argument_group("runtime")
+    group.add_argument("--seed", type=int, default=0, help="random seed, for repeatable runs (default: 0)")
+    if workers:
+        group.add_argument(
+            "--workers", type=int, default=None,
+            help=f"worker processes (default: all cores, here {os.cpu_count()})",
+        )
+    group.add_argument("--quiet", "-q", action="store_true", help="no progress bars, warnings only")
+
+
+def add_skip_bad(parser) -> None:
+    parser.add_argument(
+        "--skip-bad", action="store_true",
+        help="skip unreadable or mismatched images, list them, and go on (default: stop at the first)",
+    )
+
+
+def setup_logging(quiet: bool = False) -> None:
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s")

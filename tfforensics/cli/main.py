@@ -1,0 +1,47 @@
+"""Root parser of ``tfforensics``: the COMMANDS list, dispatch, and clean error lines."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import shlex
+import sys
+
+from tfforensics import __version__
+
+#: Sub-command modules in ``tfforensics/cli/``, in the order ``--help`` lists them.
+COMMANDS = ["prepare"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tfforensics",
+        description="Detect and attribute GAN-generated images: prepare data, train detectors, run baselines.",
+        epilog="Run `tfforensics COMMAND --help` for the options and examples of a command.",
+    )
+    parser.add_argument("--version", action="version", version=f"tfforensics {__version__}")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"tfforensics.cli.{name}").add_parser(subparsers)
+    return parser
+
+
+def launch(argv=None) -> int:
+    """Console-script entry point; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 0
+    args.command_line = "tfforensics " + " ".join(shlex.quote(a) for a in argv)
+    try:
+        return int(args.run(args) or 0)
+    except (FileNotFoundError, FileExistsError, ValueError, KeyError) as error:
+        # User errors: one line naming the file and the fix, no traceback.
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"tfforensics: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tfforensics: interrupted; run the same command again to continue.", file=sys.stderr)
+        return 130

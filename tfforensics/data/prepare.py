@@ -1,0 +1,425 @@
+"""``prepare``: image folders (one sub-folder per class) to DCT or pixel TFRecords / .npy.
+
+Stages (each a plain function, so a process pool runs them today and a Beam pipeline
+could run them later):
+
+1. plan: scan the class folders, split them (seeded), fix the image size and shards;
+2. statistics (only for ``--normalize`` / ``--abs``): per-coefficient moments of the
+   train split, merged across workers;
+3. write: each shard is encoded and written by one worker (decode, batched DCT,
+   hand-encoded protobuf, TFRecord framing) straight to its file;
+4. finish: the manifest is written last and the directory is renamed into place.
+
+Everything goes to a hidden ``.<out>.incomplete-<fingerprint>`` directory next to the
+output. A shard is renamed to its final name only when complete, so a re-run with the
+same inputs and options continues where an interrupted run stopped.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import multiprocessing
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from tfforensics.data import encodings, records
+from tfforensics.data.encodings import Encoding
+from tfforensics.data.manifest import MANIFEST_NAME, Manifest
+from tfforensics.data.splits import SPLITS, scan_classes, split_classes
+from tfforensics.data.stats import RunningMoments
+from tfforensics.io.atomic import INCOMPLETE_PREFIX, atomic_open, atomic_write_json, remove_tree, replace_dir
+from tfforensics.io.images import BadImageError, load_image, read_size
+
+logger = logging.getLogger(__name__)
+
+FORMATS = ("tfrecords", "npy")
+#: Target size of one shard; TFDS aims at shards of this order.
+SHARD_BYTES = 128 * 2**20
+#: Images decoded and transformed together by one vectorised call.
+CHUNK_SIZE = 64
+STATISTICS_FILE = "statistics.npz"
+
+
+@dataclasses.dataclass(frozen=True)
+class _WorkerConfig:
+    encoding: Encoding
+    image_size: tuple[int, int]
+    format: str
+    layout: str
+    compression: str | None
+    skip_bad: bool
+    statistics_path: str | None
+
+
+# Set in each worker process by _init_worker; read by the stage functions.
+_CONFIG: _WorkerConfig | None = None
+_STATISTICS: dict | None = None
+_PROGRESS = None
+
+
+def _init_worker(config: _WorkerConfig, progress_queue) -> None:
+    global _CONFIG, _STATISTICS, _PROGRESS
+    _CONFIG, _PROGRESS = config, progress_queue
+    _STATISTICS = None
+    if config.statistics_path:
+        with np.load(config.statistics_path) as data:
+            _STATISTICS = {key: data[key] for key in data.files}
+
+
+def _tick(count: int) -> None:
+    if _PROGRESS is not None:
+        _PROGRESS.put(count)
+
+
+def load_batch(items, config: _WorkerConfig):
+    """Decode ``[(path, label), ...]`` to a uint8 batch; returns (images, labels, skipped)."""
+    height, width = config.image_size
+    channels = config.encoding.channels
+    images = np.empty((len(items), height, width, channels), dtype=np.uint8)
+    labels, skipped = [], []
+    for path, label in items:
+        try:
+            image = load_image(path, grayscale=not config.encoding.color)
+            if image.shape[:2] != (height, width):
+                raise BadImageError(
+                    path,
+                    f"is {image.shape[1]}x{image.shape[0]} pixels but the dataset's images are {width}x{height}",
+                    "crop or resize the folder first (tfforensics crop / resize), or pass --skip-bad",
+                )
+        except BadImageError as error:
+            if not config.skip_bad:
+                raise
+            skipped.append({"path": error.path, "reason": error.reason})
+            continue
+        images[len(labels)] = image
+        labels.append(label)
+    return images[: len(labels)], labels, skipped
+
+
+def _chunks(items, size=CHUNK_SIZE):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _statistics_task(items) -> tuple[RunningMoments, list]:
+    """Stage 2 for one slice of the train split."""
+    moments, skipped = RunningMoments(), []
+    for chunk in _chunks(items):
+        images, _, bad = load_batch(chunk, _CONFIG)
+        skipped += bad
+        moments.update(encodings.transform(images, _CONFIG.encoding))
+        _tick(len(chunk))
+    return moments, skipped
+
+
+def _write_task(task: dict) -> dict:
+    """Stage 3 for one shard: encode its images and write them, atomically."""
+    config = _CONFIG
+    directory = Path(task["directory"])
+    count, per_class, skipped = 0, collections.Counter(), []
+    if config.format == "tfrecords":
+        final = directory / task["file"]
+        with atomic_open(final, "wb") as handle:
+            writer = records.RecordWriter(handle, config.compression)
+            for chunk in _chunks(task["items"]):
+                images, labels, bad = load_batch(chunk, config)
+                skipped += bad
+                values = encodings.encode(images, config.encoding, _STATISTICS)
+                for value, label in zip(values, labels):
+                    writer.write(records.serialize_example(value, label, config.layout))
+                count += len(labels)
+                per_class.update(labels)
+                _tick(len(chunk))
+            writer.close()
+        num_bytes = final.stat().st_size
+    else:  # npy: one file per image, numbered by its planned position
+        num_bytes = 0
+        labels_out = []
+        for offset, chunk in zip(range(0, len(task["items"]), CHUNK_SIZE), _chunks(task["items"])):
+            images, labels, bad = load_batch(chunk, config)
+            skipped += bad
+            good = [i for i, item in enumerate(chunk) if item[0] not in {s["path"] for s in bad}]
+            values = encodings.encode(images, config.encoding, _STATISTICS)
+            for i, value, label in zip(good, values, labels):
+                index = task["start"] + offset + i
+                with atomic_open(directory / f"{index:06d}.npy", "wb") as handle:
+                    np.save(handle, value)
+                labels_out.append((index, label))
+                num_bytes += value.nbytes + 128
+            count += len(labels)
+            per_class.update(labels)
+            _tick(len(chunk))
+        task = dict(task, indices=labels_out)
+    result = {
+        "file": task["file"],
+        "count": count,
+        "per_class": {str(k): v for k, v in sorted(per_class.items())},
+        "skipped": skipped,
+        "num_bytes": num_bytes,
+        "indices": task.get("indices"),
+    }
+    atomic_write_json(directory / f"{INCOMPLETE_PREFIX}{task['file']}.done.json", result)
+    return result
+
+
+def _fingerprint(items_by_split, options: dict) -> str:
+    digest = hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode())
+    for split in SPLITS:
+        for path, label in items_by_split[split]:
+            stat = os.stat(path)
+            digest.update(f"{split}\0{path}\0{label}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def _common_size(items, probe: int = 32) -> tuple[int, int]:
+    """The most common (height, width) among the first readable headers."""
+    sizes = collections.Counter()
+    for path, _ in sorted(items):
+        try:
+            sizes[read_size(path)] += 1
+        except BadImageError:
+            continue
+        if sum(sizes.values()) >= probe:
+            break
+    if not sizes:
+        raise ValueError("no readable image found in the source folders; check the paths and file types.")
+    return sizes.most_common(1)[0][0]
+
+
+def _shard_count(n: int, bytes_per_example: int, shards: int | None) -> int:
+    if n == 0:
+        return 0
+    if shards:
+        return min(shards, n)
+    by_size = math.ceil(n * bytes_per_example / SHARD_BYTES)
+    return max(1, by_size, min(8, math.ceil(n / 256)))
+
+
+def _run_stage(function, tasks, config, workers, progress_total, description, progress):
+    """Run ``function`` over ``tasks`` in a process pool (or inline) with one progress bar."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=progress_total, desc=description, unit="img", disable=not progress, dynamic_ncols=True)
+    results = []
+    try:
+        if workers <= 1 or len(tasks) <= 1:
+            _init_worker(config, None)
+            for task in tasks:
+                results.append(function(task))
+                bar.update(_task_size(task))
+            return results
+        context = multiprocessing.get_context("spawn")  # safe when TensorFlow is loaded in the parent
+        queue = context.Queue()
+
+        def drain():
+            while True:
+                value = queue.get()
+                if value is None:
+                    return
+                bar.update(value)
+
+        reader = threading.Thread(target=drain, daemon=True)
+        reader.start()
+        try:
+            with context.Pool(min(workers, len(tasks)), initializer=_init_worker, initargs=(config, queue)) as pool:
+                results = list(pool.imap(function, tasks))
+        finally:
+            queue.put(None)
+            reader.join(timeout=5)
+        return results
+    finally:
+        bar.close()
+
+
+def _task_size(task) -> int:
+    return len(task["items"]) if isinstance(task, dict) else len(task)
+
+
+def prepare(
+    source,
+    output,
+    encoding: Encoding = Encoding(),
+    *,
+    format: str = "tfrecords",
+    layout: str = "original",
+    compression: str | None = None,
+    fractions=None,
+    sizes=None,
+    shards: int | None = None,
+    workers: int | None = None,
+    skip_bad: bool = False,
+    seed: int = 0,
+    overwrite: bool = False,
+    command: str = "",
+    progress: bool = True,
+) -> Manifest:
+    """Encode the class folders of ``source`` into ``output`` and return its manifest.
+
+    Args:
+        source: directory with one sub-folder per class; labels follow sorted names.
+        output: dataset directory to create (``manifest.json`` + ``train/ val/ test/``).
+        encoding: what to compute per image (see :class:`Encoding`).
+        format: ``"tfrecords"`` (sharded) or ``"npy"`` (``000000.npy ... labels.npy``).
+        layout: record layout, ``"original"`` (GANDCTAnalysis-compatible float list) or
+            ``"compact"`` (float16 bytes).
+        compression: None or ``"GZIP"``.
+        fractions / sizes: split by fractions (default 0.7/0.2/0.1) or by per-class counts.
+        shards: shards per split (default: about 128 MiB each).
+        workers: processes (default: all cores).
+        skip_bad: skip unreadable images and list them in the manifest instead of failing.
+        seed: seed of the splits and shuffles.
+        overwrite: replace an existing, different output.
+    """
+    from tfforensics import __version__
+
+    if format not in FORMATS:
+        raise ValueError(f"`format` must be one of {FORMATS}. Received: format={format!r}")
+    if layout not in records.LAYOUTS:
+        raise ValueError(f"`layout` must be one of {records.LAYOUTS}. Received: layout={layout!r}")
+    source, output = Path(source).resolve(), Path(output).resolve()
+    workers = workers or os.cpu_count() or 1
+
+    classes = scan_classes(source)
+    items = split_classes(classes, fractions=fractions, sizes=sizes, seed=seed)
+    all_items = [item for split in SPLITS for item in items[split]]
+    if not items["train"]:
+        raise ValueError(f"{source}: the train split is empty; add images or change --split/--sizes.")
+    height, width = _common_size(all_items)
+    shape = [height, width, encoding.channels]
+    bytes_per_example = int(np.prod(shape)) * (2 if layout == "compact" else 4) + 64
+    shard_counts = {split: _shard_count(len(items[split]), bytes_per_example, shards) for split in SPLITS}
+    options = {
+        "encoding": dataclasses.asdict(encoding), "format": format, "layout": layout,
+        "compression": compression, "seed": seed, "shards": shard_counts, "skip_bad": skip_bad,
+        "shape": shape, "classes": list(classes),
+    }
+    fingerprint = _fingerprint(items, options)
+
+    if (output / MANIFEST_NAME).is_file():
+        existing = Manifest.load(output)
+        if existing.source.get("sha256") == fingerprint:
+            logger.info("Reusing %s: same inputs and options.", output)
+            return existing
+        if not overwrite:
+            raise FileExistsError(
+                f"{output}: holds a dataset prepared from other inputs or options; "
+                "pass --overwrite to replace it or choose another output directory."
+            )
+    elif output.exists() and any(output.iterdir()) and not overwrite:
+        raise FileExistsError(f"{output}: exists and is not empty; pass --overwrite or choose another output directory.")
+
+    work = output.parent / f".{output.name}{INCOMPLETE_PREFIX}{fingerprint[:12]}"
+    work.mkdir(parents=True, exist_ok=True)
+    config = _WorkerConfig(encoding, (height, width), format, layout, compression, skip_bad, None)
+    try:
+        skipped = []
+        statistics_path = work / STATISTICS_FILE
+        if encoding.needs_statistics:
+            if not statistics_path.exists():
+                slices = list(_chunks(items["train"], max(CHUNK_SIZE, math.ceil(len(items["train"]) / (4 * workers)))))
+                results = _run_stage(_statistics_task, slices, config, workers, len(items["train"]),
+                                     "statistics (train)", progress)
+                moments = RunningMoments()
+                for part, bad in results:
+                    moments.merge(part)
+                    skipped += bad
+                stats = moments.finalize(abs_scale=encoding.abs_scale)
+                with atomic_open(statistics_path, "wb") as handle:
+                    np.savez(handle, **{k: v.astype(np.float32) for k, v in stats.items()})
+            config = dataclasses.replace(config, statistics_path=str(statistics_path))
+
+        tasks, done = [], {}
+        suffix = ".tfrecord.gz" if compression else ".tfrecord"
+        for split in SPLITS:
+            (work / split).mkdir(exist_ok=True)
+            n_shards = shard_counts[split]
+            bounds = np.linspace(0, len(items[split]), n_shards + 1).astype(int) if n_shards else []
+            for index in range(n_shards):
+                name = f"{split}-{index:05d}-of-{n_shards:05d}" + (suffix if format == "tfrecords" else "")
+                marker = work / split / f"{INCOMPLETE_PREFIX}{name}.done.json"
+                if marker.exists():
+                    with open(marker) as handle:
+                        done[(split, index)] = json.load(handle)
+                    continue
+                tasks.append({
+                    "split": split, "index": index, "file": name, "directory": str(work / split),
+                    "items": items[split][bounds[index]:bounds[index + 1]], "start": int(bounds[index]),
+                })
+        if done:
+            logger.info("Continuing an interrupted run: %d shards already written.", len(done))
+        total = sum(len(task["items"]) for task in tasks)
+        for task, result in zip(tasks, _run_stage(_write_task, tasks, config, workers, total, "encode + write", progress)):
+            done[(task["split"], task["index"])] = result
+
+        splits = {}
+        for split in SPLITS:
+            shard_results = [done[(split, i)] for i in range(shard_counts[split])]
+            per_class = collections.Counter()
+            for result in shard_results:
+                per_class.update({int(k): v for k, v in result["per_class"].items()})
+                skipped += result["skipped"]
+            entry = {
+                "count": sum(r["count"] for r in shard_results),
+                "per_class": {classes_name: per_class.get(i, 0) for i, classes_name in enumerate(classes)},
+                "num_bytes": sum(r["num_bytes"] for r in shard_results),
+            }
+            if format == "tfrecords":
+                entry["shards"] = [{"file": f"{split}/{r['file']}", "count": r["count"]} for r in shard_results if r["count"]]
+                for r in shard_results:
+                    if not r["count"]:
+                        (work / split / r["file"]).unlink(missing_ok=True)
+            else:
+                entry["shards"] = [{"file": split, "count": None}]
+                entry["directory"] = split
+                _finish_npy(work / split, [pair for r in shard_results for pair in r["indices"]])
+            splits[split] = entry
+        for marker in work.glob(f"*/{INCOMPLETE_PREFIX}*.done.json"):
+            marker.unlink()
+
+        unique_skipped = list({s["path"]: s for s in skipped}.values())
+        manifest = Manifest(
+            class_names=list(classes),
+            image_shape=shape,
+            encoding=encoding,
+            format=format,
+            layout=layout if format == "tfrecords" else "npy",
+            compression=compression,
+            splits=splits,
+            statistics=_statistics_entry(statistics_path) if encoding.needs_statistics else None,
+            skipped=unique_skipped,
+            seed=seed,
+            source={"root": str(source), "files": len(all_items), "sha256": fingerprint},
+            command=command,
+            tfforensics_version=__version__,
+        )
+        manifest.save(work)
+        if overwrite and output.exists():
+            remove_tree(output)
+        replace_dir(work, output)
+    except BadImageError:
+        remove_tree(work)  # bad input: the user must change the inputs, nothing to continue
+        raise
+    manifest.root = output
+    return manifest
+
+
+def _statistics_entry(path: Path) -> dict:
+    return {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+
+
+def _finish_npy(directory: Path, indexed_labels) -> None:
+    """Renumber per-image files without gaps (skipped images) and write ``labels.npy``."""
+    indexed_labels = sorted(indexed_labels)
+    for new, (old, _) in enumerate(indexed_labels):
+        if new != old:
+            os.replace(directory / f"{old:06d}.npy", directory / f"{new:06d}.npy")
+    with atomic_open(directory / "labels.npy", "wb") as handle:
+        np.save(handle, np.asarray([label for _, label in indexed_labels], dtype=np.int64))

@@ -1,0 +1,137 @@
+"""The TFRecord contract: one writer, one set of feature specs.
+
+Two record layouts exist:
+
+``original``
+    ``image`` (FloatList, the flattened H x W x C array), ``label`` (Int64List) and
+    ``shape`` (Int64List x 3): the layout of GANDCTAnalysis, readable by its
+    ``deserialize_data``.
+``compact``
+    ``image_raw`` (the array as little-endian float16 bytes), ``label`` and ``shape``:
+    half the size, decoded with ``tf.io.decode_raw``.
+
+Examples are encoded straight to protobuf wire format with NumPy (a packed float list
+is exactly the little-endian float32 bytes) and framed as TFRecords here, so that
+``prepare`` workers never build a Python list of floats and never import TensorFlow.
+``tf.train.Example.FromString`` parses the result; tests check it byte for byte.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+
+import google_crc32c
+import numpy as np
+
+LAYOUTS = ("original", "compact")
+#: dtype of ``image_raw`` in the compact layout.
+COMPACT_DTYPE = np.dtype("<f2")
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field (wire type 2)."""
+    return _varint((number << 3) | 2) + _varint(len(payload)) + payload
+
+
+def _int64_feature(values) -> bytes:
+    packed = b"".join(_varint(int(v)) for v in values)  # labels and shapes are >= 0
+    return _field(3, _field(1, packed))  # Feature.int64_list -> Int64List.value (packed)
+
+
+def _float_feature(array: np.ndarray) -> bytes:
+    return _field(2, _field(1, np.ascontiguousarray(array, dtype="<f4").tobytes()))
+
+
+def _bytes_feature(data: bytes) -> bytes:
+    return _field(1, _field(1, data))
+
+
+def _entry(key: str, feature: bytes) -> bytes:
+    return _field(1, _field(1, key.encode()) + _field(2, feature))  # map<string, Feature>
+
+
+def serialize_example(image: np.ndarray, label: int, layout: str = "original") -> bytes:
+    """Serialise one ``(H, W, C)`` array and its label as a ``tf.train.Example``."""
+    image = np.asarray(image)
+    if image.ndim != 3:
+        raise ValueError(f"`image` must have shape (H, W, C). Received: shape={image.shape}")
+    shape = _entry("shape", _int64_feature(image.shape))
+    label_entry = _entry("label", _int64_feature([label]))
+    if layout == "original":
+        image_entry = _entry("image", _float_feature(image.ravel()))
+    elif layout == "compact":
+        image_entry = _entry("image_raw", _bytes_feature(np.ascontiguousarray(image, dtype=COMPACT_DTYPE).tobytes()))
+    else:
+        raise ValueError(f"`layout` must be one of {LAYOUTS}. Received: layout={layout!r}")
+    return _field(1, image_entry + label_entry + shape)  # Example.features
+
+
+def _masked_crc(data: bytes) -> int:
+    crc = google_crc32c.value(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def frame_record(data: bytes) -> bytes:
+    """TFRecord framing: length, masked CRC32C of the length, data, masked CRC32C of the data."""
+    length = struct.pack("<Q", len(data))
+    return length + struct.pack("<I", _masked_crc(length)) + data + struct.pack("<I", _masked_crc(data))
+
+
+class RecordWriter:
+    """Append framed records to a file, optionally GZIP-compressed (TF's ``"GZIP"``)."""
+
+    def __init__(self, target, compression: str | None = None):
+        if compression not in (None, "GZIP"):
+            raise ValueError(f"`compression` must be None or 'GZIP'. Received: compression={compression!r}")
+        self._owned = open(target, "wb") if isinstance(target, (str, os.PathLike)) else None
+        raw = self._owned or target
+        self._gzip = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6) if compression else None
+        self._handle = self._gzip or raw
+
+    def write(self, data: bytes) -> None:
+        self._handle.write(frame_record(data))
+
+    def close(self) -> None:
+        """Finish the stream; a file object passed in stays open for its owner."""
+        if self._gzip is not None:
+            self._gzip.close()
+        if self._owned is not None:
+            self._owned.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def feature_spec(layout: str, shape) -> dict:
+    """``tf.io.parse_example`` features for ``layout`` and an image ``shape`` (H, W, C)."""
+    import tensorflow as tf
+
+    size = int(np.prod(shape))
+    spec = {
+        "label": tf.io.FixedLenFeature([], tf.int64),
+        "shape": tf.io.FixedLenFeature([3], tf.int64),
+    }
+    if layout == "original":
+        spec["image"] = tf.io.FixedLenFeature([size], tf.float32)
+    elif layout == "compact":
+        spec["image_raw"] = tf.io.FixedLenFeature([], tf.string)
+    else:
+        raise ValueError(f"`layout` must be one of {LAYOUTS}. Received: layout={layout!r}")
+    return spec

@@ -1,0 +1,81 @@
+"""Class folders and seeded train/val/test splits.
+
+Labels follow the sorted sub-folder names of the source directory (label = index),
+as GANDCTAnalysis and Yu et al. do. Splits are drawn per class with a seeded
+permutation, so every class is split in the same proportions and a run repeats.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tfforensics.io.images import list_images
+
+SPLITS = ("train", "val", "test")
+DEFAULT_FRACTIONS = (0.7, 0.2, 0.1)
+
+
+def scan_classes(source) -> dict[str, list[Path]]:
+    """``{class_name: sorted image paths}`` for the sub-folders of ``source`` in sorted order."""
+    source = Path(source)
+    if not source.is_dir():
+        raise FileNotFoundError(f"{source}: source directory not found.")
+    folders = sorted(p for p in source.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not folders:
+        raise ValueError(
+            f"{source}: has no class sub-folders; put the images of each source in its own "
+            "sub-folder (e.g. {source}/real, {source}/progan)."
+        )
+    classes = {}
+    for folder in folders:
+        files = list_images(folder)
+        if not files:
+            raise ValueError(
+                f"{folder}: class folder has no images; add images or remove the folder "
+                "(labels follow the sorted folder names, so an empty class cannot be skipped)."
+            )
+        classes[folder.name] = files
+    return classes
+
+
+def split_counts(n: int, fractions=None, sizes=None, *, name: str = "") -> tuple[int, int, int]:
+    """Number of (train, val, test) items out of ``n`` for fractions or fixed sizes."""
+    if sizes is not None:
+        sizes = tuple(int(s) for s in sizes)
+        if len(sizes) != 3 or min(sizes) < 0:
+            raise ValueError(f"`sizes` must be three counts >= 0. Received: sizes={sizes}")
+        if sum(sizes) > n:
+            raise ValueError(
+                f"class {name!r} has {n} images but --sizes asks for {sum(sizes)} "
+                f"({sizes[0]}+{sizes[1]}+{sizes[2]}); lower the sizes or add images."
+            )
+        return sizes
+    fractions = tuple(float(f) for f in (fractions or DEFAULT_FRACTIONS))
+    if len(fractions) != 3 or min(fractions) < 0 or sum(fractions) > 1 + 1e-9 or sum(fractions) == 0:
+        raise ValueError(f"`fractions` must be three numbers >= 0 summing to at most 1. Received: fractions={fractions}")
+    n_train = int(round(n * fractions[0]))
+    n_val = min(int(round(n * fractions[1])), n - n_train)
+    if abs(sum(fractions) - 1) < 1e-9:
+        n_test = n - n_train - n_val
+    else:
+        n_test = min(int(round(n * fractions[2])), n - n_train - n_val)
+    return n_train, n_val, n_test
+
+
+def split_classes(classes: dict[str, list], *, fractions=None, sizes=None, seed: int = 0) -> dict[str, list[tuple[str, int]]]:
+    """``{split: [(path, label), ...]}``: per-class seeded split, then a seeded shuffle per split."""
+    out = {split: [] for split in SPLITS}
+    for label, (name, files) in enumerate(classes.items()):
+        counts = split_counts(len(files), fractions, sizes, name=name)
+        order = np.random.default_rng([seed, label]).permutation(len(files))
+        start = 0
+        for split, count in zip(SPLITS, counts):
+            out[split].extend((str(files[i]), label) for i in order[start:start + count])
+            start += count
+    for index, split in enumerate(SPLITS):
+        items = out[split]
+        order = np.random.default_rng([seed, 1000 + index]).permutation(len(items))
+        out[split] = [items[i] for i in order]
+    return out

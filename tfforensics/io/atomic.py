@@ -1,0 +1,64 @@
+"""Atomic file and directory writes.
+
+A reader must never see a file that looks complete but is not: files are written to a
+temporary name in the same directory and renamed into place, and whole outputs are
+built in an ``.incomplete`` directory that is renamed only once everything is there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+#: Prefix of temporary names; anything that starts with it is unfinished.
+INCOMPLETE_PREFIX = ".incomplete-"
+
+
+@contextmanager
+def atomic_open(path, mode: str = "wb"):
+    """Open a temporary file next to ``path``; rename it to ``path`` on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=INCOMPLETE_PREFIX, suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        with open(tmp, mode) as handle:
+            yield handle
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def atomic_write(path, data) -> None:
+    """Write ``data`` (bytes or str) to ``path`` atomically."""
+    with atomic_open(path, "wb" if isinstance(data, bytes) else "w") as handle:
+        handle.write(data)
+
+
+def atomic_write_json(path, obj) -> None:
+    """Write ``obj`` as indented JSON to ``path`` atomically."""
+    atomic_write(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def replace_dir(src, dst) -> None:
+    """Move the finished directory ``src`` to ``dst``, which must not exist or be empty."""
+    src, dst = Path(src), Path(dst)
+    if dst.exists():
+        if any(dst.iterdir()):
+            raise FileExistsError(f"{dst}: exists and is not empty; pass --overwrite or choose another output.")
+        dst.rmdir()
+    os.replace(src, dst)
+
+
+def remove_tree(path) -> None:
+    """Remove ``path`` if it exists (a directory tree or a file)."""
+    path = Path(path)
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists():
+        path.unlink()

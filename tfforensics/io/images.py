@@ -1,0 +1,139 @@
+"""The one image loader of tfforensics.
+
+Every command that reads an image file goes through :func:`load_image`, so every
+command converts modes the same way and rejects broken files with the same clear
+message. Images are returned as ``uint8`` arrays of shape ``(H, W, C)`` with
+``C = 3`` (RGB) or ``C = 1`` (gray, PIL's ITU-R 601-2 luma as in the original
+GANDCTAnalysis code).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+#: File name endings treated as images (lower case), as read by PIL.
+IMAGE_EXTENSIONS = (
+    ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm",
+)
+
+#: Refuse images with more pixels than this (decompression bombs); 8192 x 8192.
+DEFAULT_MAX_PIXELS = 8192 * 8192
+
+
+class BadImageError(ValueError):
+    """An image file that cannot be used; the message names the file and the fix."""
+
+    def __init__(self, path, reason: str, fix: str = "remove or replace the file, or pass --skip-bad"):
+        self.path = str(path)
+        self.reason = reason
+        self.fix = fix
+        super().__init__(f"{self.path}: {reason}; {fix}.")
+
+
+def list_images(directory, *, recursive: bool = False) -> list[Path]:
+    """Image files of ``directory`` in sorted order (hidden files ignored)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{directory}: not a directory.")
+    pattern = "**/*" if recursive else "*"
+    return sorted(
+        p for p in directory.glob(pattern)
+        if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file() and not p.name.startswith(".")
+    )
+
+
+def _open(path, max_pixels: int) -> Image.Image:
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as error:
+        raise BadImageError(path, f"cannot be read ({error.strerror})") from error
+    if size == 0:
+        raise BadImageError(path, "is an empty (zero-byte) file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(path)
+    except UnidentifiedImageError as error:
+        raise BadImageError(path, "is not an image PIL can decode") from error
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise BadImageError(path, "is too large to decode safely (image bomb?)") from error
+    except OSError as error:
+        raise BadImageError(path, f"cannot be opened ({error})") from error
+    width, height = image.size
+    if width * height > max_pixels:
+        image.close()
+        raise BadImageError(
+            path,
+            f"has {width}x{height} pixels, more than the limit of {max_pixels} (image bomb?)",
+            "shrink it first or raise the pixel limit",
+        )
+    return image
+
+
+def read_size(path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+    """``(height, width)`` from the file header, without decoding the pixels."""
+    with _open(path, max_pixels) as image:
+        return image.size[1], image.size[0]
+
+
+def _to_uint8(image: Image.Image) -> np.ndarray:
+    """Pixels of a PIL image as uint8 RGB, whatever its mode (16-bit, float, CMYK, ...)."""
+    mode = image.mode
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        array = np.asarray(image).astype(np.float64)
+        if mode == "F" and array.size and array.max() <= 1.0:
+            array = array * 255.0
+        elif mode != "F" and array.size and array.max() > 255:
+            array = array / 257.0  # 16-bit range to 8-bit
+        gray = np.clip(np.rint(array), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=-1)
+    if mode != "RGB":
+        image = image.convert("RGB")  # drops alpha; converts P, CMYK, YCbCr, L, 1, LA
+    return np.asarray(image, dtype=np.uint8)
+
+
+def load_image(
+    path,
+    *,
+    grayscale: bool = False,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> np.ndarray:
+    """Decode ``path`` to a ``uint8`` array of shape ``(H, W, 3)`` or ``(H, W, 1)``.
+
+    Any readable mode is converted (RGBA, LA, P, CMYK, 16-bit, float); unreadable,
+    truncated or oversized files raise :class:`BadImageError` naming the file.
+    """
+    image = _open(path, max_pixels)
+    try:
+        with image:
+            image.load()
+            rgb = _to_uint8(image)
+    except BadImageError:
+        raise
+    except (OSError, ValueError, SyntaxError) as error:
+        # PIL reports truncated and corrupt data as OSError ("image file is truncated").
+        raise BadImageError(path, f"is truncated or corrupt ({error})") from error
+    if rgb.ndim != 3 or rgb.shape[-1] != 3:
+        raise BadImageError(path, f"decoded to an unexpected shape {rgb.shape}")
+    if grayscale:
+        # PIL's own RGB -> L conversion (ITU-R 601-2), as the original tools used.
+        gray = np.asarray(Image.fromarray(rgb, "RGB").convert("L"), dtype=np.uint8)
+        return gray[..., None]
+    return rgb
+
+
+def save_image(array: np.ndarray, path, **params) -> None:
+    """Write a ``uint8`` (H, W, C) array as an image; format from the file name."""
+    array = np.asarray(array)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}{Path(path).suffix}"
+    Image.fromarray(array.astype(np.uint8)).save(tmp, **params)
+    os.replace(tmp, path)
