@@ -274,3 +274,11 @@ def test_cli_bad_file_is_one_line_or_skipped(tmp_path, three_sources, capsys, ca
     assert launch(["resize", str(src), str(tmp_path / "out"), "--size", "8", "-q", "--skip-bad"]) == 0
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["good.png"]
     assert "truncated.png" in caplog.text
+
+
+def test_bad_image_error_survives_pickling():
+    """A worker's BadImageError must cross the process boundary (else a Pool hangs)."""
+    import pickle
+
+    error = pickle.loads(pickle.dumps(BadImageError("a.png", "is broken", "replace it")))
+    assert (error.path, error.reason, error.fix, str(error)) == ("a.png", "is broken", "replace it", "a.png: is broken; replace it.")
