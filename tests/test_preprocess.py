@@ -17,7 +17,7 @@ from tfforensics.preprocess import (
     sample_params, split_folder,
 )
 from tfforensics.preprocess import _folder
-from tfforensics.preprocess.crop import crop_window_celeba
+from tfforensics.preprocess.crop import center_square, crop_window_celeba
 from tfforensics.preprocess.perturb import file_rng, read_log
 
 
@@ -67,6 +67,14 @@ def test_lsun_crop_is_the_centre_square_then_an_anti_aliased_resize(photos):
     naive = square[::2, ::2][:128, :128].astype(float)  # no filter, wrong scale: far off
     assert np.abs(out - pil).mean() < 2.0
     assert np.abs(out - naive).mean() > 5 * np.abs(out - pil).mean()
+    # the original's filter: scikit-image resize, order 1, anti-aliased (OpenCV replica must agree)
+    from skimage.transform import resize
+
+    for image in (square, chelsea[:200, 13:213], chelsea[:100, :100], photos["astronaut"][..., :1]):
+        side = min(image.shape[:2])
+        reference = resize(center_square(image).astype(float), (128, 128), order=1, anti_aliasing=True,
+                           preserve_range=True)
+        assert side and np.array_equal(crop_lsun(image), np.clip(np.rint(reference), 0, 255).astype(np.uint8))
 
 
 def test_crop_folder_keeps_names_and_handles_bad_files(tmp_path, photos):
@@ -89,13 +97,15 @@ def test_crop_folder_keeps_names_and_handles_bad_files(tmp_path, photos):
         crop_folder(src, tmp_path / "out", "celeba", skip_bad=True, progress=False)
 
 
-def test_process_pool_gives_the_same_files_and_a_clear_error(tmp_path, photos, monkeypatch):
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_process_pool_gives_the_same_files_and_a_clear_error(tmp_path, photos, monkeypatch, start_method):
     src = tmp_path / "lsun"
     for i, name in enumerate(["coffee", "rocket", "horse", "china", "flower", "chelsea"]):
         _save(photos[name], src / f"{i}.png")
     crop_folder(src, tmp_path / "one", "lsun", size=64, workers=1, progress=False)
     monkeypatch.setattr(_folder, "POOL_THRESHOLD", 0)
     monkeypatch.setattr(_folder, "CHUNK_SIZE", 2)
+    monkeypatch.setattr(_folder, "_start_method", lambda: start_method)
     crop_folder(src, tmp_path / "two", "lsun", size=64, workers=2, progress=False)
     for path in sorted((tmp_path / "one").iterdir()):
         np.testing.assert_array_equal(load_image(path), load_image(tmp_path / "two" / path.name))

@@ -13,11 +13,12 @@ import dataclasses
 import logging
 import multiprocessing
 import os
+import sys
 import uuid
 from pathlib import Path
 
 from tfforensics.io.atomic import INCOMPLETE_PREFIX, remove_tree, replace_dir
-from tfforensics.io.images import BadImageError, list_images
+from tfforensics.io.images import BadImageError, list_images, save_image
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +26,8 @@ logger = logging.getLogger(__name__)
 POOL_THRESHOLD = 256
 #: Files handed to a worker at a time.
 CHUNK_SIZE = 32
+#: zlib level of written PNGs: level 1 writes 3x faster than PIL's default 6 for ~12 % more bytes.
+PNG_COMPRESS_LEVEL = 1
 
 
 @dataclasses.dataclass
@@ -58,6 +61,10 @@ def source_images(source, *, limit: int | None = None) -> list[tuple[Path, Path]
                 per_folder[path.parent] = count + 1
         files = kept
     return [(path, path.relative_to(source)) for path in files]
+
+
+def write_png(array, path) -> None:
+    save_image(array, path, compress_level=PNG_COMPRESS_LEVEL)
 
 
 def png_name(relative: Path) -> Path:
@@ -109,13 +116,20 @@ def _run_chunk(payload):
     return results
 
 
+def _start_method() -> str:
+    """``fork`` (instant) unless TensorFlow is loaded here, whose threads make forking unsafe."""
+    if "tensorflow" in sys.modules or "fork" not in multiprocessing.get_all_start_methods():
+        return "spawn"
+    return "fork"
+
+
 def run_jobs(function, jobs, *, workers: int | None = None, skip_bad: bool = False,
              progress: bool = True, description: str = "images") -> tuple[list, list[dict]]:
     """Apply ``function`` (a module-level, picklable function) to every job.
 
     Returns ``(results of the good jobs in job order, skipped [{"path", "reason"}])``.
     Without ``skip_bad`` the first bad image raises :class:`BadImageError` naming it.
-    Large job lists run in a spawn-context process pool (safe when TensorFlow is loaded).
+    Large job lists run in a process pool (forked, or spawned once TensorFlow is loaded).
     """
     from tqdm.auto import tqdm
 
@@ -140,7 +154,7 @@ def run_jobs(function, jobs, *, workers: int | None = None, skip_bad: bool = Fal
             for chunk in chunks:
                 consume(_run_chunk((function, chunk)))
         else:
-            context = multiprocessing.get_context("spawn")
+            context = multiprocessing.get_context(_start_method())
             with context.Pool(min(workers, len(chunks))) as pool:
                 # imap keeps job order; a bad image ends the pool at the `with` exit.
                 for chunk_results in pool.imap(_run_chunk, [(function, chunk) for chunk in chunks]):

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from tfforensics.io.atomic import atomic_write_json
-from tfforensics.io.images import load_image, save_image
+from tfforensics.io.images import load_image
 from tfforensics.preprocess._folder import (
-    FolderResult, check_unique, log_skipped, png_name, run_jobs, source_images, staged_output,
+    FolderResult, check_unique, log_skipped, png_name, run_jobs, source_images, staged_output, write_png,
 )
 
 logger = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ def _perturb_job(job):
         params = sample_params(kind, rng, probability=probability)
     else:
         params = sample_params(kind, rng) if rng.random() < probability else None
-    save_image(apply_params(image, params) if params else image, destination)
+    write_png(apply_params(image, params) if params else image, destination)
     return relative, params
 
 

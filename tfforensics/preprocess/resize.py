@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tfforensics.io.images import load_image, save_image
+from tfforensics.io.images import load_image
 from tfforensics.preprocess._folder import (
-    FolderResult, check_unique, log_skipped, png_name, run_jobs, source_images, staged_output,
+    FolderResult, check_unique, log_skipped, png_name, run_jobs, source_images, staged_output, write_png,
 )
 
 FILTERS = {
@@ -41,7 +41,7 @@ def resize_image(image: np.ndarray, size: int, filter: str = "bilinear") -> np.n
 
 def _resize_job(job):
     source, destination, size, filter = job
-    save_image(resize_image(load_image(source), size, filter), destination)
+    write_png(resize_image(load_image(source), size, filter), destination)
     return destination
 
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from tfforensics.data.splits import split_counts
-from tfforensics.io.images import load_image, save_image
+from tfforensics.io.images import load_image
 from tfforensics.preprocess._folder import (
-    FolderResult, check_unique, log_skipped, png_name, run_jobs, source_images, staged_output,
+    FolderResult, check_unique, log_skipped, png_name, run_jobs, source_images, staged_output, write_png,
 )
 from tfforensics.preprocess.resize import FILTERS, resize_image
 
@@ -31,7 +31,7 @@ def _split_job(job):
     if size is None:
         shutil.copyfile(source, destination)
     else:
-        save_image(resize_image(image, size, filter), destination)
+        write_png(resize_image(image, size, filter), destination)
     return destination
 
 
