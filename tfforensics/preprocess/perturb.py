@@ -7,6 +7,15 @@ quality drawn from the integers 10..74 (the original's ``randint(10, 75)``); a c
 5-20 % of each side length (half on each side) resized back with bicubic interpolation.
 ``combined`` applies noise, blur, JPEG and crop in that order, each with probability 0.5.
 
+Where this differs from the original code, on purpose:
+
+- JPEG: the original hands ``[quality, 90]`` to ``cv2.imencode``, i.e. the quality as a
+  flag id that OpenCV ignores, so its JPEG step always used OpenCV's default quality 95
+  (and encoded RGB as if it were BGR). Here the drawn quality is used, as the paper says.
+- combined: the original gives each image one of the four perturbations in turn (with
+  probability 0.5); here each of the four is applied with probability 0.5 (the paper's
+  "combination").
+
 Parameters are drawn first (:func:`sample_params`) and then applied
 (:func:`apply_params`), so a folder run can log exactly what each file received.
 """
