@@ -5,6 +5,10 @@
 128-pixel window, clipped to the image). ``crop_lsun`` cuts the centred square on the
 shorter side and resizes it with the filter of the original (scikit-image ``resize``:
 bilinear with Gaussian anti-aliasing when shrinking).
+
+The original crop_lsun.py keeps ``2 * ((long - short) // 2)`` pixels of the long side
+instead of ``short`` (a 256x341 image becomes a 256x84 strip before the resize); here the
+square is cut as the papers describe it.
 """
 
 from __future__ import annotations
