@@ -292,3 +292,14 @@ def test_bad_image_error_survives_pickling():
 
     error = pickle.loads(pickle.dumps(BadImageError("a.png", "is broken", "replace it")))
     assert (error.path, error.reason, error.fix, str(error)) == ("a.png", "is broken", "replace it", "a.png: is broken; replace it.")
+
+
+def test_root_help_lists_the_image_tools(capsys):
+    from tfforensics.cli.main import COMMANDS
+
+    assert {"crop", "resize", "split", "perturb", "stats", "mean_var"} <= set(COMMANDS)
+    with pytest.raises(SystemExit):
+        launch(["--help"])
+    listing = capsys.readouterr().out
+    for command in ("crop", "resize", "split", "perturb", "stats", "mean-var"):
+        assert f"    {command} " in listing
