@@ -25,9 +25,10 @@ def add_output_args(parser, *, overwrite: bool = True) -> None:
         group.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
 
-def add_runtime_args(parser, *, workers: bool = False) -> None:
+def add_runtime_args(parser, *, workers: bool = False, seed: bool = True) -> None:
     group = parser.add_argument_group("runtime")
-    group.add_argument("--seed", type=int, default=0, help="random seed, for repeatable runs (default: 0)")
+    if seed:
+        group.add_argument("--seed", type=int, default=0, help="random seed, for repeatable runs (default: 0)")
     if workers:
         group.add_argument(
             "--workers", type=int, default=None,

@@ -9,8 +9,9 @@ import sys
 
 from tfforensics import __version__
 
-#: Sub-command modules in ``tfforensics/cli/``, in the order ``--help`` lists them.
-COMMANDS = ["prepare"]
+#: Sub-command modules in ``tfforensics/cli/``, in the order ``--help`` lists them. A module
+#: registers its own command name (``mean_var`` registers ``mean-var``).
+COMMANDS = ["prepare", "crop", "resize", "split", "perturb", "stats", "mean_var"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -34,6 +34,11 @@ class BadImageError(ValueError):
         self.fix = fix
         super().__init__(f"{self.path}: {reason}; {fix}.")
 
+    def __reduce__(self):
+        # Rebuild from the three fields: the default (message only) fails to unpickle, which
+        # hangs a multiprocessing pool whose worker raised it.
+        return (type(self), (self.path, self.reason, self.fix))
+
 
 def list_images(directory, *, recursive: bool = False) -> list[Path]:
     """Image files of ``directory`` in sorted order (hidden files ignored)."""

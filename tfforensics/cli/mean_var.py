@@ -1,0 +1,66 @@
+"""``tfforensics mean-var``: train-split mean.npy / var.npy of the DCT (compute_mean_var.py)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from tfforensics.cli._common import add_command, add_output_args, add_runtime_args, add_skip_bad, setup_logging
+
+logger = logging.getLogger(__name__)
+
+
+def add_parser(subparsers) -> None:
+    parser = add_command(
+        subparsers, "mean-var",
+        help="mean.npy / var.npy of the DCT over the train split (for a DCT input layer)",
+        description=(
+            "Per-coefficient mean and population variance of the 2-D DCT, saved as OUT/mean.npy and "
+            "OUT/var.npy (+ mean_var.json saying how). SRC is one of: a dataset written by `prepare` "
+            "(its train split as stored; with --normalize its recorded statistics); one folder of class "
+            "sub-folders (the train split `prepare` would draw with the same --split and --seed); or "
+            "image folders (the first --amount images of each, as the original). Folders give the raw "
+            "DCT of RGB images by default, as the original; see --log and --grayscale."
+        ),
+        examples="""
+            tfforensics mean-var data/celeba128 -o mean_var/celeba --log
+            tfforensics mean-var data/ffhq/real data/ffhq/fake --amount 10000 -o mean_var/ffhq
+            tfforensics mean-var datasets/celeba_dct_log -o mean_var/celeba_records
+        """,
+    )
+    parser.add_argument("sources", metavar="SRC", nargs="+", help="prepared dataset, class-folder tree or image folders")
+    parser.add_argument("--output", "-o", default="mean_var", help="output folder (default: mean_var)")
+    parser.add_argument("--amount", "-n", type=int, default=None,
+                        help="at most this many images per folder / class (for a dataset: records)")
+    parser.add_argument("--log", "-l", action="store_true", help="statistics of log(|DCT| + 1e-12)")
+    parser.add_argument("--grayscale", "-g", action="store_true", help="grayscale images (default: RGB)")
+    parser.add_argument("--split", type=float, nargs=3, metavar=("TRAIN", "VAL", "TEST"), default=None,
+                        help="split fractions of a class-folder tree, as given to prepare (default: 0.7 0.2 0.1)")
+    parser.add_argument("--all-images", action="store_true", help="class-folder tree: use every image, not the train split")
+    add_skip_bad(parser)
+    add_output_args(parser)
+    add_runtime_args(parser, workers=True)
+    parser.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from tfforensics.analysis.spectra import mean_var_from_dataset, mean_var_from_folders
+    from tfforensics.data.manifest import MANIFEST_NAME
+
+    setup_logging(args.quiet)
+    first = Path(args.sources[0])
+    if (first / MANIFEST_NAME).is_file() or first.name == MANIFEST_NAME:
+        if len(args.sources) > 1:
+            raise ValueError(f"{args.sources[1]}: give one prepared dataset, or image folders, not both.")
+        info = mean_var_from_dataset(first, args.output, limit=args.amount, overwrite=args.overwrite,
+                                     progress=not args.quiet)
+    else:
+        info = mean_var_from_folders(args.sources, args.output, amount=args.amount, color=not args.grayscale,
+                                     log=args.log, fractions=args.split, seed=args.seed,
+                                     train_only=not args.all_images, skip_bad=args.skip_bad, workers=args.workers,
+                                     overwrite=args.overwrite, progress=not args.quiet)
+        if info["skipped"]:
+            logger.warning("skipped %d bad images (listed in mean_var.json)", len(info["skipped"]))
+    logger.info("%s: mean.npy, var.npy of shape %s from %d images (%s)", info["output"], info["shape"],
+                info["count"], info["mode"])
+    return 0

@@ -1,0 +1,171 @@
+"""Shared machinery of the folder tools: plan file jobs, run them in a pool, stage the output.
+
+Every folder tool (crop, resize, split, perturb) maps one pure per-file function over
+``(source, destination, parameters)`` jobs. Output goes to a hidden ``.incomplete``
+directory next to the destination that is renamed into place only when every file is
+written, so a failed run never leaves a half-filled output behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import multiprocessing
+import os
+import sys
+import uuid
+from pathlib import Path
+
+from tfforensics.io.atomic import INCOMPLETE_PREFIX, remove_tree, replace_dir
+from tfforensics.io.images import BadImageError, list_images, save_image
+
+logger = logging.getLogger(__name__)
+
+#: Below this many files a process pool costs more (spawn + imports) than it saves.
+POOL_THRESHOLD = 256
+#: Files handed to a worker at a time.
+CHUNK_SIZE = 32
+#: zlib level of written PNGs: level 1 writes 3x faster than PIL's default 6 for ~12 % more bytes.
+PNG_COMPRESS_LEVEL = 1
+
+
+@dataclasses.dataclass
+class FolderResult:
+    """What a folder tool wrote: the output directory, files written, files skipped."""
+
+    output: Path
+    written: int = 0
+    skipped: list = dataclasses.field(default_factory=list)  # [{"path", "reason"}]
+    details: dict = dataclasses.field(default_factory=dict)
+
+
+def source_images(source, *, limit: int | None = None) -> list[tuple[Path, Path]]:
+    """``[(file, path relative to source)]`` of every image under ``source`` (sub-folders too).
+
+    ``limit`` keeps the first ``limit`` files of each folder, as the originals' SIZE argument.
+    """
+    source = Path(source)
+    if not source.is_dir():
+        raise FileNotFoundError(f"{source}: source directory not found.")
+    files = [p for p in list_images(source, recursive=True)
+             if not any(part.startswith(".") for part in p.relative_to(source).parts)]
+    if not files:
+        raise ValueError(f"{source}: contains no images ({', '.join(('png', 'jpg', 'webp', '...'))}); check the path.")
+    if limit is not None:
+        kept, per_folder = [], {}
+        for path in files:
+            count = per_folder.get(path.parent, 0)
+            if count < limit:
+                kept.append(path)
+                per_folder[path.parent] = count + 1
+        files = kept
+    return [(path, path.relative_to(source)) for path in files]
+
+
+def write_png(array, path) -> None:
+    save_image(array, path, compress_level=PNG_COMPRESS_LEVEL)
+
+
+def png_name(relative: Path) -> Path:
+    """Output name of ``relative``: same folder and stem, ``.png`` (lossless)."""
+    return relative.with_suffix(".png")
+
+
+def check_unique(names, source) -> None:
+    """Refuse two inputs that would write the same output file (``a.jpg`` and ``a.png``)."""
+    seen = {}
+    for original, name in names:
+        if name in seen:
+            raise ValueError(
+                f"{source}: {seen[name]} and {original} would both be written as {name}; "
+                "rename one of them."
+            )
+        seen[name] = original
+
+
+@contextlib.contextmanager
+def staged_output(output, *, overwrite: bool = False):
+    """Yield a hidden work directory that becomes ``output`` when the block succeeds.
+
+    On any error the work directory is removed, so nothing half-written remains.
+    """
+    output = Path(output).resolve()
+    if output.exists() and (not output.is_dir() or any(output.iterdir())) and not overwrite:
+        raise FileExistsError(f"{output}: exists and is not empty; pass --overwrite or choose another output directory.")
+    work = output.parent / f".{output.name}{INCOMPLETE_PREFIX}{uuid.uuid4().hex[:8]}"
+    work.mkdir(parents=True)
+    try:
+        yield work
+        if output.exists():
+            remove_tree(output)
+        replace_dir(work, output)
+    finally:
+        remove_tree(work)
+
+
+def _run_chunk(payload):
+    """Worker side: run ``function`` on each job; bad images come back as data, not exceptions."""
+    function, jobs = payload
+    results = []
+    for job in jobs:
+        try:
+            results.append(("ok", function(job)))
+        except BadImageError as error:
+            results.append(("bad", (error.path, error.reason, error.fix)))
+    return results
+
+
+def _start_method() -> str:
+    """``fork`` (instant) unless TensorFlow is loaded here, whose threads make forking unsafe."""
+    if "tensorflow" in sys.modules or "fork" not in multiprocessing.get_all_start_methods():
+        return "spawn"
+    return "fork"
+
+
+def run_jobs(function, jobs, *, workers: int | None = None, skip_bad: bool = False,
+             progress: bool = True, description: str = "images") -> tuple[list, list[dict]]:
+    """Apply ``function`` (a module-level, picklable function) to every job.
+
+    Returns ``(results of the good jobs in job order, skipped [{"path", "reason"}])``.
+    Without ``skip_bad`` the first bad image raises :class:`BadImageError` naming it.
+    Large job lists run in a process pool (forked, or spawned once TensorFlow is loaded).
+    """
+    from tqdm.auto import tqdm
+
+    workers = workers or os.cpu_count() or 1
+    chunks = [jobs[i:i + CHUNK_SIZE] for i in range(0, len(jobs), CHUNK_SIZE)]
+    results, skipped = [], []
+    bar = tqdm(total=len(jobs), desc=description, unit="img", disable=not progress, dynamic_ncols=True)
+
+    def consume(chunk_results):
+        for status, value in chunk_results:
+            if status == "ok":
+                results.append(value)
+                continue
+            path, reason, fix = value
+            if not skip_bad:
+                raise BadImageError(path, reason, fix)
+            skipped.append({"path": path, "reason": reason})
+        bar.update(len(chunk_results))
+
+    try:
+        if workers <= 1 or len(jobs) < POOL_THRESHOLD:
+            for chunk in chunks:
+                consume(_run_chunk((function, chunk)))
+        else:
+            context = multiprocessing.get_context(_start_method())
+            with context.Pool(min(workers, len(chunks))) as pool:
+                # imap keeps job order; a bad image ends the pool at the `with` exit.
+                for chunk_results in pool.imap(_run_chunk, [(function, chunk) for chunk in chunks]):
+                    consume(chunk_results)
+    finally:
+        bar.close()
+    return results, skipped
+
+
+def log_skipped(skipped) -> None:
+    if skipped:
+        logger.warning("skipped %d bad images:", len(skipped))
+        for entry in skipped:
+            logger.warning("  %s: %s", entry["path"], entry["reason"])

@@ -1,0 +1,213 @@
+"""Image perturbations of Frank et al.'s robustness experiments (create_perturbed_imagedata).
+
+Ranges as in the original: Gaussian noise with a standard deviation drawn from U[5, 20];
+Gaussian blur with a kernel of 3, 5, 7 or 9 pixels (the original passes
+``cv2.BORDER_DEFAULT``, i.e. 4, as sigma, so every kernel uses sigma 4); JPEG with a
+quality drawn from the integers 10..74 (the original's ``randint(10, 75)``); a crop of
+5-20 % of each side length (half on each side) resized back with bicubic interpolation.
+``combined`` applies noise, blur, JPEG and crop in that order, each with probability 0.5.
+
+Where this differs from the original code, on purpose:
+
+- JPEG: the original hands ``[quality, 90]`` to ``cv2.imencode``, i.e. the quality as a
+  flag id that OpenCV ignores, so its JPEG step always used OpenCV's default quality 95
+  (and encoded RGB as if it were BGR). Here the drawn quality is used, as the paper says.
+- combined: the original gives each image one of the four perturbations in turn (with
+  probability 0.5); here each of the four is applied with probability 0.5 (the paper's
+  "combination").
+
+Parameters are drawn first (:func:`sample_params`) and then applied
+(:func:`apply_params`), so a folder run can log exactly what each file received.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from tfforensics.io.atomic import atomic_write_json
+from tfforensics.io.images import load_image
+from tfforensics.preprocess._folder import (
+    FolderResult, check_unique, log_skipped, png_name, run_jobs, source_images, staged_output, write_png,
+)
+
+logger = logging.getLogger(__name__)
+
+KINDS = ("noise", "blur", "jpeg", "crop", "combined")
+NOISE_STD_RANGE = (5.0, 20.0)
+BLUR_KERNELS = (3, 5, 7, 9)
+#: sigma the original ends up using (``cv2.BORDER_DEFAULT`` passed as ``sigmaX``).
+BLUR_SIGMA = 4.0
+#: JPEG quality: integers low..high-1, as ``np.random.randint(10, 75)``.
+JPEG_QUALITY_RANGE = (10, 75)
+CROP_FRACTION_RANGE = (0.05, 0.20)
+#: Chance that each step of ``combined`` is applied.
+COMBINED_PROBABILITY = 0.5
+LOG_NAME = "perturbations.json"
+
+
+def _check_kind(kind: str, allowed=KINDS) -> None:
+    if kind not in allowed:
+        raise ValueError(f"`kind` must be one of {allowed}. Received: kind={kind!r}")
+
+
+def sample_params(kind: str, rng: np.random.Generator, *, probability: float = COMBINED_PROBABILITY) -> dict:
+    """Draw the parameters of one perturbation of ``kind``.
+
+    For ``combined`` the result lists the steps that were drawn (each with ``probability``).
+    """
+    _check_kind(kind)
+    if kind == "noise":
+        return {"kind": "noise", "std": float(rng.uniform(*NOISE_STD_RANGE)),
+                "seed": int(rng.integers(2**63 - 1))}
+    if kind == "blur":
+        return {"kind": "blur", "kernel": int(rng.choice(BLUR_KERNELS)), "sigma": BLUR_SIGMA}
+    if kind == "jpeg":
+        return {"kind": "jpeg", "quality": int(rng.integers(*JPEG_QUALITY_RANGE))}
+    if kind == "crop":
+        return {"kind": "crop", "fraction": float(rng.uniform(*CROP_FRACTION_RANGE))}
+    steps = []
+    for step in ("noise", "blur", "jpeg", "crop"):
+        if rng.random() < probability:
+            steps.append(sample_params(step, rng))
+    return {"kind": "combined", "steps": steps}
+
+
+def add_noise(image: np.ndarray, std: float, seed: int) -> np.ndarray:
+    noise = np.random.default_rng(seed).standard_normal(image.shape, dtype=np.float32) * np.float32(std)
+    return np.clip(np.rint(image.astype(np.float32) + noise), 0, 255).astype(np.uint8)
+
+
+def gaussian_blur(image: np.ndarray, kernel: int, sigma: float = BLUR_SIGMA) -> np.ndarray:
+    import cv2
+
+    out = cv2.GaussianBlur(np.ascontiguousarray(image), (kernel, kernel), sigmaX=sigma)
+    return out.reshape(image.shape)
+
+
+def jpeg_compress(image: np.ndarray, quality: int) -> np.ndarray:
+    """Encode and decode as JPEG at ``quality`` (OpenCV; channels kept in RGB order)."""
+    import cv2
+
+    gray = image.ndim == 2 or image.shape[-1] == 1
+    array = image.reshape(image.shape[:2]) if gray else np.ascontiguousarray(image[..., ::-1])  # RGB -> BGR
+    ok, data = cv2.imencode(".jpg", array, [int(cv2.IMWRITE_JPEG_QUALITY), int(quality)])
+    if not ok:
+        raise ValueError(f"OpenCV could not JPEG-encode an image of shape {image.shape}.")
+    decoded = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
+    return decoded.reshape(image.shape) if gray else decoded[..., ::-1].copy()
+
+
+def crop_and_resize(image: np.ndarray, fraction: float) -> np.ndarray:
+    """Cut ``fraction`` of each side length (half per border), resize back (bicubic)."""
+    import cv2
+
+    height, width = image.shape[:2]
+    rows = max(1, int(height * fraction * 0.5))
+    cols = max(1, int(width * fraction * 0.5))
+    cropped = np.ascontiguousarray(image[rows:height - rows, cols:width - cols])
+    out = cv2.resize(cropped, dsize=(width, height), interpolation=cv2.INTER_CUBIC)
+    return out.reshape(image.shape)
+
+
+def apply_params(image: np.ndarray, params: dict) -> np.ndarray:
+    """Apply parameters drawn by :func:`sample_params` to a uint8 (H, W, C) image."""
+    image = np.asarray(image, dtype=np.uint8)
+    kind = params["kind"]
+    if kind == "noise":
+        return add_noise(image, params["std"], params["seed"])
+    if kind == "blur":
+        return gaussian_blur(image, params["kernel"], params.get("sigma", BLUR_SIGMA))
+    if kind == "jpeg":
+        return jpeg_compress(image, params["quality"])
+    if kind == "crop":
+        return crop_and_resize(image, params["fraction"])
+    if kind == "combined":
+        for step in params["steps"]:
+            image = apply_params(image, step)
+        return image.copy()
+    raise ValueError(f"`params['kind']` must be one of {KINDS}. Received: kind={kind!r}")
+
+
+def perturb(image: np.ndarray, kind: str, rng: np.random.Generator | int | None = None) -> np.ndarray:
+    """``image`` with one random perturbation of ``kind`` (noise|blur|jpeg|crop|combined).
+
+    ``rng`` is a NumPy Generator or a seed; the same seed gives the same output.
+    """
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    return apply_params(image, sample_params(kind, rng))
+
+
+def file_rng(seed: int, kind: str, relative) -> np.random.Generator:
+    """Generator of one file: depends on the seed, the kind and the file's relative path only,
+    so the result does not change with the worker count or with other files in the folder."""
+    key = zlib.crc32(Path(relative).as_posix().encode())
+    return np.random.default_rng([seed, KINDS.index(kind), key])
+
+
+def _perturb_job(job):
+    source, destination, relative, kind, seed, probability = job
+    image = load_image(source)
+    rng = file_rng(seed, kind, relative)
+    if kind == "combined":
+        params = sample_params(kind, rng, probability=probability)
+    else:
+        params = sample_params(kind, rng) if rng.random() < probability else None
+    write_png(apply_params(image, params) if params else image, destination)
+    return relative, params
+
+
+def perturb_folder(source, output, kind: str, *, probability: float = 0.5, seed: int = 0,
+                   limit: int | None = None, workers: int | None = None, skip_bad: bool = False,
+                   overwrite: bool = False, progress: bool = True) -> FolderResult:
+    """Write a perturbed PNG copy of every image under ``source`` (class sub-folders kept).
+
+    Args:
+        kind: one of ``noise blur jpeg crop combined``, or ``all`` for one output tree per
+            kind (``output/<kind>/...``).
+        probability: chance that an image is perturbed (the rest are copied unchanged), as the
+            original's 0.5; for ``combined`` the chance of each of its four steps.
+        seed: with the same seed and inputs the output is identical (any worker count).
+        limit: at most this many images per folder (the original's ``--size``).
+
+    ``perturbations.json`` in each output tree records the parameters of every file.
+    """
+    _check_kind(kind, KINDS + ("all",))
+    if not 0.0 <= probability <= 1.0:
+        raise ValueError(f"`probability` must be between 0 and 1. Received: probability={probability}")
+    files = source_images(source, limit=limit)
+    names = [(relative, png_name(relative)) for _, relative in files]
+    check_unique(names, source)
+    kinds = KINDS if kind == "all" else (kind,)
+    skipped, written, details = [], 0, {}
+    with staged_output(output, overwrite=overwrite) as work:
+        for current in kinds:
+            root = work / current if kind == "all" else work
+            jobs = [(str(path), str(root / name), relative.as_posix(), current, seed, probability)
+                    for (path, relative), (_, name) in zip(files, names)]
+            results, bad = run_jobs(_perturb_job, jobs, workers=workers, skip_bad=skip_bad,
+                                    progress=progress, description=f"perturb {current}")
+            if kind == "all":
+                skipped += [entry for entry in bad if entry["path"] not in {s["path"] for s in skipped}]
+            else:
+                skipped = bad
+            written += len(results)
+            perturbed = sum(1 for _, params in results if params and (params["kind"] != "combined" or params["steps"]))
+            details[current] = {"written": len(results), "perturbed": perturbed}
+            root.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(root / LOG_NAME, {
+                "kind": current, "seed": seed, "probability": probability, "source": str(Path(source).resolve()),
+                "skipped": bad, "files": {relative: params for relative, params in results},
+            })
+    log_skipped(skipped)
+    return FolderResult(Path(output).resolve(), written, skipped, details)
+
+
+def read_log(directory) -> dict:
+    """The ``perturbations.json`` of a perturbed tree."""
+    with open(Path(directory) / LOG_NAME) as handle:
+        return json.load(handle)

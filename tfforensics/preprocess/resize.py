@@ -1,0 +1,63 @@
+"""Resize a folder of images to N x N (the 004 project's build_dataset, resize part).
+
+The 004 project resized every image of a folder to a square with PIL's bilinear filter
+(which anti-aliases when shrinking) before splitting it. ``--is_testing`` there meant
+"resize only, do not split"; here that is ``tfforensics resize``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from tfforensics.io.images import load_image
+from tfforensics.preprocess._folder import (
+    FolderResult, check_unique, log_skipped, png_name, run_jobs, source_images, staged_output, write_png,
+)
+
+FILTERS = {
+    "nearest": Image.NEAREST,
+    "bilinear": Image.BILINEAR,
+    "bicubic": Image.BICUBIC,
+    "lanczos": Image.LANCZOS,
+    "box": Image.BOX,
+}
+
+
+def resize_image(image: np.ndarray, size: int, filter: str = "bilinear") -> np.ndarray:
+    """``image`` (H, W, C) uint8 resized to ``size`` x ``size`` with a PIL filter (aspect not kept)."""
+    if filter not in FILTERS:
+        raise ValueError(f"`filter` must be one of {sorted(FILTERS)}. Received: filter={filter!r}")
+    image = np.asarray(image, dtype=np.uint8)
+    if image.shape[:2] == (size, size):
+        return image.copy()
+    squeeze = image.ndim == 3 and image.shape[-1] == 1
+    pil = Image.fromarray(image[..., 0] if squeeze else image)
+    out = np.asarray(pil.resize((size, size), FILTERS[filter]))
+    return out[..., None] if squeeze else out
+
+
+def _resize_job(job):
+    source, destination, size, filter = job
+    write_png(resize_image(load_image(source), size, filter), destination)
+    return destination
+
+
+def resize_folder(source, output, size: int, *, filter: str = "bilinear", workers: int | None = None,
+                  skip_bad: bool = False, overwrite: bool = False, progress: bool = True) -> FolderResult:
+    """Resize every image under ``source`` to ``size`` x ``size`` PNGs in ``output`` (same names)."""
+    if size < 1:
+        raise ValueError(f"`size` must be a positive number of pixels. Received: size={size}")
+    if filter not in FILTERS:
+        raise ValueError(f"`filter` must be one of {sorted(FILTERS)}. Received: filter={filter!r}")
+    files = source_images(source)
+    names = [(relative, png_name(relative)) for _, relative in files]
+    check_unique(names, source)
+    with staged_output(output, overwrite=overwrite) as work:
+        jobs = [(str(path), str(work / name), size, filter) for (path, _), (_, name) in zip(files, names)]
+        written, skipped = run_jobs(_resize_job, jobs, workers=workers, skip_bad=skip_bad,
+                                    progress=progress, description=f"resize {size}x{size}")
+    log_skipped(skipped)
+    return FolderResult(Path(output).resolve(), len(written), skipped, {"size": size, "filter": filter})
