@@ -15,6 +15,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import _num_samples, check_array
 
 VARIANCE_GRID = (0.25, 0.5, 0.75, 0.95)
 C_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
@@ -48,8 +49,9 @@ class SubsetPCA(PCA):
         self.fit_size = fit_size
 
     def _subset(self, X, y):
-        if self.fit_size is None or len(X) <= self.fit_size:
+        if self.fit_size is None or _num_samples(X) <= self.fit_size:
             return X
+        X = check_array(X, accept_sparse=("csr", "csc"), dtype=None)
         if y is None:
             return _safe_indexing(X, np.arange(self.fit_size))
         y = np.asarray(y)

@@ -127,6 +127,8 @@ def zero_mean_total(residuals: np.ndarray) -> np.ndarray:
     for row in (0, 1):
         for col in (0, 1):
             part = out[:, row::2, col::2]
+            if part.size == 0:  # images one pixel high or wide
+                continue
             part -= part.mean(axis=(1, 2), keepdims=True)
             rows = part.mean(axis=2, keepdims=True)
             cols = part.mean(axis=1, keepdims=True)
@@ -354,4 +356,5 @@ class PRNUClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X):
         """The class whose fingerprint has the highest normalised cross-correlation."""
-        return self.classes_[np.argmax(self.correlations(X), axis=1)]
+        scores = self.correlations(X)
+        return self.classes_[np.argmax(scores, axis=1)]
