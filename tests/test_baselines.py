@@ -18,7 +18,7 @@ from tfforensics.baselines import PRNUClassifier, SubsetPCA, load_model, make_ei
 from tfforensics.baselines import prnu, search
 from tfforensics.baselines.knn import knn_grid
 from tfforensics.benchmark.photos import load_photos, random_crops
-from tfforensics.benchmark.prnu_reference import residual_single, residuals_loop
+from tfforensics.benchmark.prnu_reference import fingerprint_loop, residual_single, residuals_loop
 from tfforensics.cli.main import launch
 from tfforensics.data import Encoding, prepare
 
@@ -70,6 +70,16 @@ def test_residual_chunking_does_not_change_values(photo_crops, monkeypatch):
 def test_mean_fingerprint_is_mean_residual(photo_crops):
     expected = residuals_loop(photo_crops, 2, 0.5).mean(axis=0)
     actual = prnu.fingerprint(photo_crops, 2, 0.5, method="mean", batch_size=5)
+    np.testing.assert_allclose(actual, expected, atol=1e-3 * np.abs(expected).max())
+
+
+def test_mle_fingerprint_equals_per_image_procedure(photo_crops):
+    images = photo_crops.copy()
+    images[:4, 10:20, 10:30] = 255  # saturated, flat patches are masked out of the estimate
+    images[4:6, :, :8, 0] = 253
+    expected = fingerprint_loop(images, 3, 0.7)
+    actual = prnu.fingerprint(images, 3, 0.7, batch_size=5)
+    assert np.linalg.norm(actual - expected) / np.linalg.norm(expected) < 1e-3
     np.testing.assert_allclose(actual, expected, atol=1e-3 * np.abs(expected).max())
 
 
@@ -188,15 +198,23 @@ def test_each_baseline_reports_a_test_accuracy(prepared, tmp_path, method, encod
     print(f"{method}/{encoding}: val {row['val_accuracy']:.3f} test {row['test_accuracy']:.3f} {row['params']}")
 
 
-def test_grid_search_skips_finished_points(prepared, tmp_path):
+def test_grid_search_skips_finished_points_on_any_joblib_backend(prepared, tmp_path):
+    import joblib
+
     search.grid_search("knn", prepared["dct"], tmp_path, grid={"n_neighbors": [1, 3]}, refit=False, progress=False)
     first = json.loads(search.results_path(tmp_path, "knn").read_text())
-    search.grid_search("knn", prepared["dct"], tmp_path, grid={"n_neighbors": [1, 3, 5]}, refit=False, progress=False)
-    second = json.loads(search.results_path(tmp_path, "knn").read_text())
-    (before,), (after,) = first["datasets"].values(), second["datasets"].values()
+    search.grid_search("knn", prepared["dct"], tmp_path, grid={"n_neighbors": [1, 3, 5, 9]}, n_jobs=2,
+                       refit=False, progress=False)  # loky processes
+    with joblib.parallel_backend("threading", n_jobs=2):
+        row = search.grid_search("knn", prepared["dct"], tmp_path, grid={"n_neighbors": [1, 3, 5, 9, 17]},
+                                 n_jobs=None, refit=False, progress=False)
+    last = json.loads(search.results_path(tmp_path, "knn").read_text())
+    (before,), (after,) = first["datasets"].values(), last["datasets"].values()
     for key, point in before["points"].items():
         assert after["points"][key] == point
-    assert [(r["computed"], r["reused"]) for r in second["runs"]] == [(2, 0), (1, 2)]
+    assert [(r["computed"], r["reused"]) for r in last["runs"]] == [(2, 0), (2, 2), (1, 4)]
+    assert len(after["points"]) == 5
+    assert row["val_accuracy"] == max(p["val_accuracy"] for p in after["points"].values())
 
 
 def test_cli_grid_search_resumes_after_kill(prepared, tmp_path):

@@ -84,3 +84,38 @@ def residual_single(image: np.ndarray, levels: int = 4, sigma: float = 5.0) -> n
 def residuals_loop(images: np.ndarray, levels: int = 4, sigma: float = 5.0) -> np.ndarray:
     """:func:`residual_single` over a batch, one image after the other."""
     return np.stack([residual_single(image, levels, sigma) for image in images])
+
+
+def intensity_single(image: np.ndarray) -> np.ndarray:
+    """Intensity weight of one uint8 image: I / 252 below 252, a Gaussian fall-off above."""
+    values = image.astype(np.float64)
+    out = np.exp(-((values - 252) ** 2) / 6)
+    out[image < 252] = values[image < 252] / 252
+    return out
+
+
+def saturation_single(image: np.ndarray) -> np.ndarray:
+    """False where a channel sits at its maximum (> 250) in a flat neighbourhood."""
+    if image.max() < 250:
+        return np.ones(image.shape, dtype=bool)
+    pixels = image.astype(np.int16)
+    horizontal = pixels - np.roll(pixels, 1, axis=1)
+    vertical = pixels - np.roll(pixels, 1, axis=0)
+    varies = (horizontal != 0) & (vertical != 0) & (np.roll(horizontal, -1, axis=1) != 0) & (np.roll(vertical, -1, axis=0) != 0)
+    mask = ~varies
+    for channel in range(image.shape[2]):
+        peak = image[:, :, channel].max()
+        if peak > 250:
+            mask[:, :, channel] = ~((image[:, :, channel] == peak) & mask[:, :, channel])
+    return mask
+
+
+def fingerprint_loop(images: np.ndarray, levels: int = 4, sigma: float = 5.0) -> np.ndarray:
+    """Maximum-likelihood PRNU of uint8 images of one source, accumulated image by image."""
+    weighted = np.zeros(images.shape[1:], dtype=np.float64)
+    power = np.zeros(images.shape[1:], dtype=np.float64)
+    for image in images:
+        weighted += noise_extract_single(image, levels, sigma) * image / 255.0
+        power += (intensity_single(image) * saturation_single(image)) ** 2
+    estimate = zero_mean_single(gray_single((weighted / (power + 1)).astype(np.float32)))
+    return wiener_dft_single(estimate, estimate.std(ddof=1))
