@@ -304,6 +304,9 @@ def test(method: str, dataset, out, *, model=None, split: str = "test") -> dict:
     if info.get("encoding") and info["encoding"] != dataclasses.asdict(manifest.encoding):
         logger.warning("%s: encoded as %s, but %s was trained on another encoding.", manifest.root.name,
                        manifest.encoding.describe(), model.name)
+    if info.get("class_names") and info["class_names"] != list(manifest.class_names):
+        logger.warning("%s: classes %s differ from the %s that %s was trained on; labels are compared by index.",
+                       manifest.root.name, manifest.class_names, info["class_names"], model.name)
     n_features = estimator.n_features_in_  # a Pipeline reports its first step's
     if X.shape[1] != n_features:
         raise ValueError(
