@@ -1,0 +1,298 @@
+"""Baselines: PRNU against the per-image procedure, sklearn contracts, search, resume, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from tfforensics.baselines import PRNUClassifier, SubsetPCA, load_model, make_eigenfaces, make_knn, save_model
+from tfforensics.baselines import prnu, search
+from tfforensics.baselines.knn import knn_grid
+from tfforensics.benchmark.photos import load_photos, random_crops
+from tfforensics.benchmark.prnu_reference import fingerprint_loop, residual_single, residuals_loop
+from tfforensics.cli.main import launch
+from tfforensics.data import Encoding, prepare
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@parametrize_with_checks([PRNUClassifier(1, sigma=1.0), SubsetPCA(n_components=0.9, fit_size=20)])
+def test_sklearn_contract(estimator, check):
+    check(estimator)
+
+
+# ## PRNU residual and fingerprint
+
+@pytest.fixture(scope="module")
+def photo_crops():
+    crops, _ = random_crops(load_photos(), 24, 48, seed=5)
+    return crops[crops.reshape(len(crops), -1).std(axis=1) > 2][:12]  # flat crops have no residual
+
+
+def _relative_error(actual, expected):
+    actual, expected = actual.reshape(len(actual), -1), expected.reshape(len(expected), -1)
+    return np.linalg.norm(actual - expected, axis=1) / np.linalg.norm(expected, axis=1)
+
+
+@pytest.mark.parametrize("levels", [1, 2, 3, 4])
+@pytest.mark.parametrize("sigma", [0.05, 0.5, 3.0])
+def test_residual_equals_per_image_procedure(photo_crops, levels, sigma):
+    expected = residuals_loop(photo_crops, levels, sigma)
+    actual = prnu.residuals(photo_crops, levels, sigma)
+    assert actual.shape == expected.shape == photo_crops.shape[:3]
+    assert np.abs(expected).max() > 1e-3  # a real residual, not zeros
+    assert _relative_error(actual, expected).max() < 1e-3
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-3 * np.abs(expected).max())
+
+
+def test_residual_grayscale_and_single_image(photo_crops):
+    gray = photo_crops.mean(axis=-1, keepdims=True).round().astype(np.uint8)
+    assert _relative_error(prnu.residuals(gray, 2, 0.8), residuals_loop(gray, 2, 0.8)).max() < 1e-3
+    single = prnu.residuals(photo_crops[:1], 3, 0.3)[0]
+    np.testing.assert_allclose(single, residual_single(photo_crops[0], 3, 0.3), atol=1e-3 * np.abs(single).max())
+
+
+def test_residual_chunking_does_not_change_values(photo_crops, monkeypatch):
+    whole = prnu.residuals(photo_crops, 2, 0.5)
+    monkeypatch.setattr(prnu, "CHUNK_VALUES", 1)  # one image per chunk
+    np.testing.assert_array_equal(prnu.residuals(photo_crops, 2, 0.5), whole)
+
+
+def test_mean_fingerprint_is_mean_residual(photo_crops):
+    expected = residuals_loop(photo_crops, 2, 0.5).mean(axis=0)
+    actual = prnu.fingerprint(photo_crops, 2, 0.5, method="mean", batch_size=5)
+    np.testing.assert_allclose(actual, expected, atol=1e-3 * np.abs(expected).max())
+
+
+def test_mle_fingerprint_equals_per_image_procedure(photo_crops):
+    images = photo_crops.copy()
+    images[:4, 10:20, 10:30] = 255  # saturated, flat patches are masked out of the estimate
+    images[4:6, :, :8, 0] = 253
+    expected = fingerprint_loop(images, 3, 0.7)
+    actual = prnu.fingerprint(images, 3, 0.7, batch_size=5)
+    assert np.linalg.norm(actual - expected) / np.linalg.norm(expected) < 1e-3
+    np.testing.assert_allclose(actual, expected, atol=1e-3 * np.abs(expected).max())
+
+
+def test_intensity_weights_follow_the_toolbox():
+    images = np.full((2, 4, 4, 1), 100, dtype=np.uint8)
+    images[1] = 255  # flat and saturated: masked out
+    images[1, 0, 0, 0] = 10
+    weights = prnu.intensity_weights(images)
+    np.testing.assert_allclose(weights[0], (100 / 252) ** 2)
+    assert weights[1, 1, 1, 0] == 0
+    assert weights[1, 0, 0, 0] == pytest.approx((10 / 252) ** 2)
+
+
+def test_prnu_attributes_synthetic_sensor_patterns():
+    """Images multiplied by one of three sensor patterns are attributed to the right one."""
+    crops, _ = random_crops(load_photos(), 90, 48, seed=3)
+    patterns = np.random.default_rng(0).normal(0, 0.03, size=(3, 48, 48, 1))
+    y = np.arange(90) % 3
+    X = np.clip(crops * (1 + patterns[y]), 0, 255).astype(np.float32)
+    for method in ("mle", "mean"):
+        clf = PRNUClassifier(4, sigma=3.0, fingerprint=method).fit(X[:60], y[:60])
+        assert clf.fingerprints_.shape == (3, 48, 48)
+        assert clf.score(X[60:], y[60:]) >= 0.9
+        flat = PRNUClassifier(4, sigma=3.0, fingerprint=method, image_shape=(48, 48, 3)).fit(X[:60].reshape(60, -1), y[:60])
+        np.testing.assert_allclose(flat.fingerprints_, clf.fingerprints_)
+        np.testing.assert_array_equal(flat.predict(X[60:].reshape(30, -1)), clf.predict(X[60:]))
+
+
+def test_prnu_rejects_wrong_shapes():
+    X = np.random.default_rng(0).uniform(0, 255, size=(6, 8, 8, 1))
+    with pytest.raises(ValueError, match=r"`image_shape` must be .* Received: image_shape=\(5, 5\)"):
+        PRNUClassifier(1, image_shape=(5, 5)).fit(X.reshape(6, -1), [0, 1] * 3)
+    clf = PRNUClassifier(1).fit(X, [0, 1] * 3)
+    with pytest.raises(ValueError, match="fitted on"):
+        clf.predict(X.reshape(6, 4, 16, 1))
+
+
+# ## Eigenfaces and kNN
+
+def test_subset_pca_fits_on_balanced_first_rows():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 6))
+    y = np.repeat([0, 1], 20)
+    pca = SubsetPCA(n_components=3, fit_size=10).fit(X, y)
+    rows = np.r_[0:5, 20:25]
+    np.testing.assert_allclose(pca.mean_, X[rows].mean(axis=0))
+    assert pca.n_samples_ == 10
+    assert pca.fit_transform(X, y).shape == (40, 3)
+    np.testing.assert_allclose(SubsetPCA(n_components=3, fit_size=10).fit(X).mean_, X[:10].mean(axis=0))
+
+
+def test_grids_follow_the_original():
+    assert knn_grid(10_000)["n_neighbors"] == [1, 3, 5, 9, 17, 33, 65, 129, 257, 513, 1025]
+    assert knn_grid(63)["n_neighbors"] == [1, 3, 5, 9, 17, 33]
+    assert search.METHODS["prnu"].grid(10)["sigma"] == [round(0.05 * i, 2) for i in range(1, 20)]
+    assert search.METHODS["prnu"].grid(10)["levels"] == [1, 2, 3, 4]
+    assert search.METHODS["eigenfaces"].grid(10) == {"pca__n_components": [0.25, 0.5, 0.75, 0.95],
+                                                     "svm__C": [1e-4, 1e-3, 1e-2, 1e-1]}
+    with pytest.raises(ValueError, match="no k"):
+        knn_grid(0)
+
+
+def test_models_round_trip_without_pickle(tmp_path):
+    rng = np.random.default_rng(1)
+    X = rng.uniform(0, 255, size=(30, 64)).astype(np.float32)
+    y = np.array(["real", "gan", "other"] * 10)
+    models = {
+        "knn": make_knn(3).fit(X, y),
+        "eigenfaces": make_eigenfaces(0.9, 0.1, pca_fit_size=20).fit(X, y),
+        "prnu": PRNUClassifier(2, sigma=0.5, image_shape=(8, 8)).fit(X, y),
+    }
+    for name, model in models.items():
+        path = save_model(tmp_path / f"{name}.npz", model, {"method": name})
+        loaded, info = load_model(path)
+        assert info == {"method": name}
+        np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+        with np.load(path, allow_pickle=False) as data:  # loads without pickle
+            assert data.files
+    with pytest.raises(FileNotFoundError, match="baselines train"):
+        load_model(tmp_path / "missing.npz")
+
+
+# ## On prepared datasets (the 3-source set)
+
+@pytest.fixture(scope="module")
+def prepared(three_sources, tmp_path_factory):
+    root = tmp_path_factory.mktemp("baselines")
+    raw = prepare(three_sources, root / "raw", Encoding(transform="raw", color=True), workers=1, progress=False)
+    dct = prepare(three_sources, root / "dct", Encoding(transform="dct", log=True, color=True), workers=1, progress=False)
+    return {"raw": raw.root, "dct": dct.root}
+
+
+def test_to_pixels_inverts_the_raw_encoding(prepared, three_sources):
+    X, y, manifest = search.load_split(prepared["raw"], "train", search.METHODS["prnu"])
+    assert X.min() >= -1e-3 and X.max() <= 255 + 1e-3
+    np.testing.assert_allclose(X, np.round(X), atol=1e-3)  # whole pixel values again
+    with pytest.raises(ValueError, match="prepare --raw"):
+        search.load_split(prepared["dct"], "train", search.METHODS["prnu"])
+
+
+@pytest.mark.parametrize("method,encoding", [("knn", "raw"), ("knn", "dct"), ("eigenfaces", "raw"),
+                                             ("eigenfaces", "dct"), ("prnu", "raw")])
+def test_each_baseline_reports_a_test_accuracy(prepared, tmp_path, method, encoding):
+    row = search.grid_search(method, prepared[encoding], tmp_path, n_jobs=1, progress=False)
+    assert 0 <= row["val_accuracy"] <= 1 and 0 <= row["test_accuracy"] <= 1
+    results = json.loads(search.results_path(tmp_path, method).read_text())
+    (entry,) = results["datasets"].values()
+    expected_points = {"knn": 6, "eigenfaces": 16, "prnu": 76}[method]  # kNN: k <= 63 training images
+    assert len(entry["points"]) == expected_points
+    assert entry["best"]["params"] == row["params"]
+    assert row["val_accuracy"] == max(p["val_accuracy"] for p in entry["points"].values())
+    again = search.test(method, prepared[encoding], tmp_path)  # reload the saved model
+    assert again["test_accuracy"] == row["test_accuracy"]
+    if encoding == "dct" and method == "knn":
+        assert row["test_accuracy"] >= 0.6  # up-sampling leaves DCT peaks that a 1-NN finds (chance: 1/3)
+    print(f"{method}/{encoding}: val {row['val_accuracy']:.3f} test {row['test_accuracy']:.3f} {row['params']}")
+
+
+def test_grid_search_skips_finished_points_on_any_joblib_backend(prepared, tmp_path):
+    import joblib
+
+    search.grid_search("knn", prepared["dct"], tmp_path, grid={"n_neighbors": [1, 3]}, refit=False, progress=False)
+    first = json.loads(search.results_path(tmp_path, "knn").read_text())
+    search.grid_search("knn", prepared["dct"], tmp_path, grid={"n_neighbors": [1, 3, 5, 9]}, n_jobs=2,
+                       refit=False, progress=False)  # loky processes
+    with joblib.parallel_backend("threading", n_jobs=2):
+        row = search.grid_search("knn", prepared["dct"], tmp_path, grid={"n_neighbors": [1, 3, 5, 9, 17]},
+                                 n_jobs=None, refit=False, progress=False)
+    last = json.loads(search.results_path(tmp_path, "knn").read_text())
+    (before,), (after,) = first["datasets"].values(), last["datasets"].values()
+    for key, point in before["points"].items():
+        assert after["points"][key] == point
+    assert [(r["computed"], r["reused"]) for r in last["runs"]] == [(2, 0), (2, 2), (1, 4)]
+    assert len(after["points"]) == 5
+    assert row["val_accuracy"] == max(p["val_accuracy"] for p in after["points"].values())
+
+
+def test_cli_grid_search_resumes_after_kill(prepared, tmp_path):
+    """Kill the CLI mid-search, run it again: finished points are kept, not recomputed."""
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "tfforensics", "baselines", "grid-search", "prnu", "--dataset", str(prepared["raw"]),
+               "--out", str(out), "--n-jobs", "1", "--no-refit", "--quiet"]
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    results_file = search.results_path(out, "prnu")
+    process = subprocess.Popen(command, cwd=REPO, env=env, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    done = 0
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and process.poll() is None:
+            if results_file.is_file():
+                done = sum(len(e["points"]) for e in json.loads(results_file.read_text())["datasets"].values())
+                if done >= 5:
+                    break
+            time.sleep(0.005)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert process.returncode == -signal.SIGKILL, process.stderr.read().decode()[-2000:]
+    killed = json.loads(results_file.read_text())  # the atomic writes leave valid JSON
+    (first,) = killed["datasets"].values()
+    finished = dict(first["points"])
+    assert 5 <= len(finished) < 76, "the search ended before it could be interrupted"
+
+    completed = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "prnu" in completed.stdout and "levels=" in completed.stdout
+    resumed = json.loads(results_file.read_text())
+    (entry,) = resumed["datasets"].values()
+    assert len(entry["points"]) == 76
+    for key, point in finished.items():
+        assert entry["points"][key] == point  # same run id and finish time: not recomputed
+    first_run, second_run = resumed["runs"]
+    assert second_run["reused"] == len(finished)
+    assert second_run["computed"] == 76 - len(finished)
+    assert {p["run"] for k, p in entry["points"].items() if k not in finished} == {second_run["id"]}
+
+
+def test_cli_train_and_test(prepared, tmp_path, capsys):
+    out = str(tmp_path)
+    assert launch(["baselines", "train", "eigenfaces", "--dataset", str(prepared["dct"]), "--pca-variance", "0.95",
+                   "--C", "0.01", "--out", out, "-q"]) == 0
+    trained = capsys.readouterr().out
+    assert "pca__n_components=0.95 svm__C=0.01" in trained
+    model = tmp_path / "eigenfaces_dct.npz"
+    assert model.is_file()
+    assert launch(["baselines", "test", "eigenfaces", "--dataset", str(prepared["dct"]), "--out", out, "-q"]) == 0
+    tested = capsys.readouterr().out
+    assert trained.splitlines()[-1].split()[-1] == tested.splitlines()[-1].split()[-1]  # same test accuracy
+    assert len(json.loads((tmp_path / "test_eigenfaces.json").read_text())) == 2
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["train", "knn", "--sigma", "0.5"], "--sigma is a prnu parameter"),
+    (["train", "knn", "--k", "1", "3"], "`train` takes one value"),
+    (["grid-search", "prnu", "--dataset", "{dct}"], "prepare --raw"),
+    (["test", "knn", "--dataset", "{dct}", "--model", "{tmp}/none.npz"], "baseline model not found"),
+])
+def test_cli_errors_name_the_fix(prepared, tmp_path, capsys, argv, message):
+    argv = [a.format(dct=prepared["dct"], tmp=tmp_path) for a in argv]
+    if "--dataset" not in argv:
+        argv += ["--dataset", str(prepared["dct"])]
+    assert launch(["baselines", *argv, "--out", str(tmp_path), "-q"]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_npy_and_record_datasets_give_the_same_result(prepared, three_sources, tmp_path):
+    npy = prepare(three_sources, tmp_path / "raw_npy", Encoding(transform="raw", color=True), format="npy",
+                  workers=1, progress=False)
+    rows = [search.train("prnu", dataset, tmp_path / name, params={"levels": 2, "sigma": 0.5})
+            for name, dataset in (("records", prepared["raw"]), ("npy", npy.root))]
+    assert rows[0]["test_accuracy"] == rows[1]["test_accuracy"]
+    a, _ = load_model(tmp_path / "records" / "prnu_raw.npz")
+    b, _ = load_model(tmp_path / "npy" / "prnu_raw_npy.npz")
+    np.testing.assert_allclose(a.fingerprints_, b.fingerprints_, atol=1e-4 * np.abs(a.fingerprints_).max())
