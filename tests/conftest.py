@@ -20,11 +20,15 @@ def write_folder(directory, images, suffix=".png"):
 
 
 def make_three_sources(root, count: int = 30, size: int = 32, seed: int = 0):
-    """real crops + nearest and bilinear up-sampled crops, one sub-folder each."""
-    crops, _ = random_crops(load_photos(), count, size, seed=seed)
-    write_folder(root / "a_real", crops)
-    write_folder(root / "b_nearest", upsampled(crops[::-1], "nearest"))
-    write_folder(root / "c_bilinear", upsampled(crops, "bilinear"))
+    """real crops + nearest and bilinear up-sampled crops, one sub-folder each.
+
+    Each class gets its own crops (no content shared between classes), as real and
+    generated images never show the same content.
+    """
+    crops, _ = random_crops(load_photos(), 3 * count, size, seed=seed)
+    write_folder(root / "a_real", crops[:count])
+    write_folder(root / "b_nearest", upsampled(crops[count:2 * count], "nearest"))
+    write_folder(root / "c_bilinear", upsampled(crops[2 * count:], "bilinear"))
     return root
 
 

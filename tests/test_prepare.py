@@ -136,6 +136,16 @@ def test_serialized_example_equals_tensorflow_proto():
     assert parsed == reference
 
 
+@pytest.mark.parametrize("layout", ["original", "compact"])
+@pytest.mark.parametrize("shape", [(1, 1, 1), (5, 4, 3), (64, 64, 1), (300, 300, 3)])
+def test_fast_serializer_equals_field_by_field_encoding(shape, layout):
+    from tfforensics.data.records import _serialize_reference
+
+    image = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    for label in (0, 5, 300):
+        assert serialize_example(image, label, layout) == _serialize_reference(image, label, layout)
+
+
 def test_reader_loads_records_written_the_original_way(tmp_path):
     """A data.tfrecords written like the original prepare_dataset.py (no manifest) loads."""
     rng = np.random.default_rng(1)

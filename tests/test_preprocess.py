@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 
 import cv2
 import numpy as np
@@ -105,7 +106,7 @@ def test_process_pool_gives_the_same_files_and_a_clear_error(tmp_path, photos, m
     crop_folder(src, tmp_path / "one", "lsun", size=64, workers=1, progress=False)
     monkeypatch.setattr(_folder, "POOL_THRESHOLD", 0)
     monkeypatch.setattr(_folder, "CHUNK_SIZE", 2)
-    monkeypatch.setattr(_folder, "_start_method", lambda: start_method)
+    monkeypatch.setattr(_folder, "pool_context", lambda: multiprocessing.get_context(start_method))
     crop_folder(src, tmp_path / "two", "lsun", size=64, workers=2, progress=False)
     for path in sorted((tmp_path / "one").iterdir()):
         np.testing.assert_array_equal(load_image(path), load_image(tmp_path / "two" / path.name))

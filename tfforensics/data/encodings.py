@@ -66,8 +66,10 @@ def dct2(images: np.ndarray) -> np.ndarray:
 
 
 def log_scale(coefficients: np.ndarray) -> np.ndarray:
-    """``log(|x| + 1e-12)``: the log scaling of Frank et al."""
-    return np.log(np.abs(coefficients) + LOG_EPSILON)
+    """``log(|x| + 1e-12)``: the log scaling of Frank et al. (float64 in, float64 out)."""
+    out = np.abs(coefficients)
+    out += LOG_EPSILON
+    return np.log(out, out=out)
 
 
 def scale_pixels(images: np.ndarray) -> np.ndarray:

@@ -23,7 +23,6 @@ import hashlib
 import json
 import logging
 import math
-import multiprocessing
 import os
 import threading
 from pathlib import Path
@@ -37,6 +36,7 @@ from tfforensics.data.splits import SPLITS, scan_classes, split_classes
 from tfforensics.data.stats import RunningMoments
 from tfforensics.io.atomic import INCOMPLETE_PREFIX, atomic_open, atomic_write_json, remove_tree, replace_dir
 from tfforensics.io.images import BadImageError, load_image, read_size
+from tfforensics.io.parallel import pool_context
 
 logger = logging.getLogger(__name__)
 
@@ -216,7 +216,7 @@ def _run_stage(function, tasks, config, workers, progress_total, description, pr
                 results.append(function(task))
                 bar.update(_task_size(task))
             return results
-        context = multiprocessing.get_context("spawn")  # safe when TensorFlow is loaded in the parent
+        context = pool_context()
         queue = context.Queue()
 
         def drain():

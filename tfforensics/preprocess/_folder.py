@@ -11,13 +11,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import multiprocessing
 import os
-import sys
 import uuid
 from pathlib import Path
 
 from tfforensics.io.atomic import INCOMPLETE_PREFIX, remove_tree, replace_dir
+from tfforensics.io.parallel import pool_context
 from tfforensics.io.images import BadImageError, list_images, save_image
 
 logger = logging.getLogger(__name__)
@@ -116,13 +115,6 @@ def _run_chunk(payload):
     return results
 
 
-def _start_method() -> str:
-    """``fork`` (instant) unless TensorFlow is loaded here, whose threads make forking unsafe."""
-    if "tensorflow" in sys.modules or "fork" not in multiprocessing.get_all_start_methods():
-        return "spawn"
-    return "fork"
-
-
 def run_jobs(function, jobs, *, workers: int | None = None, skip_bad: bool = False,
              progress: bool = True, description: str = "images") -> tuple[list, list[dict]]:
     """Apply ``function`` (a module-level, picklable function) to every job.
@@ -154,7 +146,7 @@ def run_jobs(function, jobs, *, workers: int | None = None, skip_bad: bool = Fal
             for chunk in chunks:
                 consume(_run_chunk((function, chunk)))
         else:
-            context = multiprocessing.get_context(_start_method())
+            context = pool_context()
             with context.Pool(min(workers, len(chunks))) as pool:
                 # imap keeps job order; a bad image ends the pool at the `with` exit.
                 for chunk_results in pool.imap(_run_chunk, [(function, chunk) for chunk in chunks]):
