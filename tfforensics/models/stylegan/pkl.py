@@ -70,6 +70,10 @@ class NetworkState:
         return f"NetworkState(name={self.name!r}, build_func_name={self.build_func_name!r}, variables={len(self.variables)})"
 
 
+class RefusedGlobalError(pickle.UnpicklingError, ValueError):
+    """A pickle references a global the restricted loader does not allow."""
+
+
 class _EasyDict(dict):
     """Stand-in for ``dnnlib.util.EasyDict`` (a plain dict here)."""
 
@@ -117,7 +121,7 @@ class RestrictedUnpickler(pickle.Unpickler):
         try:
             return _ALLOWED[(module, name)]
         except KeyError:
-            raise pickle.UnpicklingError(
+            raise RefusedGlobalError(
                 f"{self.source}: refuses to load global '{module}.{name}': an official StyleGAN pickle only "
                 "references dnnlib.tflib.network.Network and NumPy arrays; this file may run code when "
                 "unpickled, do not open it with pickle.load."
