@@ -427,3 +427,61 @@ def test_generator_matches_numpy_reference(fused_scale):
     want = np_reference_generator(states, gkw, z)
     assert got.shape == want.shape == (3, 16, 16, 3)
     np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3 * np.abs(want).max())
+
+
+def test_variants_serialize_with_keras_safe_mode(tmp_path):
+    """Non-default branches (dense 4x4 input, no styles' noise, NCHW) build, save and reload."""
+    import keras
+
+    synthesis = build_synthesis(**{**G_KWARGS, "resolution": 8}, const_input_layer=False, use_noise=False,
+                                use_pixel_norm=True, data_format="channels_first")
+    d = build_discriminator(**{**D_KWARGS, "resolution": 8}, mbstd_group_size=0, blur_filter=None,
+                            nonlinearity="relu", data_format="channels_first")
+    dl = np.random.default_rng(0).standard_normal((2, 4, 16)).astype(np.float32)
+    images = synthesis(dl).numpy()
+    assert images.shape == (2, 3, 8, 8)
+    assert "4x4/Dense/weight" in tf1_variables(synthesis) and "4x4/Conv/weight" in tf1_variables(d)
+    assert tf1_variables(d)["4x4/Conv/weight"].shape == (3, 3, 32, 32)  # no mbstd feature
+    for model, x in ((synthesis, dl), (d, images)):
+        path = tmp_path / f"{model.name}.keras"
+        model.save(path)
+        again = keras.saving.load_model(path, safe_mode=True)
+        np.testing.assert_allclose(again(x).numpy(), model(x).numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match=r"`resolution` must be a power of two >= 4. Received: resolution=48"):
+        build_discriminator(resolution=48)
+    with pytest.raises(ValueError, match=r"label_size > 0\) are not supported. Received: label_size=10"):
+        build_discriminator(resolution=32, label_size=10)
+    with pytest.raises(ValueError, match=r"`fused_scale` must be True, False or 'auto'"):
+        build_synthesis(resolution=8, fmap_base=64, fused_scale="yes")
+    with pytest.raises(ValueError, match=r"`kernel_size` must be a positive odd int. Received: kernel_size=2"):
+        EqualizedConv2D(4, 2)
+
+
+def test_minibatch_stddev_groups_like_tf1():
+    from tfforensics.models.stylegan.layers import MinibatchStddev
+
+    x = np.random.default_rng(0).standard_normal((8, 4, 4, 6)).astype(np.float32)
+    out = MinibatchStddev(4, 2)(x).numpy()
+    assert out.shape == (8, 4, 4, 8)
+    # groups are images {m, m+2, m+4, m+6}; features split the channels into 2 halves
+    group = x[[1, 3, 5, 7]]
+    want = np.sqrt(group.var(axis=0) + 1e-8)[..., 3:].mean()
+    np.testing.assert_allclose(out[5, 2, 1, 7], want, rtol=1e-5)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="multiple of the group size"):
+        MinibatchStddev(4)(x[:6])
+
+
+def test_ffhq_generator_size_matches_the_official_count():
+    """The official README prints Gs (FFHQ 1024x1024) with 26,219,627 trainable parameters,
+    counted over the template graph, which also holds the ToRGB layers of lower resolutions."""
+    from tfforensics.models.stylegan import build_generator
+
+    kw = {"num_channels": 3, "resolution": 1024, "label_size": 0}
+    gs = build_generator(**kw)
+    port = sum(int(np.prod(w.shape)) for w in gs.trainable_weights)
+    unused_torgb = sum(int(np.prod(shape)) for name, shape in tf1_synthesis_variables(kw)
+                       if name.startswith("ToRGB_lod") and not name.startswith("ToRGB_lod0/"))
+    assert port + unused_torgb == 26_219_627
