@@ -209,7 +209,9 @@ def _img2grad_records(source, output, model, relatives, *, fractions, layout, wo
     from tfforensics.data import Encoding, prepare
 
     use_labels = all(label_of(rel) is not None for rel in relatives)
-    staging = Path(tempfile.mkdtemp(prefix=".img2grad-", dir=Path(output).resolve().parent))
+    parent = Path(output).resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".img2grad-", dir=parent))
     try:
         tree = staging / "classes"
         for rel in relatives:  # one class folder each; names flattened so nothing collides
