@@ -83,17 +83,41 @@ def test_img2grad_resizes_to_discriminator(tree, tmp_path):
     assert {load_image(p).shape for p in list_images(out, recursive=True)} == {(SIZE, SIZE, 3)}
 
 
-def test_img2grad_tfrecords(tree, tmp_path):
-    out = tmp_path / "records"
+@pytest.fixture(scope="module")
+def records(tree):
+    out = tree["root"] / "records"
     assert launch(["img2grad", str(tree["images"] / "progan"), str(out), "--pkl", str(tree["pkl"]),
                    "--format", "tfrecords", "--split", "0.5", "0", "0.5", "-q", "--workers", "1"]) == 0
+    return out
+
+
+def test_img2grad_tfrecords(tree, records):
+    out = records
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["class_names"] == ["0_real", "1_fake"]
     assert manifest["image_shape"] == [SIZE, SIZE, 3]
     x, y = as_numpy(out, "train")
     assert len(x) == 24 and sorted(set(y.tolist())) == [0, 1]
     assert x.min() == -1.0 and x.max() == 1.0  # gradient images 0..255 as raw pixels in [-1, 1]
-    assert not list(tmp_path.glob(".img2grad-*"))
+    assert not list(out.parent.glob(".img2grad-*"))
+    # the records hold exactly the PNGs that the PNG mode writes
+    png = tree["root"] / "png_progan"
+    assert launch(["img2grad", str(tree["images"] / "progan"), str(png), "--pkl", str(tree["pkl"]), "-q"]) == 0
+    pngs = np.stack([load_image(p) for p in list_images(png, recursive=True)]).astype(np.float64) / 127.5 - 1
+    x_all = np.concatenate([x, as_numpy(out, "test")[0]])
+    assert sorted(map(bytes, np.round(x_all.astype(np.float64), 5))) == sorted(map(bytes, np.round(pngs, 5)))
+
+
+def test_lgrad_on_records(records, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert launch(["lgrad", "train", str(records), str(run), "--arch", "small", "--epochs", "2",
+                   "--batch-size", "8", "--load-size", str(SIZE), "--crop-size", "24", "-q"]) == 0
+    info = json.loads((run / "run.json").read_text())
+    assert info["counts"] == {"real": 12, "fake": 12} and len(info["history"]["loss"]) == 2
+    capsys.readouterr()
+    assert launch(["lgrad", "test", str(run / "model.keras"), str(records), "--split", "test", "-q"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.strip().splitlines()]
+    assert [r[0] for r in rows[1:]] == ["records", "mean"] and rows[1][1] == "24"
 
 
 def test_img2grad_refuses_unsafe_pickle(tmp_path, capsys):

@@ -34,7 +34,8 @@ def add_parser(subparsers) -> None:
             tfforensics lgrad train grads/train runs/quick --arch small --epochs 2 --load-size 64 --crop-size 56
         """,
     )
-    train.add_argument("root", metavar="ROOT", help="training gradient images")
+    train.add_argument("root", metavar="ROOT",
+                       help="training gradient images, or records from `img2grad --format tfrecords` (train split)")
     train.add_argument("output", metavar="OUT", help="run directory for model.keras and run.json")
     train.add_argument("--classes", default=None,
                        help="comma-separated class folders under ROOT (e.g. car,cat,chair,horse; default: all)")
@@ -66,9 +67,10 @@ def add_parser(subparsers) -> None:
         """,
     )
     test.add_argument("model", metavar="MODEL", help="run directory or .keras file from `lgrad train`")
-    test.add_argument("root", metavar="ROOT", help="test gradient images")
+    test.add_argument("root", metavar="ROOT", help="test gradient images, or a records dataset (see --split)")
     test.add_argument("--families", default=None, help="comma-separated family folders (default: all)")
     test.add_argument("--batch-size", type=int, default=32, help="(default: 32)")
+    test.add_argument("--split", default="test", help="split of a records dataset ROOT (default: test)")
     test.add_argument("--output", default=None, help="also write the metrics as JSON here")
     add_runtime_args(test)
     test.set_defaults(run=run_test)
@@ -100,7 +102,7 @@ def run_test(args) -> int:
     setup_logging(args.quiet)
     model = load_detector(args.model)
     results = evaluate_detector(model, args.root, families=_names(args.families), batch_size=args.batch_size,
-                                progress=not args.quiet)
+                                progress=not args.quiet, split=args.split)
     print(format_table(results))
     if args.output:
         save_results(results, args.output)

@@ -319,6 +319,54 @@ class TrainConfig:
     seed: int = 0
 
 
+def is_records(root) -> bool:
+    """Whether ``root`` is a dataset written by ``prepare`` / ``img2grad --format tfrecords``."""
+    from tfforensics.data.manifest import MANIFEST_NAME
+
+    return (Path(root) / MANIFEST_NAME).is_file()
+
+
+def _check_records(root):
+    from tfforensics.data.manifest import Manifest
+
+    manifest = Manifest.load(root)
+    encoding = manifest.encoding
+    if encoding.transform != "raw" or not encoding.color or encoding.needs_statistics:
+        raise ValueError(f"{root}: records must hold RGB pixels scaled to [-1, 1] (as written by "
+                         f"`img2grad --format tfrecords`); this dataset has encoding {encoding.describe()}.")
+    if manifest.class_names != ["0_real", "1_fake"]:
+        raise ValueError(f"{root}: classes must be ['0_real', '1_fake'] (real = 0, fake = 1); "
+                         f"this dataset has {manifest.class_names}.")
+    return manifest
+
+
+def _records_pixels(root, split, batch_size, shuffle, seed):
+    """Unbatched ``(pixels 0..255 float32, label)`` from a records dataset."""
+    from tfforensics.data.reader import load_dataset
+
+    _check_records(root)
+    dataset = load_dataset(root, split, batch_size=batch_size, shuffle=shuffle, seed=seed)
+    return dataset.map(lambda x, y: ((x + 1.0) * 127.5, y))
+
+
+def _augment(dataset, config: TrainConfig):
+    """Resize to ``load_size`` (bilinear), random crop, flip, batch: the CNNDetection train transform."""
+    import tensorflow as tf
+
+    size = config.load_size
+
+    def transform(image, label):
+        image = tf.image.resize(image, [size, size], antialias=True) if image.shape[0] != size else image
+        image = tf.ensure_shape(image, [size, size, 3])
+        image = tf.image.random_crop(image, [config.crop_size, config.crop_size, 3], seed=config.seed)
+        if config.flip:
+            image = tf.image.random_flip_left_right(image, seed=config.seed)
+        return image, tf.cast(label, tf.float32)[None]
+
+    dataset = dataset.map(transform, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
+
+
 def _train_dataset(items, config: TrainConfig):
     import tensorflow as tf
 
@@ -348,7 +396,8 @@ def _train_dataset(items, config: TrainConfig):
 
 def train_detector(train_root, output, config: TrainConfig = TrainConfig(), *, classes=None, progress: bool = True,
                    command: str = ""):
-    """Train the LGrad detector on gradient images laid out as ``<root>/[<class>/]0_real|1_fake``.
+    """Train the LGrad detector on gradient images laid out as ``<root>/[<class>/]0_real|1_fake``,
+    or on the train split of records written by ``img2grad --format tfrecords``.
 
     Writes ``output/model.keras`` and ``output/run.json`` (config, class counts, history).
     """
@@ -356,10 +405,23 @@ def train_detector(train_root, output, config: TrainConfig = TrainConfig(), *, c
 
     if config.crop_size > config.load_size:
         raise ValueError(f"--crop-size {config.crop_size} is larger than --load-size {config.load_size}.")
-    items = find_labelled_images(train_root, classes)
-    counts = collections.Counter(label for _, label in items)
-    if len(counts) < 2:
-        raise ValueError(f"{train_root}: training needs both 0_real and 1_fake images; found only label {set(counts)}.")
+    if is_records(train_root):
+        if classes:
+            raise ValueError(f"{train_root}: --classes selects folders of an image tree, not records; drop it.")
+        manifest = _check_records(train_root)
+        per_class = manifest.splits["train"]["per_class"]
+        counts = collections.Counter({0: per_class["0_real"], 1: per_class["1_fake"]})
+        import tensorflow as tf
+
+        images = _records_pixels(train_root, "train", 256, True, config.seed).unbatch()
+        images = images.apply(tf.data.experimental.assert_cardinality(manifest.count("train")))  # epochs end cleanly
+        dataset = _augment(images, config)
+    else:
+        items = find_labelled_images(train_root, classes)
+        counts = collections.Counter(label for _, label in items)
+        dataset = None
+    if min(counts.get(0, 0), counts.get(1, 0)) == 0:
+        raise ValueError(f"{train_root}: training needs both 0_real and 1_fake images; found {dict(counts)} (label: count).")
     keras.utils.set_random_seed(config.seed)
     model = build_detector(config.arch, config.weights)
     model.compile(
@@ -369,7 +431,9 @@ def train_detector(train_root, output, config: TrainConfig = TrainConfig(), *, c
     )
     schedule = keras.callbacks.LearningRateScheduler(
         lambda epoch: config.learning_rate * config.decay_factor ** (epoch // config.decay_every))
-    history = model.fit(_train_dataset(items, config), epochs=config.epochs, callbacks=[schedule], shuffle=False,
+    if dataset is None:
+        dataset = _train_dataset(items, config)
+    history = model.fit(dataset, epochs=config.epochs, callbacks=[schedule], shuffle=False,
                         verbose=1 if progress else 0)
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
@@ -439,12 +503,27 @@ def find_families(root, families=None) -> dict[str, list[tuple[Path, int]]]:
     return {name: find_labelled_images(root / name) for name in names}
 
 
-def evaluate_detector(model, root, *, families=None, batch_size: int = 32, progress: bool = True) -> dict:
-    """Per-family metrics plus their plain mean (the LGrad / CNNDetection table)."""
+def evaluate_detector(model, root, *, families=None, batch_size: int = 32, progress: bool = True,
+                      split: str = "test") -> dict:
+    """Per-family metrics plus their plain mean (the LGrad / CNNDetection table).
+
+    ``root`` is an image tree (families as sub-folders) or a records dataset (one family,
+    its ``split``).
+    """
     results = {}
-    for family, items in find_families(root, families).items():
-        scores = predict_scores(model, [p for p, _ in items], batch_size, progress, desc=family)
-        results[family] = family_metrics([label for _, label in items], scores)
+    if is_records(root):
+        labels, logits = [], []
+        for pixels, label in _records_pixels(root, split, batch_size, False, None).as_numpy_iterator():
+            logits.append(np.asarray(model.predict_on_batch(pixels)).reshape(-1))
+            labels.append(label)
+        if not labels:
+            raise ValueError(f"{root}: split {split!r} is empty; choose another with --split.")
+        scores = 1.0 / (1.0 + np.exp(-np.concatenate(logits)))
+        results[Path(root).name] = family_metrics(np.concatenate(labels), scores)
+    else:
+        for family, items in find_families(root, families).items():
+            scores = predict_scores(model, [p for p, _ in items], batch_size, progress, desc=family)
+            results[family] = family_metrics([label for _, label in items], scores)
     keys = ("acc", "real_acc", "fake_acc", "ap")
     results["mean"] = {k: float(np.nanmean([r[k] for r in results.values()])) for k in keys}
     results["mean"]["n"] = int(sum(r["n"] for name, r in results.items() if name != "mean"))
