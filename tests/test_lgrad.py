@@ -162,3 +162,17 @@ def test_lgrad_train_and_test_end_to_end(tree, tmp_path, capsys):
     assert results["progan"]["n"] == 48 and results["biggan"]["n"] == 24
     assert results["mean"]["acc"] == pytest.approx((results["progan"]["acc"] + results["biggan"]["acc"]) / 2)
     assert 0 <= results["biggan"]["ap"] <= 1
+
+
+@pytest.mark.slow
+def test_lgrad_resnet50_one_epoch(tree, tmp_path, capsys):
+    """The default architecture (Keras ResNet-50, random init) trains and tests end to end."""
+    grads = tree["root"] / "grads_resnet"
+    assert launch(["img2grad", str(tree["images"]), str(grads), "--pkl", str(tree["pkl"]), "-q"]) == 0
+    run = tmp_path / "run"
+    assert launch(["lgrad", "train", str(grads / "progan"), str(run), "--epochs", "1", "--batch-size", "16",
+                   "--load-size", str(SIZE), "--crop-size", "32", "-q"]) == 0
+    capsys.readouterr()
+    assert launch(["lgrad", "test", str(run), str(grads), "-q"]) == 0
+    rows = [line.split()[0] for line in capsys.readouterr().out.strip().splitlines()]
+    assert rows == ["family", "progan", "biggan", "mean"]
