@@ -16,7 +16,7 @@ from tfforensics.io.images import list_images, load_image
 from tfforensics.models.lgrad import family_metrics, load_discriminator, to_uint8
 from tfforensics.models.stylegan.pkl import build_from_state, find_network, load_pkl
 
-from test_stylegan import D_KWARGS, official_pickle
+from test_stylegan import official_pickle
 
 SIZE = 32
 

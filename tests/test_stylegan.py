@@ -9,6 +9,7 @@ the Keras port — so a naming or shape slip in the port fails the load.
 
 from __future__ import annotations
 
+import functools
 import pickle
 import sys
 import types
@@ -119,16 +120,23 @@ def random_values(spec, rng, scale=1.0):
     return values
 
 
-def network(name, func, kwargs, variables, components=None):
+NO_SOURCE = "raise RuntimeError('build_module_src must never be executed')\n"
+
+
+def network(name, func, kwargs, variables, components=None, module_src=NO_SOURCE):
     return Network({"version": 3, "name": name, "static_kwargs": dict(kwargs), "components": components or {},
-                    "build_module_src": "raise RuntimeError('build_module_src must never be executed')\n",
-                    "build_func_name": func, "variables": variables})
+                    "build_module_src": module_src, "build_func_name": func, "variables": variables})
 
 
 def official_pickle(d_kwargs=D_KWARGS, g_kwargs=G_KWARGS, seed=0, protocol=4, old_numpy_names=False,
-                    d_variables=None):
-    """Bytes of a ``(G, D, Gs)`` pickle in the official format with random weights."""
+                    d_variables=None, module_src=NO_SOURCE):
+    """Bytes of a ``(G, D, Gs)`` pickle in the official format with random weights.
+
+    ``module_src`` is stored as ``build_module_src`` (the TF1 source dnnlib would run);
+    by default a line that fails if anything ever executes it.
+    """
     rng = np.random.default_rng(seed)
+    network = functools.partial(globals()["network"], module_src=module_src)
     num_layers = 2 * int(np.log2(g_kwargs["resolution"])) - 2
 
     def generator(name):
