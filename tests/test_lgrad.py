@@ -176,3 +176,27 @@ def test_lgrad_resnet50_one_epoch(tree, tmp_path, capsys):
     assert launch(["lgrad", "test", str(run), str(grads), "-q"]) == 0
     rows = [line.split()[0] for line in capsys.readouterr().out.strip().splitlines()]
     assert rows == ["family", "progan", "biggan", "mean"]
+
+
+def test_img2grad_with_own_weights_and_bad_images(tree, tmp_path, capsys):
+    from tfforensics.models.stylegan.pkl import save_network
+
+    src = tmp_path / "src" / "0_real"
+    src.mkdir(parents=True)
+    for path in list_images(tree["images"] / "biggan" / "0_real")[:4]:
+        (src / path.name).write_bytes(path.read_bytes())
+    (src / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    by_pkl = tmp_path / "by_pkl"
+    assert launch(["img2grad", str(tmp_path / "src"), str(by_pkl), "--pkl", str(tree["pkl"]), "-q"]) == 2
+    assert "broken.png" in capsys.readouterr().err
+    assert launch(["img2grad", str(tmp_path / "src"), str(by_pkl), "--pkl", str(tree["pkl"]), "--skip-bad", "-q"]) == 0
+    weights = save_network(build_from_state(find_network(load_pkl(tree["pkl"]), "D")), tmp_path / "d.npz")
+    by_weights = tmp_path / "by_weights"
+    assert launch(["img2grad", str(tmp_path / "src"), str(by_weights), "--weights", str(weights), "--skip-bad",
+                   "-q"]) == 0
+    names = [p.name for p in list_images(by_pkl, recursive=True)]
+    assert len(names) == 4 and names == [p.name for p in list_images(by_weights, recursive=True)]
+    for name in names:
+        np.testing.assert_array_equal(load_image(by_pkl / "0_real" / name), load_image(by_weights / "0_real" / name))
+    assert launch(["img2grad", str(tmp_path / "src"), str(tmp_path / "src" / "out"), "--weights", str(weights)]) == 2
+    assert "inside the source" in capsys.readouterr().err

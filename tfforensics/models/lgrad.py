@@ -146,6 +146,8 @@ def img2grad(source, output, model, *, batch_size: int = 16, resample: str = "bi
     if resample not in RESAMPLING:
         raise ValueError(f"`resample` must be one of {sorted(RESAMPLING)}. Received: resample={resample!r}")
     source, output = Path(source), Path(output)
+    if output.resolve().is_relative_to(source.resolve()):
+        raise ValueError(f"{output}: the output lies inside the source {source}; choose an output outside it.")
     files = list_images(source, recursive=True)
     if not files:
         raise ValueError(f"{source}: no images found (searched recursively for {', '.join(('.png', '.jpg', '...'))}).")
