@@ -200,3 +200,30 @@ def test_img2grad_with_own_weights_and_bad_images(tree, tmp_path, capsys):
         np.testing.assert_array_equal(load_image(by_pkl / "0_real" / name), load_image(by_weights / "0_real" / name))
     assert launch(["img2grad", str(tmp_path / "src"), str(tmp_path / "src" / "out"), "--weights", str(weights)]) == 2
     assert "inside the source" in capsys.readouterr().err
+
+
+def test_detector_preprocessing_follows_the_weights(tmp_path):
+    """Random init: ImageNet mean/std (the original's torchvision pipeline); the Keras ImageNet
+    weights get the BGR mean-subtracted input they were trained with. Both reload in safe mode."""
+    import keras
+
+    from tfforensics.models.lgrad import build_detector
+
+    model = build_detector("small")
+    x = np.full((1, 8, 8, 3), 255.0, np.float32)
+    norm = keras.Model(model.input, model.get_layer("imagenet_norm").output)
+    np.testing.assert_allclose(norm(x).numpy()[0, 0, 0], (1 - np.array([0.485, 0.456, 0.406])) / [0.229, 0.224, 0.225],
+                               rtol=1e-5)
+    from tfforensics.models.lgrad import CaffePreprocess
+
+    out = CaffePreprocess()(np.array([[[[10.0, 20.0, 30.0]]]], np.float32)).numpy().ravel()
+    np.testing.assert_allclose(out, [30 - 103.939, 20 - 116.779, 10 - 123.68], rtol=1e-6)
+    caffe = keras.Sequential([keras.Input((None, None, 3)), CaffePreprocess()])
+    caffe.save(tmp_path / "caffe.keras")
+    np.testing.assert_allclose(keras.saving.load_model(tmp_path / "caffe.keras", safe_mode=True)(x).numpy(),
+                               caffe(x).numpy())
+    model.save(tmp_path / "m.keras")
+    again = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    np.testing.assert_allclose(again.predict_on_batch(x), model.predict_on_batch(x), rtol=1e-5)
+    with pytest.raises(ValueError, match="no pretrained weights"):
+        build_detector("small", "imagenet")

@@ -19,6 +19,7 @@ import re
 import tempfile
 from pathlib import Path
 
+import keras
 import numpy as np
 from PIL import Image
 
@@ -269,16 +270,38 @@ def _small(inputs, weights=None):
 ARCHS = {"resnet50": _resnet50, "small": _small}
 
 
+#: Per-channel BGR means of Keras' ImageNet ResNet-50 ("caffe" preprocessing).
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+
+
+@keras.saving.register_keras_serializable(package="tfforensics.lgrad")
+class CaffePreprocess(keras.layers.Layer):
+    """RGB 0..255 to the BGR, mean-subtracted input that Keras' ImageNet ResNet-50 weights expect."""
+
+    def call(self, x):
+        return x[..., ::-1] - keras.ops.convert_to_tensor(CAFFE_MEAN_BGR, dtype=x.dtype)
+
+
 def build_detector(arch: str = "resnet50", weights=None):
-    """Binary detector on 0..255 RGB images of any size: ImageNet mean/std inside, one logit out."""
+    """Binary detector on 0..255 RGB images of any size, preprocessing inside, one logit out.
+
+    Random init: ImageNet mean/std normalisation, as the original's torchvision pipeline.
+    ``weights="imagenet"``: the preprocessing Keras' ImageNet weights were trained with
+    (BGR, mean subtraction), so the pretrained filters see what they expect.
+    """
     import keras
 
     if arch not in ARCHS:
         raise ValueError(f"`arch` must be one of {sorted(ARCHS)}. Received: arch={arch!r}")
+    if weights not in (None, "imagenet"):
+        raise ValueError(f"`weights` must be None or 'imagenet'. Received: weights={weights!r}")
     inputs = keras.Input((None, None, 3), name="pixels")
-    x = keras.layers.Rescaling(1.0 / 255.0, name="to_unit")(inputs)
-    x = keras.layers.Normalization(mean=IMAGENET_MEAN, variance=np.square(IMAGENET_STD).tolist(),
-                                   name="imagenet_norm")(x)
+    if weights == "imagenet":
+        x = CaffePreprocess(name="caffe_preprocess")(inputs)
+    else:
+        x = keras.layers.Rescaling(1.0 / 255.0, name="to_unit")(inputs)
+        x = keras.layers.Normalization(mean=IMAGENET_MEAN, variance=np.square(IMAGENET_STD).tolist(),
+                                       name="imagenet_norm")(x)
     logit = keras.layers.Dense(1, name="logit")(ARCHS[arch](x, weights=weights))
     return keras.Model(inputs, logit, name=f"lgrad_{arch}")
 
