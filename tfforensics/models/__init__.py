@@ -1,0 +1,1 @@
+"""Models of tfforensics (StyleGAN port, detectors)."""
