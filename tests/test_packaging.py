@@ -73,3 +73,34 @@ def test_readme_test_command_is_what_ci_runs():
     ci = (ROOT / ".ci" / "run").read_text()
     command = ci.strip().splitlines()[-1]
     assert command in readme
+
+
+def _documented_examples() -> list[str]:
+    """Commands in fenced code blocks and in table rows of README.md and docs/*.md."""
+    texts = [(ROOT / "README.md").read_text()] + [p.read_text() for p in sorted((ROOT / "docs").glob("*.md"))]
+    commands = set()
+    for text in texts:
+        in_code = False
+        for line in text.splitlines():
+            stripped = line.strip()
+            if stripped.startswith("```"):
+                in_code = not in_code
+            elif in_code and stripped.startswith("tfforensics ") and "──" not in stripped:
+                commands.add(stripped)
+            elif stripped.startswith("|"):
+                commands.update(re.findall(r"`(tfforensics [^`]+)`", stripped))
+    return sorted(c for c in commands if not c.endswith("--help"))
+
+
+def test_every_documented_example_parses():
+    import shlex
+
+    commands = _documented_examples()
+    assert len(commands) >= 12
+    parser = build_parser()
+    for command in commands:
+        args = shlex.split(command.split(" && ")[0])[1:]
+        try:
+            parser.parse_args(args)
+        except SystemExit as error:
+            raise AssertionError(f"README/docs example does not parse: {command}") from error
