@@ -286,3 +286,27 @@ def test_interrupted_run_continues_without_redoing_shards(three_sources, tmp_pat
     fresh = prepare(three_sources, tmp_path / "fresh", Encoding(log=True), shards=3, workers=2, progress=False)
     assert resumed.splits == fresh.splits
     np.testing.assert_array_equal(as_numpy(resumed, "train")[0], as_numpy(fresh, "train")[0])
+
+
+def test_presplit_source_keeps_the_users_splits(three_sources, tmp_path):
+    root = tmp_path / "presplit"
+    for split, count in (("train", 20), ("val", 6), ("test", 4)):
+        for name in ("a_real", "b_nearest"):
+            files = sorted((three_sources / name).glob("*.png"))
+            offset = {"train": 0, "val": 20, "test": 26}[split]
+            (root / split / name).mkdir(parents=True)
+            for path in files[offset:offset + count]:
+                shutil.copy(path, root / split / name / path.name)
+    manifest = prepare(root, tmp_path / "out", Encoding(transform="raw", color=True), presplit=True, progress=False)
+    assert manifest.class_names == ["a_real", "b_nearest"]
+    assert {s: manifest.splits[s]["per_class"] for s in ("train", "val", "test")} == {
+        "train": {"a_real": 20, "b_nearest": 20}, "val": {"a_real": 6, "b_nearest": 6},
+        "test": {"a_real": 4, "b_nearest": 4}}
+    # the test split holds exactly the user's test files
+    x_test, y_test = as_numpy(manifest, "test")
+    expected = sorted(load_image(p).tobytes() for p in (root / "test").rglob("*.png"))
+    got = sorted(np.rint((x + 1) * 127.5).astype(np.uint8).tobytes() for x in x_test)
+    assert got == expected
+    shutil.rmtree(root / "val" / "b_nearest")
+    with pytest.raises(ValueError, match="every split needs the same class folders"):
+        prepare(root, tmp_path / "out2", presplit=True, progress=False)

@@ -46,6 +46,8 @@ def add_parser(subparsers) -> None:
                        help="fractions per class (default: 0.7 0.2 0.1)")
     split.add_argument("--sizes", type=int, nargs=3, metavar=("TRAIN", "VAL", "TEST"), default=None,
                        help="images per class in each split, as the original (e.g. 100000 20000 30000)")
+    split.add_argument("--presplit", action="store_true",
+                       help="SRC is already split: SRC/train/<class>/, SRC/val/<class>/, SRC/test/<class>/")
     add_skip_bad(parser)
     add_output_args(parser)
     add_runtime_args(parser, workers=True)
@@ -63,7 +65,7 @@ def run(args) -> int:
     manifest = prepare(
         args.source, args.output, encoding,
         format=args.format, layout=args.layout, compression="GZIP" if args.gzip else None,
-        fractions=args.split, sizes=args.sizes, shards=args.shards, workers=args.workers,
+        fractions=args.split, sizes=args.sizes, presplit=args.presplit, shards=args.shards, workers=args.workers,
         skip_bad=args.skip_bad, seed=args.seed, overwrite=args.overwrite,
         command=args.command_line, progress=not args.quiet,
     )

@@ -32,7 +32,7 @@ import numpy as np
 from tfforensics.data import encodings, records
 from tfforensics.data.encodings import Encoding
 from tfforensics.data.manifest import MANIFEST_NAME, Manifest
-from tfforensics.data.splits import SPLITS, scan_classes, split_classes
+from tfforensics.data.splits import SPLITS, presplit_classes, scan_classes, split_classes
 from tfforensics.data.stats import RunningMoments
 from tfforensics.io.atomic import INCOMPLETE_PREFIX, atomic_open, atomic_write_json, remove_tree, replace_dir
 from tfforensics.io.images import BadImageError, load_image, read_size
@@ -44,7 +44,7 @@ FORMATS = ("tfrecords", "npy")
 #: Target size of one shard; TFDS aims at shards of this order.
 SHARD_BYTES = 128 * 2**20
 #: Images decoded and transformed together by one vectorised call.
-CHUNK_SIZE = 64
+CHUNK_SIZE = 16
 STATISTICS_FILE = "statistics.npz"
 
 
@@ -253,6 +253,7 @@ def prepare(
     compression: str | None = None,
     fractions=None,
     sizes=None,
+    presplit: bool = False,
     shards: int | None = None,
     workers: int | None = None,
     skip_bad: bool = False,
@@ -272,6 +273,7 @@ def prepare(
             ``"compact"`` (float16 bytes).
         compression: None or ``"GZIP"``.
         fractions / sizes: split by fractions (default 0.7/0.2/0.1) or by per-class counts.
+        presplit: ``source`` is already split into ``train/ val/ test/`` class folders.
         shards: shards per split (default: about 128 MiB each).
         workers: processes (default: all cores).
         skip_bad: skip unreadable images and list them in the manifest instead of failing.
@@ -287,8 +289,13 @@ def prepare(
     source, output = Path(source).resolve(), Path(output).resolve()
     workers = workers or os.cpu_count() or 1
 
-    classes = scan_classes(source)
-    items = split_classes(classes, fractions=fractions, sizes=sizes, seed=seed)
+    if presplit:
+        if fractions is not None or sizes is not None:
+            raise ValueError("--presplit takes the splits from the folders; drop --split / --sizes.")
+        classes, items = presplit_classes(source, seed=seed)
+    else:
+        classes = scan_classes(source)
+        items = split_classes(classes, fractions=fractions, sizes=sizes, seed=seed)
     all_items = [item for split in SPLITS for item in items[split]]
     if not items["train"]:
         raise ValueError(f"{source}: the train split is empty; add images or change --split/--sizes.")
@@ -299,7 +306,7 @@ def prepare(
     options = {
         "encoding": dataclasses.asdict(encoding), "format": format, "layout": layout,
         "compression": compression, "seed": seed, "shards": shard_counts, "skip_bad": skip_bad,
-        "shape": shape, "classes": list(classes),
+        "shape": shape, "classes": list(classes), "presplit": presplit,
     }
     fingerprint = _fingerprint(items, options)
 

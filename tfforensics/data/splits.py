@@ -79,3 +79,29 @@ def split_classes(classes: dict[str, list], *, fractions=None, sizes=None, seed:
         order = np.random.default_rng([seed, 1000 + index]).permutation(len(items))
         out[split] = [items[i] for i in order]
     return out
+
+
+def presplit_classes(source, *, seed: int = 0) -> tuple[list[str], dict[str, list[tuple[str, int]]]]:
+    """Class names and ``{split: [(path, label), ...]}`` for a tree already split by the user.
+
+    ``source/train/<class>/``, ``source/val/<class>/`` and ``source/test/<class>/`` (val and
+    test may be missing); every split must hold the same class folders. Use it when the
+    split must follow something the files do not show, e.g. which photo a crop came from.
+    """
+    source = Path(source)
+    if not (source / "train").is_dir():
+        raise FileNotFoundError(f"{source / 'train'}: not found; a pre-split source needs train/[val/][test/] sub-folders.")
+    per_split = {split: scan_classes(source / split) for split in SPLITS if (source / split).is_dir()}
+    names = list(per_split["train"])
+    for split, classes in per_split.items():
+        if list(classes) != names:
+            raise ValueError(
+                f"{source / split}: has classes {list(classes)} but train has {names}; "
+                "every split needs the same class folders."
+            )
+    out = {}
+    for index, split in enumerate(SPLITS):
+        items = [(str(path), label) for label, files in enumerate(per_split.get(split, {}).values()) for path in files]
+        order = np.random.default_rng([seed, 1000 + index]).permutation(len(items))
+        out[split] = [items[i] for i in order]
+    return names, out
