@@ -24,7 +24,6 @@ BUNDLED_PHOTOS = (
     ("skimage", "data/motorcycle_right.png"),
     ("skimage", "data/hubble_deep_field.jpg"),
     ("skimage", "data/retina.jpg"),
-    ("skimage", "data/horse.png"),
     ("sklearn", "datasets/images/china.jpg"),
     ("sklearn", "datasets/images/flower.jpg"),
     ("matplotlib", "mpl-data/sample_data/grace_hopper.jpg"),

@@ -1,0 +1,307 @@
+"""``tfforensics reproduce``: the whole pipeline on the embedded mini benchmark (or ``--data``).
+
+Stages, each a call into the library, each timed and announced with one progress line:
+
+1. benchmark images: real crops of bundled photos (split by photo) + samples of the
+   project's own GANs, one per up-sampling family (``tfforensics.benchmark.build``);
+2. ``prepare``: pixels in [-1, 1] and normalised colour log-DCT records;
+3. classifiers (``log2`` and ``cnn``) on pixels and on the DCT: attribution accuracy over
+   all sources (Frank et al.'s table), and real-vs-fake accuracy / AP from the same models;
+4. generalisation: leave-one-family-out real-vs-fake detection (train on the other
+   families, test on the held-out one);
+5. baselines: kNN, eigenfaces and PRNU with short grids;
+6. LGrad: gradients of the mini StyleGAN discriminator (img2grad), detector trained on
+   real vs the nearest-neighbour (ProGAN-like) family, evaluated per family;
+7. spectra: mean log-DCT spectra per source;
+8. report: ``report.md``, ``report.html`` and ``results.json`` in ``--out``.
+
+Nothing in the report is written by hand: every number comes from this run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import platform
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Profile:
+    """Sizes of one run; ``quick`` fits in a few minutes on 2 CPU cores."""
+
+    per_source: int
+    epochs: int
+    cnn_epochs: int
+    lgrad_epochs: int
+    knn_grid: tuple
+    eigen_grid: dict
+    prnu_grid: dict
+
+
+PROFILES = {
+    "quick": Profile(per_source=150, epochs=30, cnn_epochs=12, lgrad_epochs=6, knn_grid=(1, 3, 9),
+                     eigen_grid={"pca_variance": [0.5, 0.95], "C": [1e-3, 1e-1]},
+                     prnu_grid={"levels": [2], "sigma": [0.5, 0.9]}),
+    "default": Profile(per_source=600, epochs=60, cnn_epochs=25, lgrad_epochs=15, knn_grid=(1, 3, 5, 9, 17, 33),
+                       eigen_grid={"pca_variance": [0.25, 0.5, 0.75, 0.95], "C": [1e-4, 1e-3, 1e-2, 1e-1]},
+                       prnu_grid={"levels": [1, 2, 3, 4], "sigma": [0.3, 0.6, 0.9]}),
+}
+
+
+class Timer:
+    """Announces and times the stages of a run."""
+
+    def __init__(self, total: int):
+        self.total, self.index, self.seconds = total, 0, {}
+
+    @contextlib.contextmanager
+    def stage(self, name: str):
+        self.index += 1
+        logger.info("[%d/%d] %s ...", self.index, self.total, name)
+        start = time.perf_counter()
+        yield
+        self.seconds[name] = round(time.perf_counter() - start, 1)
+        logger.info("[%d/%d] %s done in %.1f s", self.index, self.total, name, self.seconds[name])
+
+
+def gan_sources(size: int = 64) -> dict:
+    """``{folder: sample(count, seed)}`` for every GAN family with shipped weights."""
+    from tfforensics.benchmark import gans
+
+    sources = {}
+    for index, family in enumerate(gans.GAN_FAMILIES):
+        generator = gans.load_generator(family)
+
+        def sample(count, seed, generator=generator):
+            return gans.sample_images(generator, count, seed=seed)
+
+        sources[f"{chr(ord('b') + index)}_{family}"] = sample
+    return sources
+
+
+# ----------------------------------------------------------------------------- stages
+
+def _classifier_rows(datasets: dict, out: Path, profile: Profile, seed: int) -> list[dict]:
+    from tfforensics.evaluation.evaluate import evaluate_model
+    from tfforensics.training.fit import train
+
+    rows = []
+    for model_name in ("log2", "cnn"):
+        for encoding, dataset in datasets.items():
+            epochs = profile.epochs if model_name == "log2" else profile.cnn_epochs
+            result = train(model_name, dataset, out=out / "classifiers" / f"{model_name}_{encoding}", epochs=epochs,
+                           early_stopping=max(3, epochs // 5), seed=seed, overwrite=True, verbose=0)
+            report = evaluate_model(result.model_path, dataset, out=out / "classifiers" / f"{model_name}_{encoding}" / "test")
+            binary = report.get("real_vs_fake") or {}
+            rows.append({
+                "method": model_name, "input": encoding, "attribution_accuracy": report["accuracy"],
+                "real_vs_fake_accuracy": binary.get("accuracy"), "real_vs_fake_ap": binary.get("average_precision"),
+                "epochs_run": len(result.run.get("history", {}).get("loss", [])),
+            })
+    return rows
+
+
+def _binary_tree(source: Path, target: Path, real: str, train_fakes, test_fakes) -> Path:
+    """A ``--presplit`` tree of symlinks: real vs the pooled ``train_fakes`` (test: ``test_fakes``)."""
+    if target.exists():
+        shutil.rmtree(target)
+    for split in ("train", "val", "test"):
+        fakes = test_fakes if split == "test" else train_fakes
+        for name, members in (("0_real", [real]), ("1_fake", fakes)):
+            folder = target / split / name
+            folder.mkdir(parents=True)
+            for member in members:
+                for path in sorted((source / split / member).iterdir()):
+                    (folder / f"{member}_{path.name}").symlink_to(path.resolve())
+    return target
+
+
+def _leave_one_out_rows(source: Path, class_names: list[str], out: Path, profile: Profile, seed: int,
+                        workers) -> list[dict]:
+    from tfforensics.data import Encoding, prepare
+    from tfforensics.evaluation.evaluate import evaluate_model
+    from tfforensics.training.fit import train
+
+    real, fakes = class_names[0], class_names[1:]
+    rows = []
+    for held_out in fakes:
+        others = [f for f in fakes if f != held_out]
+        tree = _binary_tree(source, out / "lofo" / f"src_{held_out}", real, others, [held_out])
+        dataset = prepare(tree, out / "lofo" / f"dct_{held_out}", Encoding(log=True, color=True, normalize=True),
+                          presplit=True, workers=workers, seed=seed, overwrite=True, progress=False)
+        in_family = _binary_tree(source, out / "lofo" / f"src_{held_out}_seen", real, fakes, [held_out])
+        seen = prepare(in_family, out / "lofo" / f"dct_{held_out}_seen", Encoding(log=True, color=True, normalize=True),
+                       presplit=True, workers=workers, seed=seed, overwrite=True, progress=False)
+        row = {"held_out": held_out, "trained_on": others}
+        for key, data in (("unseen", dataset), ("seen", seen)):
+            result = train("log2", data, out=out / "lofo" / f"log2_{held_out}_{key}", epochs=profile.epochs,
+                           early_stopping=max(3, profile.epochs // 5), seed=seed, overwrite=True, verbose=0)
+            report = evaluate_model(result.model_path, data, plots=False)
+            binary = report.get("real_vs_fake") or {}
+            row[f"{key}_accuracy"] = binary.get("accuracy", report["accuracy"])
+            row[f"{key}_ap"] = binary.get("average_precision")
+        rows.append(row)
+    return rows
+
+
+def _baseline_rows(datasets: dict, out: Path, profile: Profile) -> list[dict]:
+    from tfforensics.baselines.search import grid_search
+
+    rows = []
+    jobs = [("knn", enc, {"n_neighbors": list(profile.knn_grid)}) for enc in datasets]
+    jobs += [("eigenfaces", enc, {"pca__n_components": profile.eigen_grid["pca_variance"],
+                                  "svm__C": profile.eigen_grid["C"]}) for enc in datasets]
+    jobs += [("prnu", "pixels", dict(profile.prnu_grid))]
+    for method, encoding, grid in jobs:
+        row = grid_search(method, datasets[encoding], out / "baselines" / encoding, grid=grid, n_jobs=1,
+                          progress=False)
+        rows.append({"method": method, "input": encoding, "params": row["params"],
+                     "val_accuracy": row["val_accuracy"], "attribution_accuracy": row["test_accuracy"]})
+    return rows
+
+
+def _lgrad_rows(source: Path, class_names: list[str], out: Path, profile: Profile, seed: int) -> dict:
+    from tfforensics.benchmark import gans
+    from tfforensics.models import lgrad
+
+    real, fakes = class_names[0], class_names[1:]
+    train_family = next((f for f in fakes if "nearest" in f), fakes[0])
+    images = out / "lgrad" / "images"
+    if images.exists():
+        shutil.rmtree(images)
+    # CNNDetection layout: train/<0_real|1_fake>, test/<family>/<0_real|1_fake>
+    for split, family_list in (("train", [train_family]), ("val", [train_family])):
+        for name, members in (("0_real", [real]), ("1_fake", family_list)):
+            folder = images / split / name
+            folder.mkdir(parents=True)
+            for member in members:
+                for path in sorted((source / split / member).iterdir()):
+                    (folder / f"{member}_{path.name}").symlink_to(path.resolve())
+    for family in fakes:
+        for name, member in (("0_real", real), ("1_fake", family)):
+            folder = images / "test" / family / name
+            folder.mkdir(parents=True)
+            for path in sorted((source / "test" / member).iterdir()):
+                (folder / path.name).symlink_to(path.resolve())
+    discriminator = gans.load_discriminator("stylegan")
+    gradients = out / "lgrad" / "gradients"
+    lgrad.img2grad(images, gradients, discriminator, overwrite=True, progress=False)
+    config = lgrad.TrainConfig(arch="small", epochs=profile.lgrad_epochs, batch_size=16, decay_every=5,
+                               load_size=discriminator.input_shape[1], crop_size=discriminator.input_shape[1] - 8,
+                               seed=seed)
+    lgrad.train_detector(gradients / "train", out / "lgrad" / "detector", config, progress=False)
+    model = lgrad.load_detector(out / "lgrad" / "detector" / "model.keras")
+    results = lgrad.evaluate_detector(model, gradients / "test", progress=False)
+    return {"trained_on": train_family, "families": results}
+
+
+def _spectra(source: Path, class_names: list[str], out: Path) -> dict:
+    from tfforensics.analysis.spectra import compute_spectra, plot_overview, save_spectra
+
+    result = compute_spectra([f"{source / 'train' / name},{name}" for name in class_names], color=True,
+                             progress=False)
+    directory = out / "spectra"
+    directory.mkdir(parents=True, exist_ok=True)
+    save_spectra(result, directory)
+    plot_overview(result, directory / "mean_spectra", formats=("png",))
+    summary = result.summary()
+    return {"figure": "spectra/mean_spectra.png", "sources": summary["sources"]}
+
+
+def _split_tree(data: Path, target: Path, seed: int) -> Path:
+    """Symlink a user's class folders into a seeded 70/20/10 ``--presplit`` tree."""
+    from tfforensics.data.splits import scan_classes, split_classes
+
+    classes = scan_classes(data)
+    names = list(classes)
+    if target.exists():
+        shutil.rmtree(target)
+    for split, items in split_classes(classes, seed=seed).items():
+        for path, label in items:
+            folder = target / split / names[label]
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / Path(path).name).symlink_to(Path(path).resolve())
+    return target
+
+
+# ----------------------------------------------------------------------------- main entry
+
+def reproduce(out, *, data=None, quick: bool = False, seed: int = 0, workers: int | None = None,
+              size: int = 64, command: str = "") -> dict:
+    """Run every stage and write the report into ``out``; returns the results dict."""
+    from tfforensics import __version__
+    from tfforensics.benchmark.build import build_benchmark
+    from tfforensics.benchmark.report import write_report
+    from tfforensics.data import Encoding, prepare
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    profile = PROFILES["quick" if quick else "default"]
+    timer = Timer(8)
+    results = {"tfforensics_version": __version__, "command": command, "seed": seed,
+               "profile": "quick" if quick else "default", "platform": platform.platform(),
+               "cores": os.cpu_count(), "data": str(data) if data else "embedded mini benchmark"}
+
+    with timer.stage("benchmark images"):
+        if data is None:
+            source = out / "benchmark"
+            info = build_benchmark(source, gan_sources(size), per_source=profile.per_source, size=size, seed=seed,
+                                   overwrite=True, progress=False)
+            results["benchmark"] = info
+            else:
+            source = Path(data)
+            if not (source / "train").is_dir():
+                source = _split_tree(source, out / "data_split", seed)
+            results["benchmark"] = {"config": {"source": str(data)}}
+
+    with timer.stage("prepare records (pixels, log-DCT)"):
+        encodings = {"pixels": Encoding(transform="raw", color=True),
+                     "dct": Encoding(log=True, color=True, normalize=True)}
+        datasets = {name: prepare(source, out / "records" / name, encoding, presplit=True, workers=workers,
+                                  seed=seed, overwrite=True, progress=False)
+                    for name, encoding in encodings.items()}
+        class_names = datasets["dct"].class_names
+        results["classes"] = class_names
+        results["counts"] = {split: datasets["dct"].splits[split]["per_class"] for split in datasets["dct"].splits}
+
+    with timer.stage("classifiers (log2, cnn) on pixels and DCT"):
+        results["classifiers"] = _classifier_rows(datasets, out, profile, seed)
+
+    with timer.stage("leave-one-family-out detection"):
+        results["leave_one_out"] = (_leave_one_out_rows(source, class_names, out, profile, seed, workers)
+                                    if len(class_names) > 2 else [])
+
+    with timer.stage("baselines (kNN, eigenfaces, PRNU)"):
+        results["baselines"] = _baseline_rows(datasets, out, profile)
+
+    with timer.stage("LGrad (img2grad + detector)"):
+        results["lgrad"] = _lgrad_rows(source, class_names, out, profile, seed)
+
+    with timer.stage("mean spectra"):
+        results["spectra"] = _spectra(source, class_names, out)
+
+    with timer.stage("report"):
+        results["timings_s"] = timer.seconds
+        (out / "results.json").write_text(json.dumps(results, indent=2, default=_json_default) + "\n")
+        write_report(results, out)
+    results["timings_s"] = timer.seconds
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=_json_default) + "\n")
+    return results
+
+
+def _json_default(value):
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value)}")
