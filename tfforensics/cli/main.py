@@ -10,7 +10,7 @@ import sys
 from tfforensics import __version__
 
 #: Sub-command modules in ``tfforensics/cli/``, in the order ``--help`` lists them.
-COMMANDS = ["prepare"]
+COMMANDS = ["prepare", "train", "test", "classify"]
 
 
 def build_parser() -> argparse.ArgumentParser:
