@@ -117,7 +117,8 @@ def test_model(model, dataset, *, split: str = "test", batch_size: int = 64, rea
     outputs, labels = predict_records(classifier, manifest, split, batch_size=batch_size)
     probabilities = as_probabilities(outputs)
     report = classification_report(labels, probabilities, class_names, real_class=real)
-    report = {"model": model_path or model.name, "dataset": str(manifest.root), "split": split, **report}
+    report = {"model": model_path or model.name, "model_name": classifier.name, "dataset": str(manifest.root),
+              "split": split, **report}
 
     if out is not None:
         out = Path(out)
@@ -128,10 +129,10 @@ def test_model(model, dataset, *, split: str = "test", batch_size: int = 64, rea
             from tfforensics.evaluation.plots import plot_confusion_matrix, plot_roc
 
             plot_confusion_matrix(report["confusion_matrix"], class_names, out / "confusion_matrix.png",
-                                  title=f"{report['model']} on {Path(report['dataset']).name}/{split}")
+                                  title=f"{classifier.name} on {Path(report['dataset']).name}/{split}")
             curves = roc_curves(labels, probabilities, class_names, real)
             if curves:
-                plot_roc(curves, out / "roc.png", title=f"ROC: {class_names[real]} vs fake")
+                plot_roc(curves, out / "roc.png", title=f"{classifier.name}: ROC of {class_names[real]} vs fake")
     return report
 
 
