@@ -34,10 +34,10 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from tfforensics.evaluation.evaluate import format_report, test_model
+    from tfforensics.evaluation.evaluate import evaluate_model, format_report
 
     setup_logging(args.quiet)
-    report = test_model(args.model, args.dataset, split=args.split, batch_size=args.batch_size,
+    report = evaluate_model(args.model, args.dataset, split=args.split, batch_size=args.batch_size,
                         real_class=args.real_class, out=args.out, plots=not args.no_plots)
     print(format_report(report))
     return 0

@@ -125,7 +125,10 @@ def classify_images(model, image_dir, *, size: int | None = None, batch_size: in
             if images:
                 scores.append(as_probabilities(model.predict_on_batch(np.stack(images).astype(np.float32))))
             bar.update(len(chunk))
-    scores = np.concatenate(scores) if scores else np.empty((0, len(class_names)))
+    if not kept:
+        raise ValueError(f"{image_dir}: none of the {len(paths)} images could be classified "
+                         f"(first: {skipped[0]['path']} {skipped[0]['reason']}).")
+    scores = np.concatenate(scores)
     return Classification(paths=kept, scores=scores, class_names=class_names, skipped=skipped)
 
 

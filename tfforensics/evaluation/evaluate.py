@@ -77,7 +77,7 @@ def _predictions_csv(labels, probabilities, class_names) -> str:
     return buffer.getvalue()
 
 
-def test_model(model, dataset, *, split: str = "test", batch_size: int = 64, real_class=None, out=None,
+def evaluate_model(model, dataset, *, split: str = "test", batch_size: int = 64, real_class=None, out=None,
                plots: bool = True) -> dict:
     """Metrics of ``model`` (a path or a loaded model) on ``split`` of ``dataset``.
 
@@ -137,7 +137,7 @@ def test_model(model, dataset, *, split: str = "test", batch_size: int = 64, rea
 
 
 def format_report(report: dict) -> str:
-    """A short plain-text summary of a :func:`test_model` report."""
+    """A short plain-text summary of a :func:`evaluate_model` report."""
     lines = [f"{report['split']}: {report['count']} images, accuracy {report['accuracy']:.2%}"]
     width = max(len(name) for name in report["class_names"])
     lines.append(f"  {'class':<{width}}  precision  recall  support")
