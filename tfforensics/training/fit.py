@@ -75,22 +75,35 @@ def distribution_strategy():
 
 def records_dataset(manifest, split: str, *, batch_size: int, binary: bool, shuffle: bool = False,
                     seed: int = 0, cache: bool | None = None):
-    """Batches of ``(encoded images, labels)``, labels shaped for the model's loss."""
+    """Batches of ``(encoded images, labels)``, labels shaped for the model's loss.
+
+    With ``cache`` (default: when the split's float32 images take at most 1 GiB) the
+    records are parsed once and kept in memory, then shuffled over the whole split each
+    epoch; training then runs as fast as from NumPy arrays. Larger splits stream from
+    the shards (shuffled files and a 10 000-record buffer).
+    """
     import tensorflow as tf
 
     from tfforensics.data.reader import load_dataset
 
+    count = manifest.count(split)
     if cache is None:
-        cache = manifest.count(split) * int(np.prod(manifest.image_shape)) * 4 <= CACHE_LIMIT
-    dataset = load_dataset(manifest, split, batch_size=batch_size, shuffle=shuffle, seed=seed, cache=cache)
-    # Record files have unknown length; telling tf.data lets Keras size its progress bar and epochs.
-    dataset = dataset.apply(tf.data.experimental.assert_cardinality(-(-manifest.count(split) // batch_size)))
+        cache = count * int(np.prod(manifest.image_shape)) * 4 <= CACHE_LIMIT
+    if cache:
+        dataset = load_dataset(manifest, split, batch_size=256, shuffle=False).unbatch().cache()
+        if shuffle:
+            dataset = dataset.shuffle(max(count, 1), seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.batch(batch_size)
+    else:
+        dataset = load_dataset(manifest, split, batch_size=batch_size, shuffle=shuffle, seed=seed)
     if binary:
         dataset = dataset.map(
             lambda images, labels: (images, tf.cast(tf.reshape(labels, [-1, 1]), tf.float32)),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
-    return dataset
+    # Record files have unknown length; telling tf.data lets Keras size its progress bar and epochs.
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(-(-count // batch_size)))
+    return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 def compile_classifier(model, num_classes: int, learning_rate: float):
