@@ -22,8 +22,10 @@ from tfforensics.data import Encoding, prepare
 from tfforensics.data.splits import scan_classes, split_classes
 from tfforensics.evaluation.evaluate import evaluate_model
 from tfforensics.evaluation.metrics import classification_report, real_vs_fake, resolve_real_class
+from tfforensics.io.images import load_image
 from tfforensics.models.classifiers import MODELS, build_model
 from tfforensics.models.names import MODEL_NAMES
+from tfforensics.models.wrapped import class_names_of
 from tfforensics.training.fit import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -265,3 +267,18 @@ def test_training_repeats_with_the_same_seed(dct_data, tmp_path):
         weights.append(model.get_weights())
     for first, second in zip(*weights):
         np.testing.assert_array_equal(first, second)
+
+
+@pytest.fixture(scope="module")
+def small_data(three_sources, tmp_path_factory):
+    encoding = Encoding("dct", log=True, normalize=True)
+    return prepare(three_sources, tmp_path_factory.mktemp("small") / "data", encoding, workers=1, progress=False)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_every_model_trains_saves_and_loads(small_data, three_sources, tmp_path, name):
+    result = _fit(name, small_data, tmp_path / name, epochs=1, early_stopping=0)
+    loaded = keras.saving.load_model(result.model_path, safe_mode=True)
+    images = np.stack([load_image(p, grayscale=True) for p, _ in _test_items(three_sources)[:4]]).astype("float32")
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), result.model.predict(images, verbose=0), atol=1e-6)
+    assert result.run["epochs_run"] == 1 and class_names_of(loaded) == ["a_real", "b_nearest", "c_bilinear"]

@@ -214,14 +214,11 @@ def train(
                 f"--image-size {size} does not match the records of {manifest.root} ({shape[0]}x{shape[1]}); "
                 "prepare the data at that size instead."
             )
-    num_classes = manifest.num_classes if num_classes is None else int(num_classes)
-    needed = max(manifest.num_classes, 2)
-    if (num_classes if num_classes > 2 else 2) < needed:
-        raise ValueError(
-            f"--classes {num_classes} is fewer than the {manifest.num_classes} classes of {manifest.root}."
-        )
     if manifest.num_classes < 2:
         raise ValueError(f"{manifest.root}: has one class ({manifest.class_names}); a classifier needs two or more.")
+    num_classes = manifest.num_classes if num_classes is None else int(num_classes)
+    if max(num_classes, 2) < manifest.num_classes:  # 1 or 2: one sigmoid unit for two classes
+        raise ValueError(f"--classes {num_classes} is fewer than the {manifest.num_classes} classes of {manifest.root}.")
     if manifest.count("train") == 0:
         raise ValueError(f"{manifest.root}: the train split is empty; prepare it with a larger train fraction.")
     if epochs < 1 or batch_size < 1 or learning_rate <= 0:
