@@ -282,3 +282,15 @@ def test_every_model_trains_saves_and_loads(small_data, three_sources, tmp_path,
     images = np.stack([load_image(p, grayscale=True) for p, _ in _test_items(three_sources)[:4]]).astype("float32")
     np.testing.assert_allclose(loaded.predict(images, verbose=0), result.model.predict(images, verbose=0), atol=1e-6)
     assert result.run["epochs_run"] == 1 and class_names_of(loaded) == ["a_real", "b_nearest", "c_bilinear"]
+
+
+def test_training_under_mirrored_strategy(small_data, tmp_path, monkeypatch):
+    """The GPU path: MirroredStrategy (here over the CPU, as no GPU is needed for the test)."""
+    import tensorflow as tf
+
+    import tfforensics.training.fit as fit
+
+    monkeypatch.setattr(fit, "distribution_strategy", lambda: tf.distribute.MirroredStrategy(["/cpu:0"]))
+    result = _fit("cnn", small_data, tmp_path / "run", epochs=1)
+    assert result.run["strategy"] == {"name": "MirroredStrategy", "replicas": 1}
+    assert keras.saving.load_model(result.model_path, safe_mode=True).output_shape == (None, 3)
