@@ -29,7 +29,7 @@ def add_parser(subparsers) -> None:
                         help="name or label of the real class for the real-vs-fake metrics (default: label 0)")
     parser.add_argument("--out", "-o", default=None, help="directory for metrics.json, predictions.csv and plots")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
-    parser.add_argument("--quiet", "-q", action="store_true", help="print only the metrics")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar, print only the metrics")
     parser.set_defaults(run=run)
 
 
@@ -38,6 +38,7 @@ def run(args) -> int:
 
     setup_logging(args.quiet)
     report = evaluate_model(args.model, args.dataset, split=args.split, batch_size=args.batch_size,
-                        real_class=args.real_class, out=args.out, plots=not args.no_plots)
+                        real_class=args.real_class, out=args.out, plots=not args.no_plots,
+                            progress=not args.quiet)
     print(format_report(report))
     return 0

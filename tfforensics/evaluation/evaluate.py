@@ -53,15 +53,20 @@ def check_compatible(model, manifest) -> None:
         )
 
 
-def predict_records(classifier, manifest, split: str = "test", *, batch_size: int = 64):
+def predict_records(classifier, manifest, split: str = "test", *, batch_size: int = 64, progress: bool = False):
     """``(outputs, labels)`` of ``classifier`` over a split, in stored order."""
+    from tqdm.auto import tqdm
+
     from tfforensics.data.reader import load_dataset
 
     dataset = load_dataset(manifest, split, batch_size=batch_size, shuffle=False)
     outputs, labels = [], []
-    for images, batch_labels in dataset:
-        outputs.append(np.asarray(classifier.predict_on_batch(images)))
-        labels.append(batch_labels.numpy())
+    with tqdm(total=manifest.count(split), desc=f"test ({split})", unit="img", disable=not progress,
+              dynamic_ncols=True) as bar:
+        for images, batch_labels in dataset:
+            outputs.append(np.asarray(classifier.predict_on_batch(images)))
+            labels.append(batch_labels.numpy())
+            bar.update(len(labels[-1]))
     if not outputs:
         raise ValueError(f"{manifest.root}: the {split} split is empty; nothing to test.")
     return np.concatenate(outputs), np.concatenate(labels)
@@ -78,7 +83,7 @@ def _predictions_csv(labels, probabilities, class_names) -> str:
 
 
 def evaluate_model(model, dataset, *, split: str = "test", batch_size: int = 64, real_class=None, out=None,
-               plots: bool = True) -> dict:
+                   plots: bool = True, progress: bool = False) -> dict:
     """Metrics of ``model`` (a path or a loaded model) on ``split`` of ``dataset``.
 
     Args:
@@ -88,6 +93,7 @@ def evaluate_model(model, dataset, *, split: str = "test", batch_size: int = 64,
         real_class: name or index of the real class (default: label 0).
         out: directory for ``metrics.json``, ``predictions.csv`` and the PNG plots.
         plots: write ``confusion_matrix.png`` and ``roc.png`` into ``out``.
+        progress: show a progress bar.
 
     Returns:
         The report of :func:`tfforensics.evaluation.metrics.classification_report`
@@ -114,7 +120,7 @@ def evaluate_model(model, dataset, *, split: str = "test", batch_size: int = 64,
                        class_names, manifest.class_names)
     real = resolve_real_class(class_names, real_class)
     _, classifier = unwrap(model)
-    outputs, labels = predict_records(classifier, manifest, split, batch_size=batch_size)
+    outputs, labels = predict_records(classifier, manifest, split, batch_size=batch_size, progress=progress)
     probabilities = as_probabilities(outputs)
     report = classification_report(labels, probabilities, class_names, real_class=real)
     report = {"model": model_path or model.name, "model_name": classifier.name, "dataset": str(manifest.root),
