@@ -136,11 +136,10 @@ def test_rgb_input_on_gray_dataset(real_sources, tmp_path):
     stack = preprocessing_from_manifest(manifest, channels=3)
     assert stack.input_shape == (None, 32, 32, 3) and stack.layers[0].name == "grayscale"
     np.testing.assert_allclose(stack.predict(rgb.astype("float32"), verbose=0), records, atol=1e-4)
+    color = prepare(real_sources, tmp_path / "color", Encoding("raw", color=True), fractions=SPLIT, workers=1,
+                    progress=False)
     with pytest.raises(ValueError, match="channels"):
-        preprocessing_from_manifest(Encoding_manifest_color := prepare(
-            real_sources, tmp_path / "color", Encoding("raw", color=True), fractions=SPLIT, workers=1, progress=False
-        ), channels=1)
-    assert Encoding_manifest_color.encoding.color
+        preprocessing_from_manifest(color, channels=1)
 
 
 def test_stack_equals_records_on_upsampled_images(three_sources, tmp_path):
