@@ -1,0 +1,72 @@
+"""``tfforensics train``: fit a classifier on prepared records; save it with its preprocessing."""
+
+from __future__ import annotations
+
+import logging
+
+from tfforensics.cli._common import add_command, add_output_args, add_runtime_args, setup_logging
+from tfforensics.models.names import MODEL_NAMES
+
+logger = logging.getLogger(__name__)
+
+
+def add_parser(subparsers) -> None:
+    parser = add_command(
+        subparsers, "train",
+        help="train a classifier (log, log2, nn, cnn, resnet, ...) on prepared records",
+        description=(
+            "Train MODEL on the train split of DATASET (a directory written by `tfforensics prepare`, or its "
+            "manifest.json); the val split drives early stopping. Image size, channels and classes come from "
+            "the manifest. The saved OUT/model.keras takes raw 0..255 images: the DCT, log scaling and "
+            "normalisation of the dataset are layers inside it. Models: " + ", ".join(MODEL_NAMES) + "."
+        ),
+        examples="""
+            tfforensics train log2 datasets/celeba_dct_log --out runs/ridge_dct
+            tfforensics train resnet datasets/lsun_dct_log -e 20 -b 64 --early-stopping 3 --out runs/resnet
+            tfforensics train log3 datasets/ffhq_raw --l1 0.001 --l2 0.01 --lr 1e-4 --seed 1
+        """,
+    )
+    parser.add_argument("model", metavar="MODEL", choices=MODEL_NAMES, help="one of: " + ", ".join(MODEL_NAMES))
+    parser.add_argument("dataset", metavar="DATASET", help="dataset directory (or manifest.json) written by prepare")
+    fit = parser.add_argument_group("training")
+    fit.add_argument("--epochs", "-e", type=int, default=50, help="epochs (default: 50)")
+    fit.add_argument("--batch-size", "-b", type=int, default=32, help="global batch size (default: 32)")
+    fit.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
+    fit.add_argument("--l1", type=float, default=0.01, help="L1 penalty of log1/log3 (default: 0.01)")
+    fit.add_argument("--l2", type=float, default=0.01, help="L2 penalty of log2/log3/nn (default: 0.01)")
+    fit.add_argument("--early-stopping", type=int, default=5, metavar="PATIENCE",
+                     help="stop after PATIENCE epochs without a lower val loss and restore the best "
+                          "weights; 0 turns it off (default: 5)")
+    shape = parser.add_argument_group("overrides (default: from the manifest)")
+    shape.add_argument("--classes", type=int, default=None, help="number of classes (1 or 2: one sigmoid unit)")
+    shape.add_argument("--image-size", type=int, default=None, help="image size; must match the records")
+    shape.add_argument("--channels", type=int, choices=[1, 3], default=None,
+                       help="channels the saved model takes (3 on a gray dataset: RGB in, luma inside)")
+    parser.add_argument("--out", "-o", default=None,
+                        help="run directory: model.keras, run.json, checkpoints/, logs/ (TensorBoard) "
+                             "(default: runs/MODEL-DATASET-TIME)")
+    add_output_args(parser)
+    add_runtime_args(parser)
+    parser.add_argument("--deterministic", action="store_true",
+                        help="deterministic TensorFlow ops also on GPU (slower; always on without GPU)")
+    parser.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from tfforensics.training.fit import train
+
+    setup_logging(args.quiet)
+    result = train(
+        args.model, args.dataset, out=args.out, epochs=args.epochs, batch_size=args.batch_size,
+        l1=args.l1, l2=args.l2, learning_rate=args.lr, early_stopping=args.early_stopping, seed=args.seed,
+        deterministic=True if args.deterministic else None, num_classes=args.classes,
+        image_size=args.image_size, channels=args.channels, overwrite=args.overwrite,
+        verbose=0 if args.quiet else "auto", command=args.command_line,
+    )
+    run_info = result.run
+    val = run_info["val_metrics"]
+    logger.info("%s: %d epochs (best %d), %.0f samples/s%s", result.model_path, run_info["epochs_run"],
+                run_info["best_epoch"], run_info["train_samples_per_second"] or 0,
+                f", val accuracy {val['accuracy']:.2%}" if val else "")
+    print(result.model_path)
+    return 0

@@ -1,0 +1,138 @@
+"""``classify``: run a saved model on a folder of raw images.
+
+The model carries its preprocessing and class names, so this needs only the folder:
+images are decoded by :func:`tfforensics.io.images.load_image` (as luma when the model
+takes one channel), batched, scored, and counted per predicted class.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from tfforensics.io.atomic import atomic_write
+from tfforensics.io.images import BadImageError, list_images, load_image
+
+
+@dataclasses.dataclass
+class Classification:
+    """Scores per image and the counts per predicted class."""
+
+    paths: list[Path]
+    scores: np.ndarray  # (N, K) per-class probabilities
+    class_names: list[str]
+    skipped: list = dataclasses.field(default_factory=list)  # [{"path", "reason"}]
+
+    @property
+    def predictions(self) -> np.ndarray:
+        return self.scores.argmax(axis=1) if len(self.scores) else np.empty(0, dtype=np.int64)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counts = np.bincount(self.predictions, minlength=len(self.class_names))
+        return {name: int(counts[i]) for i, name in enumerate(self.class_names)}
+
+    @property
+    def shares(self) -> dict[str, float]:
+        total = max(len(self.paths), 1)
+        return {name: count / total for name, count in self.counts.items()}
+
+    def summary(self) -> str:
+        """One line per class, like the original ``run_classifier.py``."""
+        return "\n".join(
+            f"{self.shares[name]:7.2%} of the images are from class {name} ({count})"
+            for name, count in self.counts.items()
+        )
+
+    def to_csv(self) -> str:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["path", "predicted", *[f"score_{name}" for name in self.class_names]])
+        for path, guess, row in zip(self.paths, self.predictions, self.scores):
+            writer.writerow([str(path), self.class_names[guess], *[f"{p:.6g}" for p in row]])
+        return buffer.getvalue()
+
+
+def _loader(shape, skip_bad: bool):
+    height, width, channels = shape
+
+    def load(path):
+        try:
+            image = load_image(path, grayscale=channels == 1)
+            if image.shape[:2] != (height, width):
+                raise BadImageError(
+                    path, f"is {image.shape[1]}x{image.shape[0]} pixels but the model takes {width}x{height}",
+                    "crop or resize the images first (the model was trained on that size), or pass --skip-bad",
+                )
+            return image
+        except BadImageError as error:
+            if not skip_bad:
+                raise
+            return error
+
+    return load
+
+
+def classify_images(model, image_dir, *, size: int | None = None, batch_size: int = 32, skip_bad: bool = False,
+                    recursive: bool = False, progress: bool = True) -> Classification:
+    """Score the images of ``image_dir`` (sorted; the first ``size`` when given).
+
+    Args:
+        model: a ``.keras`` path (or run directory) written by ``train``, or a model
+            that takes raw 0..255 images.
+        image_dir: folder of images.
+        size: only the first ``size`` images (sorted by name), as the original ``-s``.
+        batch_size: images per forward pass.
+        skip_bad: skip unreadable or mis-sized images (listed in ``skipped``).
+        recursive: include sub-folders.
+    """
+    from tqdm.auto import tqdm
+
+    from tfforensics.evaluation.metrics import as_probabilities
+    from tfforensics.models.wrapped import class_names_of, load_model
+
+    if isinstance(model, (str, Path)):
+        model = load_model(model)
+    if batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1. Received: batch_size={batch_size}")
+    paths = list_images(image_dir, recursive=recursive)
+    if size is not None:
+        paths = paths[:size]
+    if not paths:
+        raise ValueError(f"{image_dir}: contains no images ({'recursively' if recursive else 'add --recursive for sub-folders'}).")
+    shape = tuple(model.input_shape[1:])
+    if len(shape) != 3 or shape[-1] not in (1, 3):
+        raise ValueError(f"the model takes inputs of shape {shape}, not images; use a model saved by `tfforensics train`.")
+    load = _loader(shape, skip_bad)
+    class_names = class_names_of(model)
+    kept, scores, skipped = [], [], []
+    with ThreadPoolExecutor(max_workers=4) as pool, \
+            tqdm(total=len(paths), desc="classify", unit="img", disable=not progress, dynamic_ncols=True) as bar:
+        for start in range(0, len(paths), batch_size):
+            chunk = paths[start:start + batch_size]
+            images = []
+            for path, image in zip(chunk, pool.map(load, chunk)):
+                if isinstance(image, BadImageError):
+                    skipped.append({"path": image.path, "reason": image.reason})
+                    continue
+                kept.append(path)
+                images.append(image)
+            if images:
+                scores.append(as_probabilities(model.predict_on_batch(np.stack(images).astype(np.float32))))
+            bar.update(len(chunk))
+    if not kept:
+        raise ValueError(f"{image_dir}: none of the {len(paths)} images could be classified "
+                         f"(first: {skipped[0]['path']} {skipped[0]['reason']}).")
+    scores = np.concatenate(scores)
+    return Classification(paths=kept, scores=scores, class_names=class_names, skipped=skipped)
+
+
+def write_csv(result: Classification, path) -> Path:
+    """One row per image: path, predicted class, score per class."""
+    atomic_write(path, result.to_csv())
+    return Path(path)

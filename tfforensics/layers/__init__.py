@@ -1,0 +1,25 @@
+"""Serializable Keras layers: the preprocessing that saved models carry inside them."""
+
+from tfforensics.layers.metadata import ClassNames
+from tfforensics.layers.preprocessing import (
+    DCT2D,
+    AbsScale,
+    Grayscale,
+    LogScale,
+    PixelScale,
+    Standardize,
+    preprocessing_from_manifest,
+    preprocessing_layers,
+)
+
+__all__ = [
+    "DCT2D",
+    "AbsScale",
+    "ClassNames",
+    "Grayscale",
+    "LogScale",
+    "PixelScale",
+    "Standardize",
+    "preprocessing_from_manifest",
+    "preprocessing_layers",
+]

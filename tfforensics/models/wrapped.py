@@ -1,0 +1,112 @@
+"""Saved models: a trained classifier wrapped with its preprocessing and class names.
+
+``train`` fits the classifier on the encoded records and then saves
+
+    image (0..255) -> preprocessing (Sequential) -> classifier (Functional) -> ClassNames
+
+so that ``model.keras`` classifies raw images, while ``test`` can take the inner
+classifier back out (:func:`unwrap`) and run it on the records.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from tfforensics.layers import ClassNames, preprocessing_from_manifest
+
+PREPROCESSING_NAME = "preprocessing"
+CLASS_NAMES_NAME = "class_names"
+
+
+def wrap_with_preprocessing(classifier: keras.Model, manifest, *, channels: int | None = None,
+                            class_names=None, metadata: dict | None = None) -> keras.Model:
+    """``classifier`` (trained on ``manifest``'s records) behind the layers that encode raw images.
+
+    Args:
+        classifier: a model from the encoded images to class scores.
+        manifest: the :class:`~tfforensics.data.Manifest` of the records it was trained on.
+        channels: channels of the raw input (default: those of the encoding).
+        class_names: names in label order (default: the manifest's).
+        metadata: extra JSON facts stored next to the class names.
+    """
+    from tfforensics import __version__
+
+    preprocessing = preprocessing_from_manifest(manifest, channels=channels, name=PREPROCESSING_NAME)
+    inputs = keras.Input(preprocessing.input_shape[1:], name="image")
+    scores = classifier(preprocessing(inputs))
+    info = {
+        "model": classifier.name,
+        "encoding": dataclasses.asdict(manifest.encoding),
+        "image_shape": list(manifest.image_shape),
+        "statistics_sha256": (manifest.statistics or {}).get("sha256"),
+        "dataset": str(manifest.root) if manifest.root else None,
+        "tfforensics_version": __version__,
+        **(metadata or {}),
+    }
+    outputs = ClassNames(class_names or manifest.class_names, info, name=CLASS_NAMES_NAME)(scores)
+    return keras.Model(inputs, outputs, name=f"{classifier.name}_on_images")
+
+
+def load_model(path) -> keras.Model:
+    """Load a ``.keras`` model with ``safe_mode`` (no arbitrary code), our layers registered."""
+    import tfforensics.layers  # noqa: F401  (registers the custom layers)
+
+    path = Path(path)
+    if path.is_dir() and (path / "model.keras").is_file():
+        path = path / "model.keras"  # a run directory written by `train`
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: model not found; pass a .keras file or a run directory written by `tfforensics train`.")
+    if path.suffix != ".keras":
+        raise ValueError(f"{path}: not a .keras file; models are saved in the Keras 3 format (model.keras).")
+    return keras.saving.load_model(path, compile=False, safe_mode=True)
+
+
+def _class_names_layer(model: keras.Model):
+    for layer in model.layers:
+        if isinstance(layer, ClassNames):
+            return layer
+    return None
+
+
+def unwrap(model: keras.Model) -> tuple[keras.Model | None, keras.Model]:
+    """``(preprocessing, classifier)`` of a wrapped model; ``(None, model)`` for a plain one."""
+    preprocessing = None
+    classifier = None
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            if layer.name == PREPROCESSING_NAME:
+                preprocessing = layer
+            else:
+                classifier = layer
+    if preprocessing is None or classifier is None:
+        return None, model
+    return preprocessing, classifier
+
+
+def class_names_of(model: keras.Model) -> list[str]:
+    """Class names stored in the model, or ``"0", "1", ...`` for a model without them."""
+    layer = _class_names_layer(model)
+    if layer is not None:
+        return list(layer.class_names)
+    units = model.output_shape[-1]
+    return [str(i) for i in range(2 if units == 1 else units)]
+
+
+def metadata_of(model: keras.Model) -> dict:
+    """Training facts stored in the model (encoding, image shape, ...); empty if none."""
+    layer = _class_names_layer(model)
+    return dict(layer.metadata) if layer is not None else {}
+
+
+def probabilities(outputs) -> np.ndarray:
+    """Scores ``(N, K)`` per class from model outputs (one sigmoid unit -> ``[1 - p, p]``)."""
+    outputs = np.asarray(outputs, dtype=np.float64)
+    if outputs.ndim == 1:
+        outputs = outputs[:, None]
+    if outputs.shape[1] == 1:
+        return np.concatenate([1.0 - outputs, outputs], axis=1)
+    return outputs

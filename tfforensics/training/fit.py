@@ -1,0 +1,307 @@
+"""Training a registered classifier on prepared records, and the run directory it leaves.
+
+The classifier trains on the records as ``prepare`` encoded them (no per-step DCT);
+what is saved is the trained classifier behind the preprocessing layers, so
+``model.keras`` takes raw 0..255 images. A run directory holds::
+
+    model.keras          the wrapped model (raw images in, class scores out)
+    run.json             arguments, history, validation metrics, timings
+    checkpoints/         best.weights.h5 (lowest val loss), last.weights.h5 (classifier only)
+    logs/                TensorBoard event files
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tfforensics.io.atomic import INCOMPLETE_PREFIX, atomic_write_json
+
+logger = logging.getLogger(__name__)
+
+RUN_FILE = "run.json"
+MODEL_FILE = "model.keras"
+#: Splits smaller than this (bytes of float32 images) are kept in memory after the first epoch.
+CACHE_LIMIT = 1 << 30
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What :func:`train` returns: the saved model, its classifier and the run record."""
+
+    model: object  # keras.Model taking raw images
+    classifier: object  # keras.Model taking encoded records
+    run_dir: Path
+    run: dict
+
+    @property
+    def model_path(self) -> Path:
+        return self.run_dir / MODEL_FILE
+
+
+def configure_determinism(seed: int, deterministic: bool | None = None) -> bool:
+    """Seed Python, NumPy and TensorFlow; make ops deterministic where that is cheap.
+
+    ``deterministic=None`` turns TensorFlow's op determinism on only without GPUs (on
+    CPU it costs little; on GPU some kernels become slower). It stays on for the
+    process. Returns whether op determinism is on.
+    """
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    if deterministic is None:
+        deterministic = not tf.config.list_physical_devices("GPU")
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    return bool(deterministic)
+
+
+def distribution_strategy():
+    """MirroredStrategy over the visible GPUs; the default strategy when there are none."""
+    import tensorflow as tf
+
+    if tf.config.list_logical_devices("GPU"):
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def records_dataset(manifest, split: str, *, batch_size: int, binary: bool, shuffle: bool = False,
+                    seed: int = 0, cache: bool | None = None):
+    """Batches of ``(encoded images, labels)``, labels shaped for the model's loss.
+
+    With ``cache`` (default: when the split's float32 images take at most 1 GiB) the
+    records are parsed once and kept in memory, then shuffled over the whole split each
+    epoch; training then runs as fast as from NumPy arrays. Larger splits stream from
+    the shards (shuffled files and a 10 000-record buffer).
+    """
+    import tensorflow as tf
+
+    from tfforensics.data.reader import load_dataset
+
+    count = manifest.count(split)
+    if cache is None:
+        cache = count * int(np.prod(manifest.image_shape)) * 4 <= CACHE_LIMIT
+    if cache:
+        dataset = load_dataset(manifest, split, batch_size=256, shuffle=False).unbatch().cache()
+        if shuffle:
+            dataset = dataset.shuffle(max(count, 1), seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.batch(batch_size)
+    else:
+        dataset = load_dataset(manifest, split, batch_size=batch_size, shuffle=shuffle, seed=seed)
+    if binary:
+        dataset = dataset.map(
+            lambda images, labels: (images, tf.cast(tf.reshape(labels, [-1, 1]), tf.float32)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    # Record files have unknown length; telling tf.data lets Keras size its progress bar and epochs.
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(-(-count // batch_size)))
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def compile_classifier(model, num_classes: int, learning_rate: float):
+    """Adam, cross-entropy (binary for one sigmoid unit, sparse categorical otherwise)."""
+    import keras
+
+    from tfforensics.models.classifiers import is_binary
+
+    if is_binary(num_classes):
+        loss, accuracy = keras.losses.BinaryCrossentropy(), keras.metrics.BinaryAccuracy(name="accuracy")
+    else:
+        loss, accuracy = keras.losses.SparseCategoricalCrossentropy(), keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss=loss, metrics=[accuracy])
+    return model
+
+
+def default_run_dir(model_name: str, manifest) -> Path:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{model_name}-{Path(manifest.root).name}-{stamp}"
+
+
+def _prepare_run_dir(out: Path, overwrite: bool) -> None:
+    if out.exists() and any((out / name).exists() for name in (RUN_FILE, MODEL_FILE)):
+        if not overwrite:
+            raise FileExistsError(f"{out}: holds a finished run; pass --overwrite or choose another --out.")
+        from tfforensics.io.atomic import remove_tree
+
+        for name in (RUN_FILE, MODEL_FILE, "checkpoints", "logs"):
+            remove_tree(out / name)
+    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+
+
+def save_model(model, path) -> Path:
+    """``model.save`` to a temporary name, then rename: never a half-written ``model.keras``."""
+    path = Path(path)
+    tmp = path.with_name(f"{INCOMPLETE_PREFIX}{os.getpid()}-{path.name}")
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def _history_lists(history: dict) -> dict:
+    return {key: [float(v) for v in values] for key, values in history.items()}
+
+
+def train(
+    model_name: str,
+    dataset,
+    *,
+    out=None,
+    epochs: int = 50,
+    batch_size: int = 32,
+    l1: float = 0.01,
+    l2: float = 0.01,
+    learning_rate: float = 1e-3,
+    early_stopping: int | None = 5,
+    seed: int = 0,
+    deterministic: bool | None = None,
+    num_classes: int | None = None,
+    image_size=None,
+    channels: int | None = None,
+    cache: bool | None = None,
+    overwrite: bool = False,
+    verbose="auto",
+    command: str = "",
+) -> TrainResult:
+    """Train ``model_name`` on the train split of ``dataset`` and save a run directory.
+
+    Args:
+        model_name: a key of :data:`tfforensics.models.classifiers.MODELS`.
+        dataset: a dataset directory written by ``prepare``, its manifest, or a Manifest.
+        out: run directory (default ``runs/<model>-<dataset>-<time>``).
+        epochs, batch_size, learning_rate: as the original (50, 32, 1e-3); ``batch_size``
+            is the global batch, split over the GPUs.
+        l1, l2: kernel penalties of ``log1``/``log2``/``log3``/``nn`` (0.01 each).
+        early_stopping: patience in epochs on the validation loss (the best weights are
+            restored); ``None`` or 0 trains all epochs. Needs a non-empty val split.
+        seed, deterministic: see :func:`configure_determinism`.
+        num_classes: override of the manifest's class count (``1`` or ``2``: one
+            sigmoid unit; labels must stay below it).
+        image_size: ``(height, width)`` or one int; must match the records (checked).
+        channels: channels of the saved model's raw input (default: the encoding's;
+            3 on a gray dataset adds PIL's luma conversion inside the model).
+        cache: keep the parsed records in memory (default: when the split is < 1 GiB).
+        verbose: Keras ``fit`` verbosity.
+    """
+    import keras
+
+    from tfforensics import __version__
+    from tfforensics.data.manifest import Manifest
+    from tfforensics.models.classifiers import MODELS, is_binary
+    from tfforensics.models.wrapped import wrap_with_preprocessing
+
+    if model_name not in MODELS:
+        raise ValueError(f"unknown model {model_name!r}; choose one of {', '.join(MODELS)}.")
+    manifest = dataset if isinstance(dataset, Manifest) else Manifest.load(dataset)
+    if manifest.format != "tfrecords":
+        logger.warning("%s: .npy datasets are read one file per image; TFRecords train faster.", manifest.root)
+    shape = tuple(manifest.image_shape)
+    if image_size is not None:
+        size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+        if tuple(size) != shape[:2]:
+            raise ValueError(
+                f"--image-size {size} does not match the records of {manifest.root} ({shape[0]}x{shape[1]}); "
+                "prepare the data at that size instead."
+            )
+    if manifest.num_classes < 2:
+        raise ValueError(f"{manifest.root}: has one class ({manifest.class_names}); a classifier needs two or more.")
+    num_classes = manifest.num_classes if num_classes is None else int(num_classes)
+    if max(num_classes, 2) < manifest.num_classes:  # 1 or 2: one sigmoid unit for two classes
+        raise ValueError(f"--classes {num_classes} is fewer than the {manifest.num_classes} classes of {manifest.root}.")
+    if manifest.count("train") == 0:
+        raise ValueError(f"{manifest.root}: the train split is empty; prepare it with a larger train fraction.")
+    if epochs < 1 or batch_size < 1 or learning_rate <= 0:
+        raise ValueError(
+            f"epochs and batch size must be >= 1 and the learning rate > 0. "
+            f"Received: epochs={epochs}, batch_size={batch_size}, lr={learning_rate}"
+        )
+    has_val = manifest.count("val") > 0
+    if early_stopping and not has_val:
+        logger.warning("%s: no val split, so no early stopping; all %d epochs run.", manifest.root, epochs)
+
+    run_dir = Path(out) if out is not None else default_run_dir(model_name, manifest)
+    _prepare_run_dir(run_dir, overwrite)
+    deterministic = configure_determinism(seed, deterministic)
+    strategy = distribution_strategy()
+    binary = is_binary(num_classes)
+
+    train_data = records_dataset(manifest, "train", batch_size=batch_size, binary=binary, shuffle=True, seed=seed,
+                                 cache=cache)
+    val_data = records_dataset(manifest, "val", batch_size=batch_size, binary=binary, cache=cache) if has_val else None
+
+    with strategy.scope():
+        classifier = MODELS[model_name](shape, num_classes, l1=l1, l2=l2)
+        compile_classifier(classifier, num_classes, learning_rate)
+
+    monitor = "val_loss" if has_val else "loss"
+    checkpoints = run_dir / "checkpoints"
+    callbacks = [
+        keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs")),
+        keras.callbacks.ModelCheckpoint(str(checkpoints / "best.weights.h5"), monitor=monitor,
+                                        save_best_only=True, save_weights_only=True),
+        keras.callbacks.ModelCheckpoint(str(checkpoints / "last.weights.h5"), save_weights_only=True),
+    ]
+    stopper = None
+    if early_stopping and has_val:
+        stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=int(early_stopping),
+                                                restore_best_weights=True)
+        callbacks.append(stopper)
+
+    started = time.perf_counter()
+    history = classifier.fit(train_data, epochs=epochs, validation_data=val_data, callbacks=callbacks,
+                             shuffle=False, verbose=verbose)  # the records are shuffled by tf.data
+    train_seconds = time.perf_counter() - started
+    epochs_run = len(history.epoch)
+
+    val_metrics = None
+    if has_val:
+        values = classifier.evaluate(val_data, verbose=0, return_dict=True)
+        val_metrics = {key: float(value) for key, value in values.items()}
+
+    class_names = list(manifest.class_names) + [f"class_{i}" for i in range(manifest.num_classes, num_classes)]
+    with strategy.scope():
+        model = wrap_with_preprocessing(classifier, manifest, channels=channels, class_names=class_names,
+                                        metadata={"seed": seed})
+    save_model(model, run_dir / MODEL_FILE)
+
+    import tensorflow as tf
+
+    run = {
+        "model": model_name,
+        "dataset": str(manifest.root),
+        "class_names": class_names,
+        "image_shape": list(shape),
+        "input_shape": list(model.input_shape[1:]),
+        "encoding": manifest.encoding.describe(),
+        "arguments": {
+            "epochs": epochs, "batch_size": batch_size, "l1": l1, "l2": l2, "learning_rate": learning_rate,
+            "early_stopping": early_stopping, "seed": seed, "deterministic": deterministic,
+            "num_classes": num_classes,
+        },
+        "strategy": {"name": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync},
+        "epochs_run": epochs_run,
+        "best_epoch": (stopper.best_epoch + 1) if stopper is not None and stopper.best_weights is not None else epochs_run,
+        "history": _history_lists(history.history),
+        "val_metrics": val_metrics,
+        "train_seconds": train_seconds,
+        "train_samples_per_second": manifest.count("train") * epochs_run / train_seconds if train_seconds else None,
+        "files": {"model": MODEL_FILE, "checkpoints": "checkpoints", "tensorboard": "logs"},
+        "versions": {"tfforensics": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
+                     "python": platform.python_version()},
+        "command": command,
+    }
+    atomic_write_json(run_dir / RUN_FILE, run)
+    logger.info("saved %s (val accuracy %s)", run_dir / MODEL_FILE,
+                f"{val_metrics['accuracy']:.2%}" if val_metrics else "n/a")
+    return TrainResult(model=model, classifier=classifier, run_dir=run_dir, run=run)
