@@ -19,4 +19,4 @@ RUN python3 -m pip install --no-cache-dir --no-deps . && tfforensics --version
 
 WORKDIR /work
 ENTRYPOINT ["tfforensics"]
-CMD ["--help"]
+CMD ["reproduce", "--out", "/work/report"]

@@ -27,6 +27,7 @@ from tfforensics.baselines.eigenfaces import C_GRID, PCA_FIT_SIZE, VARIANCE_GRID
 from tfforensics.baselines.knn import K_GRID, knn_grid, make_knn
 from tfforensics.baselines.persist import load_model, save_model
 from tfforensics.baselines.prnu import PRNUClassifier
+from tfforensics.data.manifest import Manifest
 from tfforensics.io.atomic import atomic_write_json
 
 logger = logging.getLogger(__name__)
@@ -98,7 +99,6 @@ def to_pixels(X: np.ndarray, manifest) -> np.ndarray:
 
 def load_split(dataset, split: str, method: Method):
     """``(X flattened, y, manifest)`` of one split, in the form ``method`` consumes."""
-    from tfforensics.data.manifest import Manifest
     from tfforensics.data.reader import as_numpy
 
     manifest = Manifest.load(dataset)
@@ -111,7 +111,7 @@ def load_split(dataset, split: str, method: Method):
 
 
 def dataset_name(dataset) -> str:
-    return Path(dataset).resolve().name
+    return Manifest.load(dataset).root.resolve().name
 
 
 # ## Results file
@@ -256,8 +256,7 @@ def resolve_params(method: str, dataset, out, params: dict | None) -> dict:
     chosen = dict(spec.defaults)
     if not params:
         results = load_results(results_path(out, method))
-        from tfforensics.data.manifest import Manifest
-
+    
         entry = results["datasets"].get(str(Manifest.load(dataset).root.resolve()))
         best, _ = best_point(entry or {})
         if best:

@@ -55,8 +55,8 @@ def _tables(results: dict) -> list[tuple[str, str, list[str], list[list[str]]]]:
     lgrad = results.get("lgrad")
     if lgrad:
         families = lgrad["families"]
-        rows = [[name, _pct(m.get("accuracy")), _pct(m.get("real_accuracy")), _pct(m.get("fake_accuracy")),
-                 _pct(m.get("average_precision"))] for name, m in families.items()]
+        rows = [[name, _pct(m.get("acc")), _pct(m.get("real_acc")), _pct(m.get("fake_acc")), _pct(m.get("ap"))]
+                for name, m in families.items()]
         tables.append((
             f"LGrad: detector trained on real vs {lgrad['trained_on']} gradients, tested per family",
             "gradients of the mini StyleGAN discriminator (img2grad); ForenSynths protocol in miniature.",

@@ -170,8 +170,14 @@ def _baseline_rows(datasets: dict, out: Path, profile: Profile) -> list[dict]:
     return rows
 
 
-def _lgrad_rows(source: Path, class_names: list[str], out: Path, profile: Profile, seed: int) -> dict:
+def mini_discriminator():
+    """The discriminator of the project's mini StyleGAN (shipped weights), for img2grad."""
     from tfforensics.benchmark import gans
+
+    return gans.load_discriminator("stylegan")
+
+
+def _lgrad_rows(source: Path, class_names: list[str], out: Path, profile: Profile, seed: int) -> dict:
     from tfforensics.models import lgrad
 
     real, fakes = class_names[0], class_names[1:]
@@ -193,7 +199,7 @@ def _lgrad_rows(source: Path, class_names: list[str], out: Path, profile: Profil
             folder.mkdir(parents=True)
             for path in sorted((source / "test" / member).iterdir()):
                 (folder / path.name).symlink_to(path.resolve())
-    discriminator = gans.load_discriminator("stylegan")
+    discriminator = mini_discriminator()
     gradients = out / "lgrad" / "gradients"
     lgrad.img2grad(images, gradients, discriminator, overwrite=True, progress=False)
     config = lgrad.TrainConfig(arch="small", epochs=profile.lgrad_epochs, batch_size=16, decay_every=5,
@@ -258,7 +264,7 @@ def reproduce(out, *, data=None, quick: bool = False, seed: int = 0, workers: in
             info = build_benchmark(source, gan_sources(size), per_source=profile.per_source, size=size, seed=seed,
                                    overwrite=True, progress=False)
             results["benchmark"] = info
-            else:
+        else:
             source = Path(data)
             if not (source / "train").is_dir():
                 source = _split_tree(source, out / "data_split", seed)

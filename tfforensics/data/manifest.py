@@ -82,7 +82,12 @@ class Manifest:
 
     @classmethod
     def load(cls, path) -> "Manifest":
-        """Load from a dataset directory, its manifest file, or a split directory inside it."""
+        """Load from a dataset directory, its manifest file, or a split directory inside it.
+
+        A :class:`Manifest` passes through unchanged, so every consumer accepts both.
+        """
+        if isinstance(path, Manifest):
+            return path
         path = Path(path)
         candidates = [path] if path.is_file() else [path / MANIFEST_NAME, path.parent / MANIFEST_NAME]
         for candidate in candidates:

@@ -46,6 +46,8 @@ SHARD_BYTES = 128 * 2**20
 #: Images decoded and transformed together by one vectorised call.
 CHUNK_SIZE = 16
 STATISTICS_FILE = "statistics.npz"
+#: A spawned pool (TensorFlow loaded) costs seconds to start: below this many images run inline.
+SPAWN_THRESHOLD = 2000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -210,13 +212,14 @@ def _run_stage(function, tasks, config, workers, progress_total, description, pr
     bar = tqdm(total=progress_total, desc=description, unit="img", disable=not progress, dynamic_ncols=True)
     results = []
     try:
-        if workers <= 1 or len(tasks) <= 1:
+        context = pool_context()
+        small = progress_total < SPAWN_THRESHOLD and context.get_start_method() == "spawn"
+        if workers <= 1 or len(tasks) <= 1 or small:
             _init_worker(config, None)
             for task in tasks:
                 results.append(function(task))
                 bar.update(_task_size(task))
             return results
-        context = pool_context()
         queue = context.Queue()
 
         def drain():

@@ -107,7 +107,7 @@ def evaluate_model(model, dataset, *, split: str = "test", batch_size: int = 64,
     if isinstance(model, (str, Path)):
         model_path = str(model)
         model = load_model(model)
-    manifest = dataset if isinstance(dataset, Manifest) else Manifest.load(dataset)
+    manifest = Manifest.load(dataset)
     check_compatible(model, manifest)
     class_names = class_names_of(model)
     if len(class_names) < manifest.num_classes:

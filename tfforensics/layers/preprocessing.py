@@ -313,8 +313,7 @@ def preprocessing_from_manifest(manifest, *, channels: int | None = None, name: 
     """
     from tfforensics.data.manifest import Manifest
 
-    if not isinstance(manifest, Manifest):
-        manifest = Manifest.load(manifest)
+    manifest = Manifest.load(manifest)
     encoding = manifest.encoding
     height, width, encoded_channels = manifest.image_shape
     channels = encoded_channels if channels is None else int(channels)

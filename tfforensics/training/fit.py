@@ -203,7 +203,7 @@ def train(
 
     if model_name not in MODELS:
         raise ValueError(f"unknown model {model_name!r}; choose one of {', '.join(MODELS)}.")
-    manifest = dataset if isinstance(dataset, Manifest) else Manifest.load(dataset)
+    manifest = Manifest.load(dataset)
     if manifest.format != "tfrecords":
         logger.warning("%s: .npy datasets are read one file per image; TFRecords train faster.", manifest.root)
     shape = tuple(manifest.image_shape)
