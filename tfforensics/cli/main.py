@@ -11,7 +11,7 @@ from tfforensics import __version__
 
 #: Sub-command modules in ``tfforensics/cli/``, in the order ``--help`` lists them. A module
 #: registers its own command name (``mean_var`` registers ``mean-var``).
-COMMANDS = ["prepare", "crop", "resize", "split", "perturb", "stats", "mean_var", "baselines", "img2grad", "lgrad"]
+COMMANDS = ["prepare", "crop", "resize", "split", "perturb", "stats", "mean_var", "baselines", "img2grad", "lgrad", "gan"]
 
 
 def build_parser() -> argparse.ArgumentParser:
