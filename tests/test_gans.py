@@ -101,6 +101,16 @@ def test_gan_sample_cli_writes_deterministic_pngs(tmp_path):
     assert not np.array_equal(a, c)
     assert launch(["gan", "sample", "nearest", str(tmp_path / "x"), "--count", "2", "--weights",
                    str(tmp_path / "missing.keras"), "-q"]) == 2
+    with pytest.raises(ValueError, match="not one of family 'nearest'"):
+        load_generator("nearest", shipped_weights("bilinear"))
+
+
+def test_shipped_stylegan_discriminator_feeds_img2grad(tmp_path):
+    assert launch(["gan", "sample", "stylegan", str(tmp_path / "fake"), "--count", "2", "-q"]) == 0
+    weights = shipped_weights("stylegan").parent / "stylegan_discriminator.keras"
+    assert launch(["img2grad", str(tmp_path / "fake"), str(tmp_path / "grad"), "--weights", str(weights), "-q"]) == 0
+    grads = np.stack([load_image(p) for p in list_images(tmp_path / "grad")])
+    assert grads.shape[0] == 2 and grads.std() > 0
 
 
 def test_samples_are_not_collapsed(shipped_samples):

@@ -234,6 +234,10 @@ def load_generator(family_name: str, weights=None):
     model = keras.saving.load_model(path, safe_mode=True, compile=False)
     if len(model.input_shape) != 2 or len(model.output_shape) != 4 or model.output_shape[-1] != 3:
         raise ValueError(f"{path}: not a generator (input {model.input_shape}, output {model.output_shape}).")
+    expected = "G_style" if entry.upsampling == "stylegan" else f"{entry.upsampling}_generator"
+    if model.name != expected:
+        raise ValueError(f"{path}: holds the generator {model.name!r}, not one of family {entry.name!r}; "
+                         f"pass the family it was trained as.")
     return model
 
 
