@@ -157,8 +157,8 @@ def train_gan(family_name: str, crops: np.ndarray, *, size: int | None = None, c
             trainer.checkpoint.restore(manager.latest_checkpoint).expect_partial()
             logger.info("%s: continuing from step %d", output, int(trainer.step.numpy()))
     start = int(trainer.step.numpy())
-    previous = _read_run(output)
-    seconds = float(previous.get("seconds", 0.0)) if start else 0.0
+    previous = _read_run(output) if start else {}  # a resumed run keeps its time and loss history
+    seconds = float(previous.get("seconds", 0.0))
     rng = np.random.default_rng([config.seed, start])
     data = tf.constant(crops)
     history, metrics = [], {}
@@ -181,7 +181,7 @@ def train_gan(family_name: str, crops: np.ndarray, *, size: int | None = None, c
             _save(trainer, output, manager, config, elapsed, previous.get("history", []) + history, command)
     bar.close()
     trainer.seconds = seconds + time.perf_counter() - began
-    trainer.history = previous.get("history", []) + history if start else history
+    trainer.history = previous.get("history", []) + history
     trainer.last_metrics = metrics
     return trainer
 
