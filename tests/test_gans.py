@@ -149,3 +149,21 @@ def test_log_dct_features_separate_the_families_and_real(shipped_samples):
     # chance: 0.2; measured on the shipped weights with 300 per class: 0.89 and 0.84
     assert linear.fit(x[train], y[train]).score(x[~train], y[~train]) > 0.7
     assert knn.fit(x[train], y[train]).score(x[~train], y[~train]) > 0.6
+
+
+def test_gan_train_cli_writes_a_run_continues_and_samples(tmp_path):
+    run = tmp_path / "run"
+    base = ["gan", "train", "bilinear", str(run), "--size", "16", "--batch-size", "8", "--crops", "32",
+            "--checkpoint-every", "2", "--seed", "5", "-q"]
+    assert launch(base + ["--steps", "4"]) == 0
+    import json
+
+    info = json.loads((run / "run.json").read_text())
+    assert info["family"] == "bilinear" and info["step"] == 4 and info["config"]["seed"] == 5
+    assert launch(base + ["--steps", "4"]) == 2  # already trained: refused, nothing overwritten
+    assert launch(base + ["--steps", "6"]) == 0  # continues from the checkpoint
+    assert json.loads((run / "run.json").read_text())["step"] == 6
+    assert launch(["gan", "train", "nearest", str(run), "--size", "16", "-q"]) == 2  # another family's run
+    assert launch(["gan", "sample", "bilinear", str(tmp_path / "png"), "--count", "2", "--weights", str(run),
+                   "-q"]) == 0
+    assert load_image(list_images(tmp_path / "png")[0]).shape == (16, 16, 3)
