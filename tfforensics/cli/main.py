@@ -13,7 +13,7 @@ from tfforensics import __version__
 #: registers its own command name (``mean_var`` registers ``mean-var``).
 COMMANDS = [
     "prepare", "crop", "resize", "split", "perturb", "stats", "mean_var",
-    "train", "test", "classify", "baselines", "img2grad", "lgrad", "reproduce",
+    "train", "test", "classify", "baselines", "img2grad", "lgrad", "gan", "reproduce",
 ]
 
 

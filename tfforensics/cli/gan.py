@@ -1,0 +1,121 @@
+"""``tfforensics gan train|sample``: the small GANs of the mini benchmark."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from tfforensics.cli._common import add_command, add_runtime_args, setup_logging
+from tfforensics.models.gans import GAN_FAMILIES
+
+logger = logging.getLogger(__name__)
+
+
+def add_parser(subparsers) -> None:
+    families = "\n".join(f"  {name:<11} {entry.description}" for name, entry in GAN_FAMILIES.items())
+    parser = add_command(
+        subparsers, "gan",
+        help="train / sample the small GANs of the embedded benchmark",
+        description=(
+            "Small generators trained on crops of the photos bundled with scikit-image, scikit-learn and "
+            "matplotlib, one per up-sampling family (Frank et al.'s up-sampling experiment); they differ only "
+            "in the up-sampling operator, so each leaves its own spectral artifacts. Families:\n" + families
+        ),
+        examples="""
+            tfforensics gan train nearest runs/gan-nearest --steps 1500 --seed 1
+            tfforensics gan sample transposed fakes/transposed --count 500 --seed 0
+        """,
+    )
+    actions = parser.add_subparsers(title="actions", metavar="ACTION", dest="action", required=True)
+
+    train = add_command(
+        actions, "train", help="train one family on crops of the bundled photos",
+        description=("Train FAMILY (non-saturating GAN loss, R1 on reals, Adam, EMA generator) on random crops "
+                     "of the bundled photos. Writes OUT/generator.keras (the EMA generator), "
+                     "OUT/discriminator.keras and OUT/run.json every --checkpoint-every steps; running the same "
+                     "command again continues an interrupted run."),
+        examples="""
+            tfforensics gan train stylegan runs/gan-stylegan --seed 4
+            tfforensics gan train bilinear runs/gan-bilinear-32 --size 32 --steps 500 --batch-size 16
+        """,
+    )
+    train.add_argument("family", metavar="FAMILY", choices=list(GAN_FAMILIES), help=", ".join(GAN_FAMILIES))
+    train.add_argument("output", metavar="OUT", help="run folder for generator.keras, discriminator.keras, run.json")
+    schedule = train.add_argument_group("schedule")
+    schedule.add_argument("--steps", type=int, default=1500, help="training steps (default: 1500)")
+    schedule.add_argument("--batch-size", type=int, default=32, help="a multiple of 4 (default: 32)")
+    schedule.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate, betas (0, 0.99) (default: 1e-3)")
+    schedule.add_argument("--r1", type=float, default=1.0, help="R1 penalty weight gamma on reals (default: 1)")
+    schedule.add_argument("--checkpoint-every", type=int, default=250, help="steps between saves (default: 250)")
+    data = train.add_argument_group("data")
+    data.add_argument("--size", type=int, default=64, help="image side, a power of two >= 8 (default: 64)")
+    data.add_argument("--crops", type=int, default=4096,
+                      help="random crops of the bundled photos to train on (default: 4096)")
+    train.add_argument("--overwrite", action="store_true", help="start afresh even if OUT holds a run")
+    add_runtime_args(train)
+    train.set_defaults(run=run_train)
+
+    sample = add_command(
+        actions, "sample", help="write generated images as PNG",
+        description="Write COUNT images of FAMILY as OUT_DIR/000000.png, 000001.png, ... (same --seed, same images).",
+        examples="""
+            tfforensics gan sample nearest fakes/nearest --count 1000
+            tfforensics gan sample stylegan fakes/mine --count 64 --weights runs/gan-stylegan --seed 3
+        """,
+    )
+    sample.add_argument("family", metavar="FAMILY", choices=list(GAN_FAMILIES), help=", ".join(GAN_FAMILIES))
+    sample.add_argument("output", metavar="OUT_DIR", help="folder for the PNG files")
+    sample.add_argument("--count", type=int, required=True, help="number of images")
+    sample.add_argument("--weights", default=None,
+                        help="generator.keras or a `gan train` run folder (default: the weights shipped with "
+                             "tfforensics)")
+    sample.add_argument("--batch-size", type=int, default=64, help="(default: 64)")
+    add_runtime_args(sample)
+    sample.set_defaults(run=run_sample)
+
+
+def run_train(args) -> int:
+    from tfforensics.benchmark.gans import RUN_FILE, GanConfig, train_gan, training_crops
+    from tfforensics.io.atomic import remove_tree
+
+    setup_logging(args.quiet)
+    if args.crops < 1:
+        raise ValueError(f"--crops must be >= 1. Received: {args.crops}")
+    config = GanConfig(steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr, r1_gamma=args.r1,
+                       seed=args.seed, checkpoint_every=args.checkpoint_every)
+    output = Path(args.output)
+    if output.exists() and not output.is_dir():
+        raise FileExistsError(f"{output}: exists and is not a folder; choose another OUT.")
+    run_file = output / RUN_FILE
+    if run_file.is_file():
+        import json
+
+        previous = json.loads(run_file.read_text())
+        if args.overwrite:
+            remove_tree(output)
+        elif previous.get("family") != args.family or previous.get("size") != args.size:
+            raise FileExistsError(f"{output}: holds a {previous.get('family')} run at size {previous.get('size')}; "
+                                  "choose another OUT or pass --overwrite.")
+        elif previous.get("step", 0) >= args.steps:
+            raise FileExistsError(f"{output}: already trained for {previous['step']} steps; pass a larger --steps "
+                                  "to continue or --overwrite to start afresh.")
+    crops = training_crops(args.crops, args.size, seed=args.seed)
+    trainer = train_gan(args.family, crops, config=config, output=output, progress=not args.quiet,
+                        command=args.command_line)
+    logger.info("saved %s/generator.keras after %d steps (%.0f s)", output, int(trainer.step.numpy()),
+                trainer.seconds)
+    return 0
+
+
+def run_sample(args) -> int:
+    from tfforensics.benchmark.gans import load_generator, sample_images, write_samples
+
+    setup_logging(args.quiet)
+    if args.count < 1 or args.batch_size < 1:
+        raise ValueError(f"--count and --batch-size must be >= 1. Received: {args.count}, {args.batch_size}")
+    generator = load_generator(args.family, args.weights)
+    images = sample_images(generator, args.count, seed=args.seed, batch_size=args.batch_size,
+                           progress=not args.quiet)
+    write_samples(images, args.output)
+    logger.info("wrote %d images to %s", len(images), args.output)
+    return 0
