@@ -49,10 +49,10 @@ class Profile:
 
 
 PROFILES = {
-    "quick": Profile(per_source=150, epochs=30, cnn_epochs=12, lgrad_epochs=6, knn_grid=(1, 3, 9),
+    "quick": Profile(per_source=300, epochs=40, cnn_epochs=20, lgrad_epochs=15, knn_grid=(1, 3, 9),
                      eigen_grid={"pca_variance": [0.5, 0.95], "C": [1e-3, 1e-1]},
                      prnu_grid={"levels": [2], "sigma": [0.5, 0.9]}),
-    "default": Profile(per_source=600, epochs=60, cnn_epochs=25, lgrad_epochs=15, knn_grid=(1, 3, 5, 9, 17, 33),
+    "default": Profile(per_source=1000, epochs=60, cnn_epochs=30, lgrad_epochs=30, knn_grid=(1, 3, 5, 9, 17, 33, 65),
                        eigen_grid={"pca_variance": [0.25, 0.5, 0.75, 0.95], "C": [1e-4, 1e-3, 1e-2, 1e-1]},
                        prnu_grid={"levels": [1, 2, 3, 4], "sigma": [0.3, 0.6, 0.9]}),
 }
@@ -171,10 +171,11 @@ def _baseline_rows(datasets: dict, out: Path, profile: Profile) -> list[dict]:
 
 
 def mini_discriminator():
-    """The discriminator of the project's mini StyleGAN (shipped weights), for img2grad."""
-    from tfforensics.benchmark import gans
+    """The discriminator of the project's mini StyleGAN (shipped weights), set up for img2grad."""
+    from tfforensics.benchmark.gans import WEIGHTS_DIR
+    from tfforensics.models.lgrad import load_discriminator
 
-    return gans.load_discriminator("stylegan")
+    return load_discriminator(weights=WEIGHTS_DIR / "stylegan_discriminator.keras")
 
 
 def _lgrad_rows(source: Path, class_names: list[str], out: Path, profile: Profile, seed: int) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import shlex
 import sys
 
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 def launch(argv=None) -> int:
     """Console-script entry point; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "run"):
