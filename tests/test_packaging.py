@@ -99,7 +99,7 @@ def test_every_documented_example_parses():
     assert len(commands) >= 12
     parser = build_parser()
     for command in commands:
-        args = shlex.split(command.split(" && ")[0])[1:]
+        args = shlex.split(command.split(" && ")[0], comments=True)[1:]
         try:
             parser.parse_args(args)
         except SystemExit as error:
