@@ -111,6 +111,14 @@ def _classifier_rows(datasets: dict, out: Path, profile: Profile, seed: int) -> 
     return rows
 
 
+def _link(folder: Path, sources) -> None:
+    """Symlink every file of the ``sources`` folders into ``folder`` as ``<source>_<name>``."""
+    folder.mkdir(parents=True)
+    for source in sources:
+        for path in sorted(source.iterdir()):
+            (folder / f"{source.name}_{path.name}").symlink_to(path.resolve())
+
+
 def _binary_tree(source: Path, target: Path, real: str, train_fakes, test_fakes) -> Path:
     """A ``--presplit`` tree of symlinks: real vs the pooled ``train_fakes`` (test: ``test_fakes``)."""
     if target.exists():
@@ -118,11 +126,7 @@ def _binary_tree(source: Path, target: Path, real: str, train_fakes, test_fakes)
     for split in ("train", "val", "test"):
         fakes = test_fakes if split == "test" else train_fakes
         for name, members in (("0_real", [real]), ("1_fake", fakes)):
-            folder = target / split / name
-            folder.mkdir(parents=True)
-            for member in members:
-                for path in sorted((source / split / member).iterdir()):
-                    (folder / f"{member}_{path.name}").symlink_to(path.resolve())
+            _link(target / split / name, [source / split / member for member in members])
     return target
 
 
@@ -187,19 +191,12 @@ def _lgrad_rows(source: Path, class_names: list[str], out: Path, profile: Profil
     if images.exists():
         shutil.rmtree(images)
     # CNNDetection layout: train/<0_real|1_fake>, test/<family>/<0_real|1_fake>
-    for split, family_list in (("train", [train_family]), ("val", [train_family])):
-        for name, members in (("0_real", [real]), ("1_fake", family_list)):
-            folder = images / split / name
-            folder.mkdir(parents=True)
-            for member in members:
-                for path in sorted((source / split / member).iterdir()):
-                    (folder / f"{member}_{path.name}").symlink_to(path.resolve())
+    for split in ("train", "val"):
+        for name, member in (("0_real", real), ("1_fake", train_family)):
+            _link(images / split / name, [source / split / member])
     for family in fakes:
         for name, member in (("0_real", real), ("1_fake", family)):
-            folder = images / "test" / family / name
-            folder.mkdir(parents=True)
-            for path in sorted((source / "test" / member).iterdir()):
-                (folder / path.name).symlink_to(path.resolve())
+            _link(images / "test" / family / name, [source / "test" / member])
     discriminator = mini_discriminator()
     gradients = out / "lgrad" / "gradients"
     lgrad.img2grad(images, gradients, discriminator, overwrite=True, progress=False)

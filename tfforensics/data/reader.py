@@ -101,29 +101,25 @@ def load_dataset(
     manifest, files, layout, shape, compression, split = resolve(source, split)
     if shuffle is None:
         shuffle = split == "train"
-    if manifest is not None and manifest.format == "npy":
-        dataset, _ = _npy_dataset(manifest, split)
+    def cache_shuffle_repeat(dataset):
+        # Per element, before batching: the same for both storage formats.
         if cache:
             dataset = dataset.cache()
         if shuffle:
             dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-        if repeat:
-            dataset = dataset.repeat()
+        return dataset.repeat() if repeat else dataset
+
+    if manifest is not None and manifest.format == "npy":
+        dataset = cache_shuffle_repeat(_npy_dataset(manifest, split)[0])
         return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
 
     file_names = [str(f) for f in files]
     if shuffle and len(file_names) > 1:
         order = np.random.default_rng(seed).permutation(len(file_names))
         file_names = [file_names[i] for i in order]
-    dataset = tf.data.TFRecordDataset(
+    dataset = cache_shuffle_repeat(tf.data.TFRecordDataset(
         file_names, compression_type=compression or "", num_parallel_reads=min(len(file_names), 8) or None
-    )
-    if cache:
-        dataset = dataset.cache()
-    if shuffle:
-        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        dataset = dataset.repeat()
+    ))
     spec = feature_spec(layout, shape)
 
     def parse(serialized):
