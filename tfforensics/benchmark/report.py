@@ -47,7 +47,9 @@ def _tables(results: dict) -> list[tuple[str, str, list[str], list[list[str]]]]:
     if baselines:
         tables.append((
             "Baselines: best grid point (validation) and its test accuracy",
-            "grids are shortened in --quick runs.",
+            "grids searched: " + "; ".join(sorted({
+                f"{r['method']} " + " × ".join(f"{k} {v}" for k, v in (r.get("grid") or {}).items())
+                for r in baselines})) + " (the originals' grids are larger: docs/baselines.md).",
             ["method", "input", "parameters", "val acc", "test acc"],
             [[r["method"], r["input"], ", ".join(f"{k}={v}" for k, v in (r["params"] or {}).items()),
               _pct(r["val_accuracy"]), _pct(r["attribution_accuracy"])] for r in baselines],
@@ -94,8 +96,13 @@ def to_markdown(results: dict) -> str:
     spectra = results.get("spectra")
     if spectra:
         lines += ["## Mean DCT spectra per source", "",
-                  "Rows: sources; columns: log mean spectrum, log std, difference to the real source.", "",
-                  f"![mean spectra]({spectra['figure']})", ""]
+                  "Top: mean log|DCT| of each source's train images (channels averaged); bottom: its "
+                  "difference to the real source. High-frequency energy = mean log|DCT| of the "
+                  "highest-frequency quarter.", "", f"![mean spectra]({spectra['figure']})", "",
+                  "| source | mean abs. difference to real | high-frequency energy |", "|---|---|---|"]
+        lines += [f"| {r['source']} | {r['mean_abs_difference_to_real']:.3f} | {r['high_frequency_energy']:.3f} |"
+                  for r in spectra["sources"]]
+        lines.append("")
     return "\n".join(lines)
 
 
