@@ -71,7 +71,7 @@ def add_parser(subparsers) -> None:
     test.add_argument("--families", default=None, help="comma-separated family folders (default: all)")
     test.add_argument("--batch-size", type=int, default=32, help="(default: 32)")
     test.add_argument("--split", default="test", help="split of a records dataset ROOT (default: test)")
-    test.add_argument("--output", default=None, help="also write the metrics as JSON here")
+    test.add_argument("--out", "--output", "-o", dest="output", default=None, help="also write the metrics as JSON here")
     add_runtime_args(test)
     test.set_defaults(run=run_test)
 

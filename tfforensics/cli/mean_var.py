@@ -29,7 +29,7 @@ def add_parser(subparsers) -> None:
         """,
     )
     parser.add_argument("sources", metavar="SRC", nargs="+", help="prepared dataset, class-folder tree or image folders")
-    parser.add_argument("--output", "-o", default="mean_var", help="output folder (default: mean_var)")
+    parser.add_argument("--out", "--output", "-o", dest="output", default="mean_var", help="output folder (default: mean_var)")
     parser.add_argument("--amount", "-n", type=int, default=None,
                         help="at most this many images per folder / class (for a dataset: records)")
     parser.add_argument("--log", "-l", action="store_true", help="statistics of log(|DCT| + 1e-12)")

@@ -31,7 +31,7 @@ def add_parser(subparsers) -> None:
                         help="your own folders instead of the benchmark: one sub-folder per source (the first "
                              "in sorted order is the real one), or already split into train/ val/ test/")
     parser.add_argument("--quick", action="store_true", help="small profile: fewer images, epochs and grid points")
-    parser.add_argument("--out", default="reports/reproduce", help="output directory (default: reports/reproduce)")
+    parser.add_argument("--out", "--output", "-o", dest="out", default="reports/reproduce", help="output directory (default: reports/reproduce)")
     parser.add_argument("--size", type=int, default=64, help="image side of the benchmark (default: 64)")
     add_runtime_args(parser, workers=True)
     parser.set_defaults(run=run)

@@ -28,7 +28,7 @@ def add_parser(subparsers) -> None:
         """,
     )
     parser.add_argument("sources", metavar="SRC", nargs="+", help="source folders, reference first (PATH or PATH,NAME)")
-    parser.add_argument("--output", "-o", default="spectra", help="output folder (default: spectra)")
+    parser.add_argument("--out", "--output", "-o", dest="output", default="spectra", help="output folder (default: spectra)")
     parser.add_argument("--amount", "-n", type=int, default=None,
                         help="at most this many images per source, sorted by name (default: all)")
     parser.add_argument("--color", "-c", action="store_true", help="RGB, one plot per channel (default: grayscale)")

@@ -27,7 +27,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--batch-size", "-b", type=int, default=64, help="batch size (default: 64)")
     parser.add_argument("--real-class", default=None,
                         help="name or label of the real class for the real-vs-fake metrics (default: label 0)")
-    parser.add_argument("--out", "-o", default=None, help="directory for metrics.json, predictions.csv and plots")
+    parser.add_argument("--out", "--output", "-o", dest="out", default=None, help="directory for metrics.json, predictions.csv and plots")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar, print only the metrics")
     parser.set_defaults(run=run)

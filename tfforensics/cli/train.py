@@ -42,7 +42,7 @@ def add_parser(subparsers) -> None:
     shape.add_argument("--image-size", type=int, default=None, help="image size; must match the records")
     shape.add_argument("--channels", type=int, choices=[1, 3], default=None,
                        help="channels the saved model takes (3 on a gray dataset: RGB in, luma inside)")
-    parser.add_argument("--out", "-o", default=None,
+    parser.add_argument("--out", "--output", "-o", dest="out", default=None,
                         help="run directory: model.keras, run.json, checkpoints/, logs/ (TensorBoard) "
                              "(default: runs/MODEL-DATASET-TIME)")
     add_output_args(parser)
