@@ -104,3 +104,11 @@ def test_every_documented_example_parses():
             parser.parse_args(args)
         except SystemExit as error:
             raise AssertionError(f"README/docs example does not parse: {command}") from error
+
+
+def test_command_line_starts_without_tensorflow():
+    """Building the parser must not import TensorFlow: prepare's pool can then fork cheaply."""
+    code = ("import sys; from tfforensics.cli.main import build_parser; build_parser(); "
+            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.split() == ["False", "False"], result.stdout + result.stderr

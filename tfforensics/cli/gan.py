@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from tfforensics.cli._common import add_command, add_runtime_args, setup_logging
-from tfforensics.models.gans import GAN_FAMILIES
+from tfforensics.models.names import GAN_FAMILIES
 
 logger = logging.getLogger(__name__)
 

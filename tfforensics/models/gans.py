@@ -11,31 +11,12 @@ are NHWC in [-1, 1].
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import keras
 
+from tfforensics.models.names import GAN_FAMILIES, GanFamily  # noqa: F401  (re-exported)
 from tfforensics.models.stylegan.layers import MinibatchStddev, PixelNorm
 
-
-@dataclasses.dataclass(frozen=True)
-class GanFamily:
-    """One entry of :data:`GAN_FAMILIES`: how its generator up-samples, and which D trains it."""
-
-    name: str
-    upsampling: str
-    description: str
-    discriminator: str  # "dcgan" or "stylegan"
-
-
-GAN_FAMILIES = {
-    "nearest": GanFamily("nearest", "nearest", "nearest-neighbour up-sampling + 3x3 conv (ProGAN-like)", "dcgan"),
-    "transposed": GanFamily("transposed", "transposed", "4x4 transposed conv, stride 2 (DCGAN-like)", "dcgan"),
-    "bilinear": GanFamily("bilinear", "bilinear", "bilinear up-sampling + 3x3 conv", "dcgan"),
-    "stylegan": GanFamily("stylegan", "stylegan",
-                          "the StyleGAN (v1) port: mapping + AdaIN synthesis, nearest up + conv + blur", "stylegan"),
-}
 
 #: Latent size of every family (the StyleGAN mapping network maps it to styles of the same size).
 LATENT_DIM = 64
