@@ -307,6 +307,15 @@ def test_presplit_source_keeps_the_users_splits(three_sources, tmp_path):
     expected = sorted(load_image(p).tobytes() for p in (root / "test").rglob("*.png"))
     got = sorted(np.rint((x + 1) * 127.5).astype(np.uint8).tobytes() for x in x_test)
     assert got == expected
-    shutil.rmtree(root / "val" / "b_nearest")
+    # the folders `tfforensics split` writes (train/dev/test) are read the same way
+    (root / "val").rename(root / "dev")
+    from_dev = prepare(root, tmp_path / "out_dev", Encoding(transform="raw", color=True), presplit=True,
+                       progress=False)
+    assert from_dev.splits["val"]["per_class"] == {"a_real": 6, "b_nearest": 6}
+    (root / "extra").mkdir()
+    with pytest.raises(ValueError, match="holds only train/, val/"):
+        prepare(root, tmp_path / "out3", presplit=True, progress=False)
+    (root / "extra").rmdir()
+    shutil.rmtree(root / "dev" / "b_nearest")
     with pytest.raises(ValueError, match="every split needs the same class folders"):
         prepare(root, tmp_path / "out2", presplit=True, progress=False)

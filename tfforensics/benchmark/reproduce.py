@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tfforensics.io.atomic import atomic_open, atomic_write
+
 logger = logging.getLogger(__name__)
 
 
@@ -74,19 +76,22 @@ class Timer:
         logger.info("[%d/%d] %s done in %.1f s", self.index, self.total, name, self.seconds[name])
 
 
-def gan_sources(size: int = 64) -> dict:
-    """``{folder: sample(count, seed)}`` for every GAN family with shipped weights."""
+def gan_sources() -> tuple[dict, int]:
+    """``({folder: sample(count, seed)}, image side)`` for every GAN family with shipped weights."""
     from tfforensics.benchmark import gans
 
-    sources = {}
+    sources, sides = {}, set()
     for index, family in enumerate(gans.GAN_FAMILIES):
         generator = gans.load_generator(family)
+        sides.add(int(generator.output_shape[1]))
 
         def sample(count, seed, generator=generator):
             return gans.sample_images(generator, count, seed=seed)
 
         sources[f"{chr(ord('b') + index)}_{family}"] = sample
-    return sources
+    if len(sides) != 1:
+        raise ValueError(f"the shipped generators disagree on the image size: {sorted(sides)}.")
+    return sources, sides.pop()
 
 
 # ----------------------------------------------------------------------------- stages
@@ -237,8 +242,10 @@ def _spectra(source: Path, class_names: list[str], out: Path) -> dict:
     figure.suptitle("mean log|DCT| per source (top) and its difference to the real source (bottom)", fontsize=10)
     directory = out / "spectra"
     directory.mkdir(parents=True, exist_ok=True)
-    figure.savefig(directory / "mean_spectra.png", dpi=110, bbox_inches="tight")
-    np.savez(directory / "mean_log_spectra.npz", **means)
+    with atomic_open(directory / "mean_spectra.png") as handle:
+        figure.savefig(handle, format="png", dpi=110, bbox_inches="tight")
+    with atomic_open(directory / "mean_log_spectra.npz") as handle:
+        np.savez(handle, **means)
     rows = [{"source": name, "mean_abs_difference_to_real": float(np.abs(means[name] - real).mean()),
              "high_frequency_energy": float(means[name][means[name].shape[0] // 2:, means[name].shape[1] // 2:].mean())}
             for name in class_names]
@@ -264,7 +271,7 @@ def _split_tree(data: Path, target: Path, seed: int) -> Path:
 # ----------------------------------------------------------------------------- main entry
 
 def reproduce(out, *, data=None, quick: bool = False, seed: int = 0, workers: int | None = None,
-              size: int = 64, command: str = "") -> dict:
+              command: str = "") -> dict:
     """Run every stage and write the report into ``out``; returns the results dict."""
     from tfforensics import __version__
     from tfforensics.benchmark.build import build_benchmark
@@ -282,7 +289,8 @@ def reproduce(out, *, data=None, quick: bool = False, seed: int = 0, workers: in
     with timer.stage("benchmark images"):
         if data is None:
             source = out / "benchmark"
-            info = build_benchmark(source, gan_sources(size), per_source=profile.per_source, size=size, seed=seed,
+            sources, size = gan_sources()
+            info = build_benchmark(source, sources, per_source=profile.per_source, size=size, seed=seed,
                                    overwrite=True, progress=False)
             results["benchmark"] = info
         else:
@@ -319,10 +327,9 @@ def reproduce(out, *, data=None, quick: bool = False, seed: int = 0, workers: in
 
     with timer.stage("report"):
         results["timings_s"] = timer.seconds
-        (out / "results.json").write_text(json.dumps(results, indent=2, default=_json_default) + "\n")
         write_report(results, out)
     results["timings_s"] = timer.seconds
-    (out / "results.json").write_text(json.dumps(results, indent=2, default=_json_default) + "\n")
+    atomic_write(out / "results.json", json.dumps(results, indent=2, default=_json_default) + "\n")
     return results
 
 

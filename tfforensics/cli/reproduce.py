@@ -32,7 +32,6 @@ def add_parser(subparsers) -> None:
                              "in sorted order is the real one), or already split into train/ val/ test/")
     parser.add_argument("--quick", action="store_true", help="small profile: fewer images, epochs and grid points")
     parser.add_argument("--out", "--output", "-o", dest="out", default="reports/reproduce", help="output directory (default: reports/reproduce)")
-    parser.add_argument("--size", type=int, default=64, help="image side of the benchmark (default: 64)")
     add_runtime_args(parser, workers=True)
     parser.set_defaults(run=run)
 
@@ -42,7 +41,7 @@ def run(args) -> int:
 
     setup_logging(args.quiet)
     results = reproduce(args.out, data=args.data, quick=args.quick, seed=args.seed, workers=args.workers,
-                        size=args.size, command=args.command_line)
+                        command=args.command_line)
     logger.info("report: %s/report.md (and report.html, results.json); %.0f s in all",
                 args.out, sum(results["timings_s"].values()))
     return 0

@@ -369,6 +369,10 @@ def prepare(
         for task, result in zip(tasks, _run_stage(_write_task, tasks, config, workers, total, "encode + write", progress)):
             done[(task["split"], task["index"])] = result
 
+        # The shard results are all in memory now; drop the markers first, so that an interruption
+        # while .npy files are renumbered below redoes the shards instead of trusting old indices.
+        for marker in work.glob(f"*/{INCOMPLETE_PREFIX}*.done.json"):
+            marker.unlink()
         splits = {}
         for split in SPLITS:
             shard_results = [done[(split, i)] for i in range(shard_counts[split])]
@@ -391,9 +395,6 @@ def prepare(
                 entry["directory"] = split
                 _finish_npy(work / split, [pair for r in shard_results for pair in r["indices"]])
             splits[split] = entry
-        for marker in work.glob(f"*/{INCOMPLETE_PREFIX}*.done.json"):
-            marker.unlink()
-
         unique_skipped = list({s["path"]: s for s in skipped}.values())
         manifest = Manifest(
             class_names=list(classes),

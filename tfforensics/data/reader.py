@@ -87,7 +87,8 @@ def load_dataset(
             manifest, such as the original GANDCTAnalysis ``data.tfrecords``.
         split: ``"train"``, ``"val"`` or ``"test"`` (ignored for bare record files).
         batch_size: images per batch; images are float32 ``(B, H, W, C)``, labels int64.
-        shuffle: shuffle files and records; default: only for the train split.
+        shuffle: shuffle files and records; default: only for the train split of a dataset
+            with a manifest.
         seed: seed of the shuffles, for repeatable runs.
         repeat: repeat forever (for ``steps_per_epoch`` training).
         cache: keep the parsed split in memory after the first pass.
@@ -99,8 +100,8 @@ def load_dataset(
     import tensorflow as tf
 
     manifest, files, layout, shape, compression, split = resolve(source, split)
-    if shuffle is None:
-        shuffle = split == "train"
+    if shuffle is None:  # the train split of a prepared dataset; never bare record files
+        shuffle = manifest is not None and split == "train"
     def cache_shuffle_repeat(dataset):
         # Per element, before batching: the same for both storage formats.
         if cache:

@@ -84,14 +84,23 @@ def split_classes(classes: dict[str, list], *, fractions=None, sizes=None, seed:
 def presplit_classes(source, *, seed: int = 0) -> tuple[list[str], dict[str, list[tuple[str, int]]]]:
     """Class names and ``{split: [(path, label), ...]}`` for a tree already split by the user.
 
-    ``source/train/<class>/``, ``source/val/<class>/`` and ``source/test/<class>/`` (val and
-    test may be missing); every split must hold the same class folders. Use it when the
+    ``source/train/<class>/``, ``source/val/<class>/`` (or ``dev/``, as ``tfforensics split``
+    writes it) and ``source/test/<class>/`` (val and test may be missing); every split must
+    hold the same class folders. Use it when the
     split must follow something the files do not show, e.g. which photo a crop came from.
     """
     source = Path(source)
     if not (source / "train").is_dir():
         raise FileNotFoundError(f"{source / 'train'}: not found; a pre-split source needs train/[val/][test/] sub-folders.")
-    per_split = {split: scan_classes(source / split) for split in SPLITS if (source / split).is_dir()}
+    folders = {p.name for p in source.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    unknown = folders - {*SPLITS, "dev"}
+    if unknown or {"val", "dev"} <= folders:
+        raise ValueError(
+            f"{source}: a pre-split source holds only train/, val/ (or dev/) and test/; found {sorted(folders)}."
+        )
+    names_on_disk = {"val": "dev" if "dev" in folders else "val"}
+    per_split = {split: scan_classes(source / names_on_disk.get(split, split)) for split in SPLITS
+                 if (source / names_on_disk.get(split, split)).is_dir()}
     names = list(per_split["train"])
     for split, classes in per_split.items():
         if list(classes) != names:

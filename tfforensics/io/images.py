@@ -9,7 +9,6 @@ GANDCTAnalysis code).
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 
@@ -134,11 +133,15 @@ def load_image(
 
 
 def save_image(array: np.ndarray, path, **params) -> None:
-    """Write a ``uint8`` (H, W, C) array as an image; format from the file name."""
+    """Write a ``uint8`` (H, W, C) array as an image, atomically; format from the file name."""
+    from tfforensics.io.atomic import atomic_open
+
     array = np.asarray(array)
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}{Path(path).suffix}"
-    Image.fromarray(array.astype(np.uint8)).save(tmp, **params)
-    os.replace(tmp, path)
+    path = Path(path)
+    image_format = Image.registered_extensions().get(path.suffix.lower())
+    if image_format is None:
+        raise ValueError(f"{path}: unknown image file extension; use .png, .jpg, ...")
+    with atomic_open(path, "wb") as handle:
+        Image.fromarray(array.astype(np.uint8)).save(handle, format=image_format, **params)
