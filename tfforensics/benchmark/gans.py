@@ -193,12 +193,10 @@ def _read_run(output) -> dict:
 
 
 def _save(trainer, output, manager, config, seconds, history, command):
-    from tfforensics.io.atomic import atomic_write_json
+    from tfforensics.io.atomic import atomic_write_json, save_keras
 
     for model, name in ((trainer.ema, GENERATOR_FILE), (trainer.discriminator, DISCRIMINATOR_FILE)):
-        tmp = output / f".{name}.tmp.keras"
-        model.save(tmp)
-        tmp.replace(output / name)
+        save_keras(model, output / name)
     manager.save(checkpoint_number=int(trainer.step.numpy()))
     atomic_write_json(output / RUN_FILE, {
         "family": trainer.family, "size": trainer.size, "latent_dim": trainer.latent_dim,

@@ -45,6 +45,21 @@ def atomic_write_json(path, obj) -> None:
     atomic_write(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+def save_keras(model, path) -> Path:
+    """``model.save`` (``save_weights`` for ``*.weights.h5``) to a hidden temporary name, then
+    rename: never a half-written model file, and no temporary left behind on failure."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{INCOMPLETE_PREFIX}{os.getpid()}-{path.name}")  # keeps the .keras suffix
+    try:
+        (model.save_weights if path.name.endswith(".weights.h5") else model.save)(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
 def replace_dir(src, dst) -> None:
     """Move the finished directory ``src`` to ``dst``, which must not exist or be empty."""
     src, dst = Path(src), Path(dst)

@@ -23,7 +23,7 @@ import keras
 import numpy as np
 from PIL import Image
 
-from tfforensics.io.atomic import atomic_write_json, remove_tree
+from tfforensics.io.atomic import atomic_write_json, remove_tree, save_keras
 from tfforensics.io.images import BadImageError, list_images, load_image, save_image
 
 logger = logging.getLogger(__name__)
@@ -462,9 +462,7 @@ def train_detector(train_root, output, config: TrainConfig = TrainConfig(), *, c
                         verbose=1 if progress else 0)
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
-    tmp = output / ".incomplete-model.keras"
-    model.save(tmp)
-    os.replace(tmp, output / "model.keras")
+    save_keras(model, output / "model.keras")
     atomic_write_json(output / "run.json", {
         "config": dataclasses.asdict(config), "train_root": str(train_root), "classes": classes,
         "counts": {"real": counts[0], "fake": counts[1]},

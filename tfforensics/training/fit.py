@@ -15,14 +15,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-import os
 import platform
 import time
 from pathlib import Path
 
 import numpy as np
 
-from tfforensics.io.atomic import INCOMPLETE_PREFIX, atomic_write_json
+from tfforensics.io.atomic import atomic_write_json, save_keras
 
 logger = logging.getLogger(__name__)
 
@@ -137,16 +136,8 @@ def _prepare_run_dir(out: Path, overwrite: bool) -> None:
 
 
 def save_model(model, path) -> Path:
-    """``model.save`` to a temporary name, then rename: never a half-written ``model.keras``."""
-    path = Path(path)
-    tmp = path.with_name(f"{INCOMPLETE_PREFIX}{os.getpid()}-{path.name}")
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    """Save ``model`` atomically (see :func:`tfforensics.io.atomic.save_keras`)."""
+    return save_keras(model, path)
 
 
 def _history_lists(history: dict) -> dict:

@@ -283,15 +283,13 @@ def save_network(model, path) -> Path:
     ``.weights.h5`` writes Keras weights only; load them into a model built with the same
     arguments (``model.load_weights``).
     """
-    from tfforensics.io.atomic import atomic_open
+    from tfforensics.io.atomic import atomic_open, save_keras
     from tfforensics.models.stylegan.networks import tf1_variables
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.name.endswith(".weights.h5"):
-        model.save_weights(path)
-    elif path.suffix == ".keras":
-        model.save(path)
+    if path.name.endswith(".weights.h5") or path.suffix == ".keras":
+        save_keras(model, path)
     elif path.suffix == ".npz":
         spec = getattr(model, "_tfforensics_spec", None)
         if spec is None:
