@@ -254,7 +254,7 @@ def test_classify_errors(dct_data, tmp_path, capsys):
     big = tmp_path / "big"
     write_folder(big, np.zeros((2, 40, 40, 3), np.uint8))
     assert launch(["classify", str(result.model_path), str(big)]) == 2
-    assert "is 40x40 pixels but the model takes 32x32" in capsys.readouterr().err
+    assert "is 40x40 pixels but the model's inputs are 32x32" in capsys.readouterr().err
     assert launch(["classify", str(result.model_path), str(big), "--skip-bad", "-q"]) == 2  # nothing left
 
 

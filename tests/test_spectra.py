@@ -93,7 +93,7 @@ def test_mismatched_sizes_are_bad_images(tmp_path, three_sources):
     for path in sorted((three_sources / "a_real").iterdir())[:5]:
         (src / path.name).write_bytes(path.read_bytes())
     Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(src / "zz_small.png")
-    with pytest.raises(BadImageError, match="zz_small.png: is 20x20 pixels but the first image is 32x32"):
+    with pytest.raises(BadImageError, match="zz_small.png: is 20x20 pixels but the first images are 32x32"):
         compute_spectra([src], progress=False)
     result = compute_spectra([src], skip_bad=True, progress=False)
     assert result.counts == [5] and result.skipped[0]["path"].endswith("zz_small.png")

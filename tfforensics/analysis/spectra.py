@@ -76,9 +76,9 @@ def iter_batches(paths, *, color: bool, batch_size: int = BATCH_SIZE, skip_bad: 
     """
     skipped = [] if skipped is None else skipped
 
-    def load(path):
+    def load(path, size):
         try:
-            return load_image(path, grayscale=not color)
+            return load_image(path, grayscale=not color, size=size, size_of="the first images")
         except BadImageError as error:
             return error
 
@@ -86,12 +86,11 @@ def iter_batches(paths, *, color: bool, batch_size: int = BATCH_SIZE, skip_bad: 
         for start in range(0, len(paths), batch_size):
             chunk = paths[start:start + batch_size]
             images = []
-            for path, image in zip(chunk, pool.map(load, chunk)):
+            size = tuple(shape[:2]) if shape is not None else None
+            for path, image in zip(chunk, pool.map(load, chunk, [size] * len(chunk))):
                 if not isinstance(image, BadImageError) and shape is not None and image.shape != tuple(shape):
-                    image = BadImageError(
-                        path, f"is {image.shape[1]}x{image.shape[0]} pixels but the first image is {shape[1]}x{shape[0]}",
-                        "crop or resize the folders to one size first (tfforensics crop / resize), or pass --skip-bad",
-                    )
+                    image = BadImageError(path, f"is {image.shape[1]}x{image.shape[0]} pixels but the first images "
+                                          f"are {shape[1]}x{shape[0]}", "crop or resize first, or pass --skip-bad")
                 if isinstance(image, BadImageError):
                     if not skip_bad:
                         raise image

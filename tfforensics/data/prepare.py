@@ -89,13 +89,8 @@ def load_batch(items, config: _WorkerConfig):
     labels, skipped = [], []
     for path, label in items:
         try:
-            image = load_image(path, grayscale=not config.encoding.color)
-            if image.shape[:2] != (height, width):
-                raise BadImageError(
-                    path,
-                    f"is {image.shape[1]}x{image.shape[0]} pixels but the dataset's images are {width}x{height}",
-                    "crop or resize the folder first (tfforensics crop / resize), or pass --skip-bad",
-                )
+            image = load_image(path, grayscale=not config.encoding.color, size=(height, width),
+                               size_of="the dataset's images")
         except BadImageError as error:
             if not config.skip_bad:
                 raise

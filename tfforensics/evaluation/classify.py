@@ -63,13 +63,7 @@ def _loader(shape, skip_bad: bool):
 
     def load(path):
         try:
-            image = load_image(path, grayscale=channels == 1)
-            if image.shape[:2] != (height, width):
-                raise BadImageError(
-                    path, f"is {image.shape[1]}x{image.shape[0]} pixels but the model takes {width}x{height}",
-                    "crop or resize the images first (the model was trained on that size), or pass --skip-bad",
-                )
-            return image
+            return load_image(path, grayscale=channels == 1, size=(height, width), size_of="the model's inputs")
         except BadImageError as error:
             if not skip_bad:
                 raise

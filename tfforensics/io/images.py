@@ -106,12 +106,16 @@ def load_image(
     path,
     *,
     grayscale: bool = False,
+    size: tuple[int, int] | None = None,
+    size_of: str = "the other images",
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> np.ndarray:
     """Decode ``path`` to a ``uint8`` array of shape ``(H, W, 3)`` or ``(H, W, 1)``.
 
     Any readable mode is converted (RGBA, LA, P, CMYK, 16-bit, float); unreadable,
-    truncated or oversized files raise :class:`BadImageError` naming the file.
+    truncated or oversized files raise :class:`BadImageError` naming the file, and so does
+    an image whose ``(height, width)`` differs from ``size`` (``size_of`` names what sets
+    that size in the message, e.g. "the model's input").
     """
     image = _open(path, max_pixels)
     try:
@@ -125,6 +129,11 @@ def load_image(
         raise BadImageError(path, f"is truncated or corrupt ({error})") from error
     if rgb.ndim != 3 or rgb.shape[-1] != 3:
         raise BadImageError(path, f"decoded to an unexpected shape {rgb.shape}")
+    if size is not None and rgb.shape[:2] != tuple(size):
+        raise BadImageError(
+            path, f"is {rgb.shape[1]}x{rgb.shape[0]} pixels but {size_of} are {size[1]}x{size[0]}",
+            "crop or resize the images to one size first (tfforensics crop / resize), or pass --skip-bad",
+        )
     if grayscale:
         # PIL's own RGB -> L conversion (ITU-R 601-2), as the original tools used.
         gray = np.asarray(Image.fromarray(rgb, "RGB").convert("L"), dtype=np.uint8)
