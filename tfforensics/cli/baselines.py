@@ -45,7 +45,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--dataset", "-d", action="append", required=True, metavar="DIR",
                         help="prepared dataset directory; repeat for several (one search / model each)")
     parser.add_argument("--out", "--output", "-o", dest="out", required=True, metavar="DIR", help="directory of results JSON and models")
-    parser.add_argument("--n-jobs", "-j", type=int, default=1,
+    parser.add_argument("--n-jobs", "--workers", "-j", dest="n_jobs", type=int, default=1,
                         help="parallel grid points (joblib; -1: all cores) and kNN query workers (default: 1)")
     params = parser.add_argument_group("method parameters (grid-search: values to search; train: one value)")
     params.add_argument("--k", type=int, nargs="+", help="knn: neighbours (grid: 1, 3, 5, 9, ..., 1025 up to the train size)")
