@@ -195,10 +195,10 @@ def _lgrad_rows(source: Path, class_names: list[str], out: Path, profile: Profil
     images = out / "lgrad" / "images"
     if images.exists():
         shutil.rmtree(images)
-    # CNNDetection layout: train/<0_real|1_fake>, test/<family>/<0_real|1_fake>
-    for split in ("train", "val"):
-        for name, member in (("0_real", real), ("1_fake", train_family)):
-            _link(images / split / name, [source / split / member])
+    # CNNDetection layout: train/<0_real|1_fake>, test/<family>/<0_real|1_fake> (the detector's
+    # schedule is fixed, so no val split is needed)
+    for name, member in (("0_real", real), ("1_fake", train_family)):
+        _link(images / "train" / name, [source / "train" / member])
     for family in fakes:
         for name, member in (("0_real", real), ("1_fake", family)):
             _link(images / "test" / family / name, [source / "test" / member])
