@@ -23,5 +23,7 @@ def test_notebooks_are_built_from_their_sources():
     spec = importlib.util.spec_from_file_location("build_notebooks", NOTEBOOKS[0].parent / "build_notebooks.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    stored = nbformat.read(NOTEBOOKS[0].parent / "quickstart.ipynb", as_version=4)
-    assert [c.source for c in stored.cells] == [c.source for c in module.QUICKSTART]
+    assert sorted(module.NOTEBOOKS) == sorted(p.stem for p in NOTEBOOKS)
+    for name, cells in module.NOTEBOOKS.items():
+        stored = nbformat.read(NOTEBOOKS[0].parent / f"{name}.ipynb", as_version=4)
+        assert [c.source for c in stored.cells] == [c.source for c in cells]
