@@ -143,7 +143,8 @@ def _write_task(task: dict) -> dict:
         for offset, chunk in zip(range(0, len(task["items"]), CHUNK_SIZE), _chunks(task["items"])):
             images, labels, bad = load_batch(chunk, config)
             skipped += bad
-            good = [i for i, item in enumerate(chunk) if item[0] not in {s["path"] for s in bad}]
+            bad_paths = {entry["path"] for entry in bad}
+            good = [i for i, item in enumerate(chunk) if item[0] not in bad_paths]
             values = encodings.encode(images, config.encoding, _STATISTICS)
             for i, value, label in zip(good, values, labels):
                 index = task["start"] + offset + i

@@ -71,6 +71,17 @@ def png_name(relative: Path) -> Path:
     return relative.with_suffix(".png")
 
 
+def planned_pngs(source, *, limit: int | None = None) -> list[tuple[Path, Path, Path]]:
+    """``[(file, relative path, output PNG name)]`` of every image under ``source``.
+
+    Refuses two inputs that would write the same output (see :func:`check_unique`).
+    """
+    files = source_images(source, limit=limit)
+    names = [(relative, png_name(relative)) for _, relative in files]
+    check_unique(names, source)
+    return [(path, relative, name) for (path, relative), (_, name) in zip(files, names)]
+
+
 def check_unique(names, source) -> None:
     """Refuse two inputs that would write the same output file (``a.jpg`` and ``a.png``)."""
     seen = {}

@@ -20,7 +20,7 @@ import numpy as np
 
 from tfforensics.io.images import BadImageError, load_image
 from tfforensics.preprocess._folder import (
-    FolderResult, check_unique, log_skipped, png_name, run_jobs, source_images, staged_output, write_png,
+    FolderResult, log_skipped, planned_pngs, run_jobs, staged_output, write_png,
 )
 
 logger = logging.getLogger(__name__)
@@ -120,11 +120,9 @@ def crop_folder(source, output, kind: str, size: int = 128, *, workers: int | No
         raise ValueError(f"`kind` must be one of {KINDS}. Received: kind={kind!r}")
     if size < 1:
         raise ValueError(f"`size` must be a positive number of pixels. Received: size={size}")
-    files = source_images(source, limit=limit)
-    names = [(relative, png_name(relative)) for _, relative in files]
-    check_unique(names, source)
+    planned = planned_pngs(source, limit=limit)
     with staged_output(output, overwrite=overwrite) as work:
-        jobs = [(str(path), str(work / name), kind, size) for (path, _), (_, name) in zip(files, names)]
+        jobs = [(str(path), str(work / name), kind, size) for path, _, name in planned]
         written, skipped = run_jobs(_crop_job, jobs, workers=workers, skip_bad=skip_bad,
                                     progress=progress, description=f"crop {kind}")
     log_skipped(skipped)

@@ -32,7 +32,7 @@ import numpy as np
 from tfforensics.io.atomic import atomic_write_json
 from tfforensics.io.images import load_image
 from tfforensics.preprocess._folder import (
-    FolderResult, check_unique, log_skipped, png_name, run_jobs, source_images, staged_output, write_png,
+    FolderResult, log_skipped, planned_pngs, run_jobs, staged_output, write_png,
 )
 
 logger = logging.getLogger(__name__)
@@ -179,16 +179,14 @@ def perturb_folder(source, output, kind: str, *, probability: float = 0.5, seed:
     _check_kind(kind, KINDS + ("all",))
     if not 0.0 <= probability <= 1.0:
         raise ValueError(f"`probability` must be between 0 and 1. Received: probability={probability}")
-    files = source_images(source, limit=limit)
-    names = [(relative, png_name(relative)) for _, relative in files]
-    check_unique(names, source)
+    planned = planned_pngs(source, limit=limit)
     kinds = KINDS if kind == "all" else (kind,)
     skipped, written, details = [], 0, {}
     with staged_output(output, overwrite=overwrite) as work:
         for current in kinds:
             root = work / current if kind == "all" else work
             jobs = [(str(path), str(root / name), relative.as_posix(), current, seed, probability)
-                    for (path, relative), (_, name) in zip(files, names)]
+                    for path, relative, name in planned]
             results, bad = run_jobs(_perturb_job, jobs, workers=workers, skip_bad=skip_bad,
                                     progress=progress, description=f"perturb {current}")
             if kind == "all":

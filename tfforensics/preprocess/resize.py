@@ -14,7 +14,7 @@ from PIL import Image
 
 from tfforensics.io.images import load_image
 from tfforensics.preprocess._folder import (
-    FolderResult, check_unique, log_skipped, png_name, run_jobs, source_images, staged_output, write_png,
+    FolderResult, log_skipped, planned_pngs, run_jobs, staged_output, write_png,
 )
 
 FILTERS = {
@@ -52,11 +52,9 @@ def resize_folder(source, output, size: int, *, filter: str = "bilinear", worker
         raise ValueError(f"`size` must be a positive number of pixels. Received: size={size}")
     if filter not in FILTERS:
         raise ValueError(f"`filter` must be one of {sorted(FILTERS)}. Received: filter={filter!r}")
-    files = source_images(source)
-    names = [(relative, png_name(relative)) for _, relative in files]
-    check_unique(names, source)
+    planned = planned_pngs(source)
     with staged_output(output, overwrite=overwrite) as work:
-        jobs = [(str(path), str(work / name), size, filter) for (path, _), (_, name) in zip(files, names)]
+        jobs = [(str(path), str(work / name), size, filter) for path, _, name in planned]
         written, skipped = run_jobs(_resize_job, jobs, workers=workers, skip_bad=skip_bad,
                                     progress=progress, description=f"resize {size}x{size}")
     log_skipped(skipped)
