@@ -18,12 +18,37 @@ from pathlib import Path
 INCOMPLETE_PREFIX = ".incomplete-"
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux ``/proc``)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # elsewhere: read by setting it, and put it back at once
+    os.umask(mask)
+    return mask
+
+
+def default_file_mode() -> int:
+    """The mode ``open()`` gives a new file: 0666 minus the umask (``mkstemp`` gives 0600)."""
+    return 0o666 & ~current_umask()
+
+
+def default_dir_mode() -> int:
+    """The mode ``mkdir`` gives a new directory: 0777 minus the umask (``mkdtemp`` gives 0700)."""
+    return 0o777 & ~current_umask()
+
+
 @contextmanager
 def atomic_open(path, mode: str = "wb"):
     """Open a temporary file next to ``path``; rename it to ``path`` on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=INCOMPLETE_PREFIX, suffix=path.suffix, dir=path.parent)
+    os.fchmod(fd, default_file_mode())  # as any tool creates files, so others can read the output
     os.close(fd)
     try:
         with open(tmp, mode) as handle:

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from tfforensics.errors import UserError
+
 #: File name endings treated as images (lower case), as read by PIL.
 IMAGE_EXTENSIONS = (
     ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm",
@@ -24,7 +26,7 @@ IMAGE_EXTENSIONS = (
 DEFAULT_MAX_PIXELS = 8192 * 8192
 
 
-class BadImageError(ValueError):
+class BadImageError(UserError):
     """An image file that cannot be used; the message names the file and the fix."""
 
     def __init__(self, path, reason: str, fix: str = "remove or replace the file, or pass --skip-bad"):

@@ -23,7 +23,7 @@ import keras
 import numpy as np
 from PIL import Image
 
-from tfforensics.io.atomic import atomic_write_json, remove_tree, save_keras
+from tfforensics.io.atomic import atomic_write_json, default_dir_mode, remove_tree, save_keras
 from tfforensics.io.images import BadImageError, list_images, load_image, save_image
 
 logger = logging.getLogger(__name__)
@@ -215,6 +215,7 @@ def _img2grad_records(source, output, model, relatives, *, fractions, layout, wo
     parent = Path(output).resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".img2grad-", dir=parent))
+    staging.chmod(default_dir_mode())
     try:
         tree = staging / "classes"
         for rel in relatives:  # one class folder each; names flattened so nothing collides

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tfforensics.errors import UserError
+
 #: The pickle global of the official Network class.
 NETWORK_GLOBAL = ("dnnlib.tflib.network", "Network")
 #: Variables of the progressive-growing template graph that the fully grown network does
@@ -70,7 +72,7 @@ class NetworkState:
         return f"NetworkState(name={self.name!r}, build_func_name={self.build_func_name!r}, variables={len(self.variables)})"
 
 
-class RefusedGlobalError(pickle.UnpicklingError, ValueError):
+class RefusedGlobalError(pickle.UnpicklingError, UserError):
     """A pickle references a global the restricted loader does not allow."""
 
 
