@@ -16,6 +16,7 @@ import scipy.fftpack
 import tensorflow as tf
 from PIL import Image
 
+from tfforensics.errors import UserError
 from tfforensics.data import Encoding, Manifest, as_numpy, load_dataset, prepare
 from tfforensics.data.records import serialize_example
 from tfforensics.io.images import BadImageError, load_image
@@ -252,7 +253,7 @@ def test_rerun_reuses_continues_and_refuses_to_clobber(three_sources, tmp_path):
     stamp = (out / "manifest.json").stat().st_mtime_ns
     again = prepare(three_sources, out, Encoding(log=True), shards=3, progress=False)
     assert (out / "manifest.json").stat().st_mtime_ns == stamp and again.splits == first.splits
-    with pytest.raises(FileExistsError, match="--overwrite"):
+    with pytest.raises(UserError, match="--overwrite"):
         prepare(three_sources, out, Encoding(log=True, color=True), shards=3, progress=False)
 
 

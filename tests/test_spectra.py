@@ -9,6 +9,7 @@ import pytest
 import scipy.fft
 from PIL import Image
 
+from tfforensics.errors import UserError
 from tfforensics.analysis.spectra import (
     compute_spectra, load_mean_var, mean_var_from_dataset, mean_var_from_folders, spectrum_stats,
 )
@@ -114,7 +115,7 @@ def test_mean_var_of_folders_follows_the_train_split(tmp_path, three_sources):
     mean, var = load_mean_var(tmp_path / "orig")
     images = np.concatenate([_stack(three_sources / "a_real", False, 4), _stack(three_sources / "b_nearest", False, 4)])
     np.testing.assert_allclose(mean, _dct(images).mean(axis=0), atol=1e-9)
-    with pytest.raises(FileExistsError, match="--overwrite"):
+    with pytest.raises(UserError, match="--overwrite"):
         mean_var_from_folders(three_sources, tmp_path / "mv", progress=False)
 
 

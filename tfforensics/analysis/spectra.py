@@ -23,6 +23,7 @@ import numpy as np
 
 from tfforensics.data.encodings import dct2, log_scale
 from tfforensics.data.stats import RunningMoments
+from tfforensics.errors import UserError
 from tfforensics.io.atomic import atomic_open, atomic_write_json
 from tfforensics.io.images import BadImageError, list_images, load_image
 
@@ -322,11 +323,14 @@ def spectrum_stats(sources, output, *, amount: int | None = None, color: bool = 
                    formats=FORMATS, batch_size: int = BATCH_SIZE, skip_bad: bool = False,
                    workers: int | None = None, overwrite: bool = False, progress: bool = True) -> SpectraResult:
     """Compute the spectra of ``sources`` (reference first) and write plots and numbers to ``output``."""
+    from tfforensics.io.outputs import claim_output
     from tfforensics.preprocess._folder import staged_output
 
+    folders = [path for path, _ in expand_sources(sources)]
+    claim_output(output, overwrite=overwrite, sources=folders, command="stats")  # before the work
     result = compute_spectra(sources, amount=amount, color=color, batch_size=batch_size, skip_bad=skip_bad,
                              workers=workers, progress=progress)
-    with staged_output(output, overwrite=overwrite) as work:
+    with staged_output(output, overwrite=overwrite, sources=folders, command="stats") as work:
         save_spectra(result, work)
         plot_spectra(result, work, cmaps=cmaps, formats=formats)
     return result
@@ -334,16 +338,42 @@ def spectrum_stats(sources, output, *, amount: int | None = None, color: bool = 
 
 # ----------------------------------------------------------------------------- mean / var
 
-def _write_mean_var(output, mean, var, info: dict, overwrite: bool) -> dict:
+MEAN_VAR_FILES = ("mean.npy", "var.npy", "mean_var.json")
+
+
+def claim_mean_var(output, overwrite: bool = False, sources=(), inside_ok: bool = False) -> None:
+    """Check, before any work, that ``mean.npy``/``var.npy``/``mean_var.json`` may be written into ``output``:
+    files of a previous ``mean-var`` are replaced only with ``overwrite`` and only when its
+    ``mean_var.json`` is one tfforensics wrote."""
+    from tfforensics.io.outputs import OVERWRITE_HINT, check_sources, check_writable, json_is_ours
+
     output = Path(output)
-    existing = [output / name for name in ("mean.npy", "var.npy") if (output / name).exists()]
-    if existing and not overwrite:
-        raise FileExistsError(f"{existing[0]}: exists; pass --overwrite or choose another output directory.")
+    check_sources(output, sources, inside_ok=inside_ok)
+    if output.exists() and not output.is_dir():
+        raise UserError(f"{output}: exists and is a file; --out takes a folder (for mean.npy, var.npy).")
+    check_writable(output)
+    existing = [output / name for name in MEAN_VAR_FILES if (output / name).exists() or (output / name).is_symlink()]
+    if existing:
+        if not overwrite:
+            raise UserError(f"{existing[0]}: exists; pass --overwrite to replace the previous mean/var "
+                            f"({OVERWRITE_HINT}) or choose another output folder.")
+        if not json_is_ours(output / "mean_var.json"):
+            raise UserError(f"{existing[0]}: exists and was not written by `tfforensics mean-var`, so --overwrite "
+                            "will not replace it; choose another output folder.")
+
+
+def _write_mean_var(output, mean, var, info: dict, overwrite: bool) -> dict:
+    from tfforensics import __version__
+    from tfforensics.io.outputs import PRODUCER
+
+    output = Path(output)
+    claim_mean_var(output, overwrite, inside_ok=True)
     output.mkdir(parents=True, exist_ok=True)
     for name, array in (("mean.npy", mean), ("var.npy", var)):
         with atomic_open(output / name, "wb") as handle:
             np.save(handle, np.asarray(array, dtype=np.float64))
-    info = dict(info, shape=list(np.shape(mean)), output=str(output.resolve()))
+    info = dict(info, shape=list(np.shape(mean)), output=str(output.resolve()), producer=PRODUCER,
+                tfforensics_version=__version__)
     atomic_write_json(output / "mean_var.json", info)
     return info
 
@@ -366,7 +396,8 @@ def mean_var_from_folders(sources, output, *, amount: int | None = None, color: 
     specs = [Path(s) for s in ([sources] if isinstance(sources, (str, Path)) else sources)]
     for path in specs:
         if not path.is_dir():
-            raise FileNotFoundError(f"{path}: source folder not found.")
+            raise UserError(f"{path}: source folder not found.")
+    claim_mean_var(output, overwrite, sources=specs)  # before the work
     if len(specs) == 1 and not list_images(specs[0]) and any(p.is_dir() for p in specs[0].iterdir()):
         classes = scan_classes(specs[0])
         if train_only:
@@ -411,6 +442,7 @@ def mean_var_from_dataset(dataset, output, *, limit: int | None = None, overwrit
     from tfforensics.data.reader import load_dataset
 
     manifest = Manifest.load(dataset)
+    claim_mean_var(output, overwrite, sources=[manifest.root], inside_ok=True)  # before the work
     info = {"dataset": str(manifest.root), "encoding": dataclasses.asdict(manifest.encoding), "split": "train"}
     if manifest.encoding.normalize:
         statistics = manifest.load_statistics()

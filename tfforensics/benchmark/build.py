@@ -16,8 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from tfforensics.errors import UserError
 from tfforensics.benchmark.photos import load_photos, random_crops
-from tfforensics.io.atomic import atomic_write_json, remove_tree
+from tfforensics.io.atomic import atomic_write_json
+from tfforensics.io.outputs import OVERWRITE_HINT, claim_output, mark_output, remove_output
 from tfforensics.io.images import save_image
 
 logger = logging.getLogger(__name__)
@@ -47,7 +49,7 @@ def split_photos(names: list[str], seed: int) -> dict[str, list[int]]:
     """Photo indices per split, whole scenes at a time: about 60/20/20 of the scenes."""
     groups = sorted({photo_group(name) for name in names})
     if len(groups) < 3:
-        raise ValueError(f"the benchmark needs at least 3 distinct scenes; found {len(groups)}.")
+        raise UserError(f"the benchmark needs at least 3 distinct scenes; found {len(groups)}.")
     order = [groups[i] for i in np.random.default_rng(seed).permutation(len(groups))]
     n_test = n_val = max(1, int(round(0.2 * len(groups))))
     chosen = {"test": order[:n_test], "val": order[n_test:n_test + n_val], "train": order[n_test + n_val:]}
@@ -70,7 +72,7 @@ def real_crops(count: int, size: int, photo_indices, photos, seed: int) -> np.nd
                     break
         attempt += 1
         if attempt > 20:
-            raise ValueError(f"could not draw {count} distinct {size}x{size} crops from {len(subset)} photos.")
+            raise UserError(f"could not draw {count} distinct {size}x{size} crops from {len(subset)} photos.")
     return np.stack(crops)
 
 
@@ -96,8 +98,14 @@ def build_benchmark(root, fake_sources: dict, *, per_source: int = 300, size: in
             logger.info("Reusing the benchmark in %s.", root)
             return info
         if not overwrite:
-            raise FileExistsError(f"{root}: holds a benchmark built with other settings; pass --overwrite.")
-    remove_tree(root)
+            raise UserError(f"{root}: holds a benchmark built with other settings; pass --overwrite "
+                            f"({OVERWRITE_HINT}).")
+    # a previous benchmark of ours is removed (refused when a user's file sits in it); nothing else is
+    claim_output(root, overwrite=True, command="benchmark")
+    if root.exists():
+        remove_output(root)
+    root.mkdir(parents=True)
+    mark_output(root, "benchmark", files=[], dirs=["."], complete=False)  # being built
     photos = load_photos(min_side=2 * size)
     by_split = split_photos([name for name, _ in photos], seed)
     counts = split_counts(per_source)
@@ -126,6 +134,7 @@ def build_benchmark(root, fake_sources: dict, *, per_source: int = 300, size: in
         "counts_per_source": dict(zip(SPLITS, counts)),
     }
     atomic_write_json(info_path, info)
+    mark_output(root, "benchmark")
     return info
 
 

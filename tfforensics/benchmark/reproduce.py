@@ -26,13 +26,13 @@ import json
 import logging
 import os
 import platform
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 
 from tfforensics.io.atomic import atomic_open, atomic_write
+from tfforensics.io.outputs import owned_dir
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +106,8 @@ def _classifier_rows(datasets: dict, out: Path, profile: Profile, seed: int) -> 
             epochs = profile.epochs if model_name == "log2" else profile.cnn_epochs
             result = train(model_name, dataset, out=out / "classifiers" / f"{model_name}_{encoding}", epochs=epochs,
                            early_stopping=max(3, epochs // 5), seed=seed, overwrite=True, verbose=0)
-            report = evaluate_model(result.model_path, dataset, out=out / "classifiers" / f"{model_name}_{encoding}" / "test")
+            report = evaluate_model(result.model_path, dataset, out=out / "classifiers" / f"{model_name}_{encoding}" / "test",
+                                    overwrite=True)
             binary = report.get("real_vs_fake") or {}
             rows.append({
                 "method": model_name, "input": encoding, "attribution_accuracy": report["accuracy"],
@@ -126,12 +127,11 @@ def _link(folder: Path, sources) -> None:
 
 def _binary_tree(source: Path, target: Path, real: str, train_fakes, test_fakes) -> Path:
     """A ``--presplit`` tree of symlinks: real vs the pooled ``train_fakes`` (test: ``test_fakes``)."""
-    if target.exists():
-        shutil.rmtree(target)
-    for split in ("train", "val", "test"):
-        fakes = test_fakes if split == "test" else train_fakes
-        for name, members in (("0_real", [real]), ("1_fake", fakes)):
-            _link(target / split / name, [source / split / member for member in members])
+    with owned_dir(target, "reproduce", fresh=True, sources=[source]):
+        for split in ("train", "val", "test"):
+            fakes = test_fakes if split == "test" else train_fakes
+            for name, members in (("0_real", [real]), ("1_fake", fakes)):
+                _link(target / split / name, [source / split / member for member in members])
     return target
 
 
@@ -172,8 +172,9 @@ def _baseline_rows(datasets: dict, out: Path, profile: Profile) -> list[dict]:
                                   "svm__C": profile.eigen_grid["C"]}) for enc in datasets]
     jobs += [("prnu", "pixels", dict(profile.prnu_grid))]
     for method, encoding, grid in jobs:
-        row = grid_search(method, datasets[encoding], out / "baselines" / encoding, grid=grid, n_jobs=1,
-                          progress=False)
+        with owned_dir(out / "baselines" / encoding, "reproduce"):  # kept: a re-run continues its searches
+            row = grid_search(method, datasets[encoding], out / "baselines" / encoding, grid=grid, n_jobs=1,
+                              progress=False)
         rows.append({"method": method, "input": encoding, "params": row["params"], "grid": grid,
                      "val_accuracy": row["val_accuracy"], "attribution_accuracy": row["test_accuracy"]})
     return rows
@@ -193,22 +194,22 @@ def _lgrad_rows(source: Path, class_names: list[str], out: Path, profile: Profil
     real, fakes = class_names[0], class_names[1:]
     train_family = next((f for f in fakes if "nearest" in f), fakes[0])
     images = out / "lgrad" / "images"
-    if images.exists():
-        shutil.rmtree(images)
     # CNNDetection layout: train/<0_real|1_fake>, test/<family>/<0_real|1_fake> (the detector's
     # schedule is fixed, so no val split is needed)
-    for name, member in (("0_real", real), ("1_fake", train_family)):
-        _link(images / "train" / name, [source / "train" / member])
-    for family in fakes:
-        for name, member in (("0_real", real), ("1_fake", family)):
-            _link(images / "test" / family / name, [source / "test" / member])
+    with owned_dir(images, "reproduce", fresh=True, sources=[source]):
+        for name, member in (("0_real", real), ("1_fake", train_family)):
+            _link(images / "train" / name, [source / "train" / member])
+        for family in fakes:
+            for name, member in (("0_real", real), ("1_fake", family)):
+                _link(images / "test" / family / name, [source / "test" / member])
     discriminator = mini_discriminator()
     gradients = out / "lgrad" / "gradients"
     lgrad.img2grad(images, gradients, discriminator, overwrite=True, progress=False)
     config = lgrad.TrainConfig(arch="small", epochs=profile.lgrad_epochs, batch_size=16, decay_every=5,
                                load_size=discriminator.input_shape[1], crop_size=discriminator.input_shape[1] - 8,
                                seed=seed)
-    lgrad.train_detector(gradients / "train", out / "lgrad" / "detector", config, progress=False)
+    with owned_dir(out / "lgrad" / "detector", "reproduce", fresh=True):
+        lgrad.train_detector(gradients / "train", out / "lgrad" / "detector", config, progress=False)
     model = lgrad.load_detector(out / "lgrad" / "detector" / "model.keras")
     results = lgrad.evaluate_detector(model, gradients / "test", progress=False)
     return {"trained_on": train_family, "families": results}
@@ -241,11 +242,11 @@ def _spectra(source: Path, class_names: list[str], out: Path) -> dict:
             ax.set_yticks([])
     figure.suptitle("mean log|DCT| per source (top) and its difference to the real source (bottom)", fontsize=10)
     directory = out / "spectra"
-    directory.mkdir(parents=True, exist_ok=True)
-    with atomic_open(directory / "mean_spectra.png") as handle:
-        figure.savefig(handle, format="png", dpi=110, bbox_inches="tight")
-    with atomic_open(directory / "mean_log_spectra.npz") as handle:
-        np.savez(handle, **means)
+    with owned_dir(directory, "reproduce"):
+        with atomic_open(directory / "mean_spectra.png") as handle:
+            figure.savefig(handle, format="png", dpi=110, bbox_inches="tight")
+        with atomic_open(directory / "mean_log_spectra.npz") as handle:
+            np.savez(handle, **means)
     rows = [{"source": name, "mean_abs_difference_to_real": float(np.abs(means[name] - real).mean()),
              "high_frequency_energy": float(means[name][means[name].shape[0] // 2:, means[name].shape[1] // 2:].mean())}
             for name in class_names]
@@ -258,28 +259,57 @@ def _split_tree(data: Path, target: Path, seed: int) -> Path:
 
     classes = scan_classes(data)
     names = list(classes)
-    if target.exists():
-        shutil.rmtree(target)
-    for split, items in split_classes(classes, seed=seed).items():
-        for path, label in items:
-            folder = target / split / names[label]
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / Path(path).name).symlink_to(Path(path).resolve())
+    with owned_dir(target, "reproduce", fresh=True, sources=[data]):
+        for split, items in split_classes(classes, seed=seed).items():
+            for path, label in items:
+                folder = target / split / names[label]
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / Path(path).name).symlink_to(Path(path).resolve())
     return target
 
 
 # ----------------------------------------------------------------------------- main entry
 
+def claim_reproduce_out(out, *, data=None, overwrite: bool = False) -> Path:
+    """Check ``--out`` before any work (see :mod:`tfforensics.io.outputs`).
+
+    A new or empty folder is used; a previous ``reproduce`` output is continued in place (every
+    stage replaces only its own outputs, and refuses when a user's file sits in one), or with
+    ``overwrite`` removed first, when it holds nothing but files tfforensics wrote. Any other
+    non-empty folder is refused.
+    """
+    from tfforensics.io.outputs import claim_output, is_output, remove_output
+
+    out = Path(out)
+    sources = [data] if data is not None else []
+
+    def own(marker):
+        return marker.get("command") == "reproduce" and not overwrite
+
+    claim_output(out, overwrite=overwrite, sources=sources, command="reproduce", reuse=own)
+    if overwrite and out.is_dir() and is_output(out):
+        remove_output(out, sources)
+    return out
+
+
 def reproduce(out, *, data=None, quick: bool = False, seed: int = 0, workers: int | None = None,
-              command: str = "") -> dict:
-    """Run every stage and write the report into ``out``; returns the results dict."""
+              command: str = "", overwrite: bool = False) -> dict:
+    """Run every stage and write the report into ``out``; returns the results dict.
+
+    ``out`` must be new, empty or a previous ``reproduce`` output (continued in place; with
+    ``overwrite`` removed first): see :func:`claim_reproduce_out`.
+    """
+    out = claim_reproduce_out(out, data=data, overwrite=overwrite)
+    with owned_dir(out, "reproduce"):
+        return _reproduce(out, data=data, quick=quick, seed=seed, workers=workers, command=command)
+
+
+def _reproduce(out: Path, *, data, quick: bool, seed: int, workers, command: str) -> dict:
     from tfforensics import __version__
     from tfforensics.benchmark.build import build_benchmark
     from tfforensics.benchmark.report import write_report
     from tfforensics.data import Encoding, prepare
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     profile = PROFILES["quick" if quick else "default"]
     timer = Timer(8)
     results = {"tfforensics_version": __version__, "command": command, "seed": seed,

@@ -4,8 +4,55 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import textwrap
+
+#: Help text of --overwrite, the same in every command.
+OVERWRITE_HELP = ("replace a previous tfforensics output only (never a folder or file tfforensics did not "
+                  "write, nor a source)")
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one ``tfforensics: error: ...`` line (exit status 2)."""
+
+    def error(self, message):
+        command = self.prog.split(" ", 1)[1] if " " in self.prog else ""
+        where = f"{command}: " if command else ""
+        self.exit(2, f"tfforensics: error: {where}{message} (see `{self.prog} --help`)\n")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """argparse type: a finite number between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
+    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}")
+    return value
 
 
 def add_command(subparsers, name: str, *, help: str, description: str, examples: str):
@@ -22,7 +69,7 @@ def add_command(subparsers, name: str, *, help: str, description: str, examples:
 def add_output_args(parser, *, overwrite: bool = True) -> None:
     group = parser.add_argument_group("output")
     if overwrite:
-        group.add_argument("--overwrite", action="store_true", help="replace an existing output")
+        group.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
 
 
 def add_runtime_args(parser, *, workers: bool = False, seed: bool = True) -> None:
@@ -31,7 +78,7 @@ def add_runtime_args(parser, *, workers: bool = False, seed: bool = True) -> Non
         group.add_argument("--seed", type=int, default=0, help="random seed, for repeatable runs (default: 0)")
     if workers:
         group.add_argument(
-            "--workers", type=int, default=None,
+            "--workers", type=positive_int, default=None,
             help=f"worker processes (default: all cores, here {os.cpu_count()})",
         )
     group.add_argument("--quiet", "-q", action="store_true", help="no progress bars, warnings only")

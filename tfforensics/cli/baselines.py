@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from tfforensics.cli._common import add_command, setup_logging
+from tfforensics.errors import UserError
+from tfforensics.cli._common import add_command, add_output_args, positive_int, setup_logging
 
 logger = logging.getLogger(__name__)
 
@@ -48,16 +49,17 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--n-jobs", "--workers", "-j", dest="n_jobs", type=int, default=1,
                         help="parallel grid points (joblib; -1: all cores) and kNN query workers (default: 1)")
     params = parser.add_argument_group("method parameters (grid-search: values to search; train: one value)")
-    params.add_argument("--k", type=int, nargs="+", help="knn: neighbours (grid: 1, 3, 5, 9, ..., 1025 up to the train size)")
+    params.add_argument("--k", type=positive_int, nargs="+", help="knn: neighbours (grid: 1, 3, 5, 9, ..., 1025 up to the train size)")
     params.add_argument("--pca-variance", type=float, nargs="+",
                         help="eigenfaces: explained variance kept by the PCA (grid: 0.25 0.5 0.75 0.95)")
     params.add_argument("--C", type=float, nargs="+", help="eigenfaces: LinearSVC C (grid: 1e-4 1e-3 1e-2 1e-1)")
-    params.add_argument("--levels", type=int, nargs="+", help="prnu: wavelet levels (grid: 1 2 3 4)")
+    params.add_argument("--levels", type=positive_int, nargs="+", help="prnu: wavelet levels (grid: 1 2 3 4)")
     params.add_argument("--sigma", type=float, nargs="+", help="prnu: noise std in pixel units (grid: 0.05 ... 0.95)")
     other = parser.add_argument_group("other")
     other.add_argument("--model", metavar="FILE", help="test: model file (default: OUT/METHOD_DATASET.npz)")
     other.add_argument("--no-refit", action="store_true", help="grid-search: do not train and test the best point")
     other.add_argument("--quiet", "-q", action="store_true", help="no progress bars, warnings only")
+    add_output_args(parser)
     parser.set_defaults(run=run)
 
 
@@ -70,13 +72,43 @@ def _method_params(args) -> dict:
             continue
         flag = "--" + option.replace("_", "-")
         if method != args.method:
-            raise ValueError(f"{flag} is a {method} parameter; it does not apply to {args.method}.")
+            raise UserError(f"{flag} is a {method} parameter; it does not apply to {args.method}.")
         if args.action == "test":
-            raise ValueError(f"{flag}: `test` uses the parameters stored in the model; drop the option.")
+            raise UserError(f"{flag}: `test` uses the parameters stored in the model; drop the option.")
         if args.action == "train" and len(values) != 1:
-            raise ValueError(f"{flag}: `train` takes one value (got {len(values)}); use grid-search to try several.")
+            raise UserError(f"{flag}: `train` takes one value (got {len(values)}); use grid-search to try several.")
         chosen[name] = values
     return chosen
+
+
+def _npz_is_ours(path) -> bool:
+    """True for a baselines model file: a zip whose entries include the tfforensics header."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return "__header__.npy" in archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def _check_outputs(args, search) -> None:
+    """Before any work: OUT must be a folder we may write in, and a model file is replaced only
+    with --overwrite (train) and only when tfforensics wrote it."""
+    from pathlib import Path
+
+    from tfforensics.io.outputs import check_writable, claim_file
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: exists and is a file; --out takes a folder (results JSON and models).")
+    check_writable(out)
+    if args.action == "test" or (args.action == "grid-search" and args.no_refit):
+        return
+    for dataset in args.dataset:
+        # a re-run of grid-search refits into its own model file; train replaces one only with --overwrite
+        claim_file(search.model_path(out, args.method, dataset), overwrite=args.overwrite or args.action == "grid-search",
+                   ours=_npz_is_ours, what="baselines model")
 
 
 def run(args) -> int:
@@ -88,12 +120,13 @@ def run(args) -> int:
     params = _method_params(args)
     names = [search.dataset_name(d) for d in args.dataset]
     if len(set(names)) != len(names):
-        raise ValueError(f"datasets {args.dataset} share a directory name; models are named after it, so rename one.")
+        raise UserError(f"datasets {args.dataset} share a directory name; models are named after it, so rename one.")
     if args.model and (args.action != "test" or len(args.dataset) != 1):
-        raise ValueError("--model applies to `test` with one --dataset.")
+        raise UserError("--model applies to `test` with one --dataset.")
     for dataset in args.dataset:
         if not Path(dataset).exists():
-            raise FileNotFoundError(f"{dataset}: dataset directory not found; create it with `tfforensics prepare`.")
+            raise UserError(f"{dataset}: dataset directory not found; create it with `tfforensics prepare`.")
+    _check_outputs(args, search)
     rows = []
     for dataset in args.dataset:
         if args.action == "grid-search":

@@ -6,7 +6,9 @@ import argparse
 import logging
 import textwrap
 
-from tfforensics.cli._common import add_command, add_output_args, add_runtime_args, add_skip_bad, setup_logging
+from tfforensics.cli._common import (
+    add_command, add_output_args, add_runtime_args, add_skip_bad, setup_logging, positive_int,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +59,8 @@ def add_parser(subparsers) -> None:
         )
         sub.add_argument("source", metavar="SRC", help="folder of images (sub-folders are mirrored)")
         sub.add_argument("output", metavar="OUT", help="output folder (created; must be empty or absent)")
-        sub.add_argument("--size", type=int, default=128, help="side of the output images (default: 128)")
-        sub.add_argument("--limit", type=int, default=None,
+        sub.add_argument("--size", type=positive_int, default=128, help="side of the output images (default: 128)")
+        sub.add_argument("--limit", type=positive_int, default=None,
                          help="at most this many images per folder, in sorted order (the original's SIZE)")
         add_skip_bad(sub)
         add_output_args(sub)

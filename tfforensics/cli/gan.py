@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from tfforensics.cli._common import add_command, add_runtime_args, setup_logging
+from tfforensics.errors import UserError
+from tfforensics.cli._common import add_command, add_output_args, add_runtime_args, positive_int, setup_logging
 from tfforensics.models.names import GAN_FAMILIES
 
 logger = logging.getLogger(__name__)
@@ -42,16 +43,17 @@ def add_parser(subparsers) -> None:
     train.add_argument("family", metavar="FAMILY", choices=list(GAN_FAMILIES), help=", ".join(GAN_FAMILIES))
     train.add_argument("output", metavar="OUT", help="run folder for generator.keras, discriminator.keras, run.json")
     schedule = train.add_argument_group("schedule")
-    schedule.add_argument("--steps", type=int, default=1500, help="training steps (default: 1500)")
-    schedule.add_argument("--batch-size", type=int, default=32, help="a multiple of 4 (default: 32)")
+    schedule.add_argument("--steps", type=positive_int, default=1500, help="training steps (default: 1500)")
+    schedule.add_argument("--batch-size", type=positive_int, default=32, help="a multiple of 4 (default: 32)")
     schedule.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate, betas (0, 0.99) (default: 1e-3)")
     schedule.add_argument("--r1", type=float, default=1.0, help="R1 penalty weight gamma on reals (default: 1)")
-    schedule.add_argument("--checkpoint-every", type=int, default=250, help="steps between saves (default: 250)")
+    schedule.add_argument("--checkpoint-every", type=positive_int, default=250, help="steps between saves (default: 250)")
     data = train.add_argument_group("data")
-    data.add_argument("--size", type=int, default=64, help="image side, a power of two >= 8 (default: 64)")
-    data.add_argument("--crops", type=int, default=4096,
+    data.add_argument("--size", type=positive_int, default=64, help="image side, a power of two >= 8 (default: 64)")
+    data.add_argument("--crops", type=positive_int, default=4096,
                       help="random crops of the bundled photos to train on (default: 4096)")
-    train.add_argument("--overwrite", action="store_true", help="start afresh even if OUT holds a run")
+    train.add_argument("--overwrite", action="store_true",
+                       help="start afresh even if OUT holds a run (a previous tfforensics output only)")
     add_runtime_args(train)
     train.set_defaults(run=run_train)
 
@@ -65,40 +67,49 @@ def add_parser(subparsers) -> None:
     )
     sample.add_argument("family", metavar="FAMILY", choices=list(GAN_FAMILIES), help=", ".join(GAN_FAMILIES))
     sample.add_argument("output", metavar="OUT_DIR", help="folder for the PNG files")
-    sample.add_argument("--count", type=int, required=True, help="number of images")
+    sample.add_argument("--count", type=positive_int, required=True, help="number of images")
     sample.add_argument("--weights", default=None,
                         help="generator.keras or a `gan train` run folder (default: the weights shipped with "
                              "tfforensics)")
-    sample.add_argument("--batch-size", type=int, default=64, help="(default: 64)")
+    sample.add_argument("--batch-size", type=positive_int, default=64, help="(default: 64)")
+    add_output_args(sample)
     add_runtime_args(sample)
     sample.set_defaults(run=run_sample)
 
 
 def run_train(args) -> int:
-    from tfforensics.benchmark.gans import RUN_FILE, GanConfig, train_gan, training_crops
-    from tfforensics.io.atomic import remove_tree
+    from tfforensics.benchmark.gans import (
+        CHECKPOINT_DIR, DISCRIMINATOR_FILE, GENERATOR_FILE, RUN_FILE, GanConfig, train_gan, training_crops,
+    )
+    from tfforensics.io.outputs import claim_output, mark_output, read_marker, remove_output
 
     setup_logging(args.quiet)
     if args.crops < 1:
-        raise ValueError(f"--crops must be >= 1. Received: {args.crops}")
+        raise UserError(f"--crops must be >= 1. Received: {args.crops}")
     config = GanConfig(steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr, r1_gamma=args.r1,
                        seed=args.seed, checkpoint_every=args.checkpoint_every)
     output = Path(args.output)
-    if output.exists() and not output.is_dir():
-        raise FileExistsError(f"{output}: exists and is not a folder; choose another OUT.")
+
+    def own_run(marker):  # a run folder of ours is continued (or refused below), never emptied without asking
+        return marker.get("command") == "gan train" and not args.overwrite
+
+    claim_output(output, overwrite=args.overwrite, command="gan train", reuse=own_run)
+    marker = read_marker(output) if output.is_dir() else None
     run_file = output / RUN_FILE
-    if run_file.is_file():
+    if marker is not None and args.overwrite:
+        remove_output(output)
+    elif run_file.is_file():
         import json
 
         previous = json.loads(run_file.read_text())
-        if args.overwrite:
-            remove_tree(output)
-        elif previous.get("family") != args.family or previous.get("size") != args.size:
-            raise FileExistsError(f"{output}: holds a {previous.get('family')} run at size {previous.get('size')}; "
-                                  "choose another OUT or pass --overwrite.")
+        if previous.get("family") != args.family or previous.get("size") != args.size:
+            raise UserError(f"{output}: holds a {previous.get('family')} run at size {previous.get('size')}; "
+                            "choose another OUT or pass --overwrite.")
         elif previous.get("step", 0) >= args.steps:
-            raise FileExistsError(f"{output}: already trained for {previous['step']} steps; pass a larger --steps "
-                                  "to continue or --overwrite to start afresh.")
+            raise UserError(f"{output}: already trained for {previous['step']} steps; pass a larger --steps "
+                            "to continue or --overwrite to start afresh.")
+    output.mkdir(parents=True, exist_ok=True)
+    mark_output(output, "gan train", files=[GENERATOR_FILE, DISCRIMINATOR_FILE, RUN_FILE], dirs=[CHECKPOINT_DIR])
     crops = training_crops(args.crops, args.size, seed=args.seed)
     trainer = train_gan(args.family, crops, config=config, output=output, progress=not args.quiet,
                         command=args.command_line)
@@ -109,13 +120,17 @@ def run_train(args) -> int:
 
 def run_sample(args) -> int:
     from tfforensics.benchmark.gans import load_generator, sample_images, write_samples
+    from tfforensics.io.outputs import claim_output
+    from tfforensics.preprocess._folder import staged_output
 
     setup_logging(args.quiet)
     if args.count < 1 or args.batch_size < 1:
-        raise ValueError(f"--count and --batch-size must be >= 1. Received: {args.count}, {args.batch_size}")
+        raise UserError(f"--count and --batch-size must be >= 1. Received: {args.count}, {args.batch_size}")
+    claim_output(args.output, overwrite=args.overwrite, command="gan sample")  # before the work
     generator = load_generator(args.family, args.weights)
     images = sample_images(generator, args.count, seed=args.seed, batch_size=args.batch_size,
                            progress=not args.quiet)
-    write_samples(images, args.output)
+    with staged_output(args.output, overwrite=args.overwrite, command="gan sample") as work:
+        write_samples(images, work)
     logger.info("wrote %d images to %s", len(images), args.output)
     return 0

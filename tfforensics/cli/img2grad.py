@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from tfforensics.cli._common import add_command, add_output_args, add_runtime_args, add_skip_bad, setup_logging
+from tfforensics.errors import UserError
+from tfforensics.cli._common import (
+    add_command, add_output_args, add_runtime_args, add_skip_bad, setup_logging, fraction, positive_int,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -18,7 +21,9 @@ def add_parser(subparsers) -> None:
             "scale to [-1, 1], take the gradient of the summed discriminator output w.r.t. the input, "
             "min-max scale it per image to 0..255 and save it as OUT/<same relative path>/<name>.png. "
             "The discriminator comes from an official StyleGAN (v1) .pkl, read without TF1 and without "
-            "running code from the file, or from the port's own .keras/.npz. Runs on the GPU when present."
+            "running code from the file, or from the port's own .keras/.npz. Runs on the GPU when present. "
+            "OUT is tied to the images, the discriminator and the options (a fingerprint): the same command "
+            "again reuses it or continues an interrupted run; other options need a new OUT or --overwrite."
         ),
         examples="""
             tfforensics img2grad data/CNNDetection/test grads/test --pkl karras2019stylegan-bedrooms-256x256.pkl
@@ -32,14 +37,14 @@ def add_parser(subparsers) -> None:
     model.add_argument("--pkl", help="official karras2019stylegan-*.pkl (its D is used)")
     model.add_argument("--weights", help="the port's own discriminator (.keras or .npz)")
     group = parser.add_argument_group("processing")
-    group.add_argument("--batch-size", type=int, default=16,
+    group.add_argument("--batch-size", type=positive_int, default=16,
                        help="images per step (default: 16; each image's gradient is independent of the batch)")
     group.add_argument("--resample", choices=["bicubic", "bilinear", "nearest", "lanczos"], default="bicubic",
                        help="PIL filter for the resize to the discriminator's size (default: bicubic, PIL's default)")
     out = parser.add_argument_group("format")
     out.add_argument("--format", choices=["png", "tfrecords"], default="png",
                      help="PNG tree (default) or TFRecords + manifest (pixels scaled to [-1, 1])")
-    out.add_argument("--split", type=float, nargs=3, metavar=("TRAIN", "VAL", "TEST"), default=None,
+    out.add_argument("--split", type=fraction, nargs=3, metavar=("TRAIN", "VAL", "TEST"), default=None,
                      help="with --format tfrecords: fractions per class (default: 1 0 0, all in train)")
     out.add_argument("--layout", choices=["original", "compact"], default="original",
                      help="with --format tfrecords: record layout (default: original)")
@@ -54,14 +59,19 @@ def run(args) -> int:
 
     setup_logging(args.quiet)
     if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1. Received: --batch-size {args.batch_size}")
+        raise UserError(f"--batch-size must be >= 1. Received: --batch-size {args.batch_size}")
+    from tfforensics.io.outputs import claim_output
+
+    if args.format == "png":  # before loading the discriminator: a refused OUT fails at once
+        claim_output(args.output, overwrite=args.overwrite, sources=[args.source], command="img2grad",
+                     reuse=lambda marker: marker.get("command") == "img2grad")
     model = load_discriminator(pkl=args.pkl, weights=args.weights)
     summary = img2grad(
         args.source, args.output, model, batch_size=args.batch_size, resample=args.resample, format=args.format,
         overwrite=args.overwrite, skip_bad=args.skip_bad, fractions=args.split, layout=args.layout,
         workers=args.workers, seed=args.seed, command=args.command_line, progress=not args.quiet,
     )
-    logger.info("%s: %d images, %d gradients written at %dx%d, %d kept from an earlier run, %d skipped",
+    logger.info("%s: %d images, %d gradients written at %dx%d, %d from an interrupted run (or reused), %d skipped",
                 summary["output"], summary["images"], summary["written"], summary["resolution"],
                 summary["resolution"], summary["kept_existing"], len(summary["skipped"]))
     return 0

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from tfforensics.cli._common import add_command, add_runtime_args, setup_logging
+from tfforensics.errors import UserError
+from tfforensics.cli._common import add_command, add_runtime_args, setup_logging, positive_int
 
 logger = logging.getLogger(__name__)
 
@@ -45,14 +46,14 @@ def add_parser(subparsers) -> None:
     model.add_argument("--weights", choices=["imagenet"], default=None,
                        help="start from ImageNet weights as the original (downloaded by Keras; default: random)")
     schedule = train.add_argument_group("schedule")
-    schedule.add_argument("--epochs", type=int, default=100, help="(default: 100)")
-    schedule.add_argument("--batch-size", type=int, default=16, help="(default: 16)")
+    schedule.add_argument("--epochs", type=positive_int, default=100, help="(default: 100)")
+    schedule.add_argument("--batch-size", type=positive_int, default=16, help="(default: 16)")
     schedule.add_argument("--lr", type=float, default=5e-4, help="Adam learning rate (default: 5e-4)")
-    schedule.add_argument("--decay-every", type=int, default=10, help="epochs between decays (default: 10)")
+    schedule.add_argument("--decay-every", type=positive_int, default=10, help="epochs between decays (default: 10)")
     schedule.add_argument("--decay-factor", type=float, default=0.8, help="learning-rate factor (default: 0.8)")
     augment = train.add_argument_group("augmentation")
-    augment.add_argument("--load-size", type=int, default=256, help="resize to this square first (default: 256)")
-    augment.add_argument("--crop-size", type=int, default=224, help="random crop (default: 224)")
+    augment.add_argument("--load-size", type=positive_int, default=256, help="resize to this square first (default: 256)")
+    augment.add_argument("--crop-size", type=positive_int, default=224, help="random crop (default: 224)")
     augment.add_argument("--no-flip", action="store_true", help="no random horizontal flip")
     add_runtime_args(train)
     train.set_defaults(run=run_train)
@@ -69,7 +70,7 @@ def add_parser(subparsers) -> None:
     test.add_argument("model", metavar="MODEL", help="run directory or .keras file from `lgrad train`")
     test.add_argument("root", metavar="ROOT", help="test gradient images, or a records dataset (see --split)")
     test.add_argument("--families", default=None, help="comma-separated family folders (default: all)")
-    test.add_argument("--batch-size", type=int, default=32, help="(default: 32)")
+    test.add_argument("--batch-size", type=positive_int, default=32, help="(default: 32)")
     test.add_argument("--split", default="test", help="split of a records dataset ROOT (default: test)")
     test.add_argument("--out", "--output", "-o", dest="output", default=None, help="also write the metrics as JSON here")
     add_runtime_args(test)
@@ -86,7 +87,7 @@ def run_train(args) -> int:
     setup_logging(args.quiet)
     for flag in ("epochs", "batch_size", "decay_every", "load_size", "crop_size"):
         if getattr(args, flag) < 1:
-            raise ValueError(f"--{flag.replace('_', '-')} must be >= 1. Received: {getattr(args, flag)}")
+            raise UserError(f"--{flag.replace('_', '-')} must be >= 1. Received: {getattr(args, flag)}")
     config = TrainConfig(arch=args.arch, weights=args.weights, epochs=args.epochs, batch_size=args.batch_size,
                          learning_rate=args.lr, decay_every=args.decay_every, decay_factor=args.decay_factor,
                          load_size=args.load_size, crop_size=args.crop_size, flip=not args.no_flip, seed=args.seed)

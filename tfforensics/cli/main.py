@@ -21,7 +21,9 @@ COMMANDS = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from tfforensics.cli._common import Parser
+
+    parser = Parser(
         prog="tfforensics",
         description="Detect and attribute GAN-generated images: prepare data, train detectors, run baselines.",
         epilog="Run `tfforensics COMMAND --help` for the options and examples of a command.",

@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from tfforensics.cli._common import add_command, add_output_args, add_runtime_args, add_skip_bad, setup_logging
+from tfforensics.errors import UserError
+from tfforensics.cli._common import (
+    add_command, add_output_args, add_runtime_args, add_skip_bad, setup_logging, fraction, positive_int,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -30,11 +33,11 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("sources", metavar="SRC", nargs="+", help="prepared dataset, class-folder tree or image folders")
     parser.add_argument("--out", "--output", "-o", dest="output", default="mean_var", help="output folder (default: mean_var)")
-    parser.add_argument("--amount", "-n", type=int, default=None,
+    parser.add_argument("--amount", "-n", type=positive_int, default=None,
                         help="at most this many images per folder / class (for a dataset: records)")
     parser.add_argument("--log", "-l", action="store_true", help="statistics of log(|DCT| + 1e-12)")
     parser.add_argument("--grayscale", "-g", action="store_true", help="grayscale images (default: RGB)")
-    parser.add_argument("--split", type=float, nargs=3, metavar=("TRAIN", "VAL", "TEST"), default=None,
+    parser.add_argument("--split", type=fraction, nargs=3, metavar=("TRAIN", "VAL", "TEST"), default=None,
                         help="split fractions of a class-folder tree, as given to prepare (default: 0.7 0.2 0.1)")
     parser.add_argument("--all-images", action="store_true", help="class-folder tree: use every image, not the train split")
     add_skip_bad(parser)
@@ -51,7 +54,7 @@ def run(args) -> int:
     first = Path(args.sources[0])
     if (first / MANIFEST_NAME).is_file() or first.name == MANIFEST_NAME:
         if len(args.sources) > 1:
-            raise ValueError(f"{args.sources[1]}: give one prepared dataset, or image folders, not both.")
+            raise UserError(f"{args.sources[1]}: give one prepared dataset, or image folders, not both.")
         info = mean_var_from_dataset(first, args.output, limit=args.amount, overwrite=args.overwrite,
                                      progress=not args.quiet)
     else:

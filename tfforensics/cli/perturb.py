@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from tfforensics.cli._common import add_command, add_output_args, add_runtime_args, add_skip_bad, setup_logging
+from tfforensics.cli._common import (
+    add_command, add_output_args, add_runtime_args, add_skip_bad, setup_logging, fraction, positive_int,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -33,9 +35,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("kind", metavar="KIND", choices=KINDS + ("all",), help="one of " + ", ".join(KINDS + ("all",)))
     parser.add_argument("source", metavar="SRC", help="folder of images, or of class sub-folders")
     parser.add_argument("output", metavar="OUT", help="output folder (created; must be empty or absent)")
-    parser.add_argument("--probability", "-p", type=float, default=0.5,
+    parser.add_argument("--probability", "-p", type=fraction, default=0.5,
                         help="chance that an image (for combined: each step) is perturbed (default: 0.5)")
-    parser.add_argument("--limit", type=int, default=None,
+    parser.add_argument("--limit", type=positive_int, default=None,
                         help="at most this many images per folder, in sorted order (the original's --size)")
     add_skip_bad(parser)
     add_output_args(parser)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from tfforensics.cli._common import add_command, add_output_args, add_runtime_args, add_skip_bad, setup_logging
+from tfforensics.cli._common import (
+    add_command, add_output_args, add_runtime_args, add_skip_bad, setup_logging, fraction, nonnegative_int, positive_int,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -40,11 +42,11 @@ def add_parser(subparsers) -> None:
     out.add_argument("--layout", choices=["original", "compact"], default="original",
                      help="record layout: original float list (default) or compact float16 bytes")
     out.add_argument("--gzip", action="store_true", help="GZIP-compress the record shards")
-    out.add_argument("--shards", type=int, default=None, help="shards per split (default: ~128 MiB each)")
+    out.add_argument("--shards", type=positive_int, default=None, help="shards per split (default: ~128 MiB each)")
     split = parser.add_argument_group("splits").add_mutually_exclusive_group()
-    split.add_argument("--split", type=float, nargs=3, metavar=("TRAIN", "VAL", "TEST"), default=None,
+    split.add_argument("--split", type=fraction, nargs=3, metavar=("TRAIN", "VAL", "TEST"), default=None,
                        help="fractions per class (default: 0.7 0.2 0.1)")
-    split.add_argument("--sizes", type=int, nargs=3, metavar=("TRAIN", "VAL", "TEST"), default=None,
+    split.add_argument("--sizes", type=nonnegative_int, nargs=3, metavar=("TRAIN", "VAL", "TEST"), default=None,
                        help="images per class in each split, as the original (e.g. 100000 20000 30000)")
     split.add_argument("--presplit", action="store_true",
                        help="SRC is already split: SRC/train/<class>/, SRC/val/<class>/, SRC/test/<class>/")

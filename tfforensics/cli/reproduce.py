@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from tfforensics.cli._common import add_command, add_runtime_args, setup_logging
+from tfforensics.cli._common import add_command, add_output_args, add_runtime_args, setup_logging
 
 logger = logging.getLogger(__name__)
 
@@ -19,7 +19,10 @@ def add_parser(subparsers) -> None:
             "family), prepares pixel and log-DCT records, trains and tests log2 and cnn on both, runs "
             "leave-one-family-out detection, the kNN / eigenfaces / PRNU baselines, img2grad with the mini "
             "StyleGAN discriminator and the LGrad detector, and writes OUT/report.md, report.html and "
-            "results.json. --quick takes a few minutes on 2 CPU cores."
+            "results.json. --quick takes a few minutes on 2 CPU cores. OUT must be new, empty or a previous "
+            "reproduce output: the same command again continues in it (each stage replaces only what it "
+            "wrote and stops at a file it did not write); --overwrite first removes a previous reproduce "
+            "output, and only when every file in it is one tfforensics wrote."
         ),
         examples="""
             tfforensics reproduce --quick --out reports/quick
@@ -32,6 +35,7 @@ def add_parser(subparsers) -> None:
                              "in sorted order is the real one), or already split into train/ val/ test/")
     parser.add_argument("--quick", action="store_true", help="small profile: fewer images, epochs and grid points")
     parser.add_argument("--out", "--output", "-o", dest="out", default="reports/reproduce", help="output directory (default: reports/reproduce)")
+    add_output_args(parser)
     add_runtime_args(parser, workers=True)
     parser.set_defaults(run=run)
 
@@ -41,7 +45,7 @@ def run(args) -> int:
 
     setup_logging(args.quiet)
     results = reproduce(args.out, data=args.data, quick=args.quick, seed=args.seed, workers=args.workers,
-                        command=args.command_line)
+                        command=args.command_line, overwrite=args.overwrite)
     logger.info("report: %s/report.md (and report.html, results.json); %.0f s in all",
                 args.out, sum(results["timings_s"].values()))
     return 0

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from tfforensics.cli._common import add_command, add_output_args, add_runtime_args, add_skip_bad, setup_logging
+from tfforensics.cli._common import (
+    add_command, add_output_args, add_runtime_args, add_skip_bad, setup_logging, positive_int,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +29,7 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("source", metavar="SRC", help="folder of images (sub-folders are mirrored)")
     parser.add_argument("output", metavar="OUT", help="output folder (created; must be empty or absent)")
-    parser.add_argument("--size", "--image-size", type=int, required=True, help="side of the output images")
+    parser.add_argument("--size", "--image-size", type=positive_int, required=True, help="side of the output images")
     parser.add_argument("--filter", choices=sorted(FILTERS), default="bilinear",
                         help="PIL resampling filter (default: bilinear, as the 004 project)")
     add_skip_bad(parser)

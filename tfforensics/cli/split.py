@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from tfforensics.cli._common import add_command, add_output_args, add_runtime_args, add_skip_bad, setup_logging
+from tfforensics.cli._common import (
+    add_command, add_output_args, add_runtime_args, add_skip_bad, setup_logging, fraction, positive_int,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -28,9 +30,9 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("source", metavar="SRC", help="folder of images, or of class sub-folders")
     parser.add_argument("output", metavar="OUT", help="output folder (created; must be empty or absent)")
-    parser.add_argument("--split", type=float, nargs=3, metavar=("TRAIN", "DEV", "TEST"), default=(0.7, 0.2, 0.1),
+    parser.add_argument("--split", type=fraction, nargs=3, metavar=("TRAIN", "DEV", "TEST"), default=(0.7, 0.2, 0.1),
                         help="fractions of each folder (default: 0.7 0.2 0.1)")
-    parser.add_argument("--size", "--image-size", type=int, default=None,
+    parser.add_argument("--size", "--image-size", type=positive_int, default=None,
                         help="resize to SIZE x SIZE PNGs (default: copy the files unchanged)")
     parser.add_argument("--filter", choices=sorted(FILTERS), default="bilinear",
                         help="PIL resampling filter for --size (default: bilinear)")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from tfforensics.cli._common import add_command, add_output_args, add_runtime_args, add_skip_bad, setup_logging
+from tfforensics.cli._common import (
+    add_command, add_output_args, add_runtime_args, add_skip_bad, setup_logging, positive_int,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -29,14 +31,14 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("sources", metavar="SRC", nargs="+", help="source folders, reference first (PATH or PATH,NAME)")
     parser.add_argument("--out", "--output", "-o", dest="output", default="spectra", help="output folder (default: spectra)")
-    parser.add_argument("--amount", "-n", type=int, default=None,
+    parser.add_argument("--amount", "-n", type=positive_int, default=None,
                         help="at most this many images per source, sorted by name (default: all)")
     parser.add_argument("--color", "-c", action="store_true", help="RGB, one plot per channel (default: grayscale)")
     parser.add_argument("--cmap", nargs="+", default=["inferno"],
                         help="matplotlib colour maps, one folder each (default: inferno)")
     parser.add_argument("--format", nargs="+", choices=["png", "pdf", "svg"], default=["png", "pdf"],
                         help="plot file formats (default: png pdf)")
-    parser.add_argument("--batch-size", type=int, default=64, help="images per DCT batch (default: 64)")
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="images per DCT batch (default: 64)")
     add_skip_bad(parser)
     add_output_args(parser)
     add_runtime_args(parser, workers=True, seed=False)

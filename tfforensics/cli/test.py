@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tfforensics.cli._common import add_command, setup_logging
+from tfforensics.cli._common import add_command, add_output_args, positive_int, setup_logging
 
 
 def add_parser(subparsers) -> None:
@@ -24,12 +24,13 @@ def add_parser(subparsers) -> None:
     parser.add_argument("model", metavar="MODEL", help="model.keras or run directory written by train")
     parser.add_argument("dataset", metavar="DATASET", help="dataset directory (or manifest.json) written by prepare")
     parser.add_argument("--split", default="test", choices=["train", "val", "test"], help="split (default: test)")
-    parser.add_argument("--batch-size", "-b", type=int, default=64, help="batch size (default: 64)")
+    parser.add_argument("--batch-size", "-b", type=positive_int, default=64, help="batch size (default: 64)")
     parser.add_argument("--real-class", default=None,
                         help="name or label of the real class for the real-vs-fake metrics (default: label 0)")
     parser.add_argument("--out", "--output", "-o", dest="out", default=None, help="directory for metrics.json, predictions.csv and plots")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar, print only the metrics")
+    add_output_args(parser)
     parser.set_defaults(run=run)
 
 
@@ -38,7 +39,7 @@ def run(args) -> int:
 
     setup_logging(args.quiet)
     report = evaluate_model(args.model, args.dataset, split=args.split, batch_size=args.batch_size,
-                        real_class=args.real_class, out=args.out, plots=not args.no_plots,
-                            progress=not args.quiet)
+                            real_class=args.real_class, out=args.out, plots=not args.no_plots,
+                            progress=not args.quiet, overwrite=args.overwrite)
     print(format_report(report))
     return 0

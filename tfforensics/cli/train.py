@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from tfforensics.cli._common import add_command, add_output_args, add_runtime_args, setup_logging
+from tfforensics.cli._common import (
+    add_command, add_output_args, add_runtime_args, setup_logging, nonnegative_int, positive_int,
+)
 from tfforensics.models.names import MODEL_NAMES
 
 logger = logging.getLogger(__name__)
@@ -29,17 +31,17 @@ def add_parser(subparsers) -> None:
     parser.add_argument("model", metavar="MODEL", choices=MODEL_NAMES, help="one of: " + ", ".join(MODEL_NAMES))
     parser.add_argument("dataset", metavar="DATASET", help="dataset directory (or manifest.json) written by prepare")
     fit = parser.add_argument_group("training")
-    fit.add_argument("--epochs", "-e", type=int, default=50, help="epochs (default: 50)")
-    fit.add_argument("--batch-size", "-b", type=int, default=32, help="global batch size (default: 32)")
+    fit.add_argument("--epochs", "-e", type=positive_int, default=50, help="epochs (default: 50)")
+    fit.add_argument("--batch-size", "-b", type=positive_int, default=32, help="global batch size (default: 32)")
     fit.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
     fit.add_argument("--l1", type=float, default=0.01, help="L1 penalty of log1/log3 (default: 0.01)")
     fit.add_argument("--l2", type=float, default=0.01, help="L2 penalty of log2/log3/nn (default: 0.01)")
-    fit.add_argument("--early-stopping", type=int, default=5, metavar="PATIENCE",
+    fit.add_argument("--early-stopping", type=nonnegative_int, default=5, metavar="PATIENCE",
                      help="stop after PATIENCE epochs without a lower val loss and restore the best "
                           "weights; 0 turns it off (default: 5)")
     shape = parser.add_argument_group("overrides (default: from the manifest)")
-    shape.add_argument("--classes", type=int, default=None, help="number of classes (1 or 2: one sigmoid unit)")
-    shape.add_argument("--image-size", type=int, default=None, help="image size; must match the records")
+    shape.add_argument("--classes", type=positive_int, default=None, help="number of classes (1 or 2: one sigmoid unit)")
+    shape.add_argument("--image-size", type=positive_int, default=None, help="image size; must match the records")
     shape.add_argument("--channels", type=int, choices=[1, 3], default=None,
                        help="channels the saved model takes (3 on a gray dataset: RGB in, luma inside)")
     parser.add_argument("--out", "--output", "-o", dest="out", default=None,

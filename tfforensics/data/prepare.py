@@ -29,13 +29,17 @@ from pathlib import Path
 
 import numpy as np
 
+from tfforensics.errors import UserError
 from tfforensics.data import encodings, records
 from tfforensics.data.encodings import Encoding
 from tfforensics.data.manifest import MANIFEST_NAME, Manifest
 from tfforensics.data.splits import SPLITS, presplit_classes, scan_classes, split_classes
 from tfforensics.data.stats import RunningMoments
-from tfforensics.io.atomic import INCOMPLETE_PREFIX, atomic_open, atomic_write_json, remove_tree, replace_dir
+from tfforensics.io.atomic import INCOMPLETE_PREFIX, atomic_open, atomic_write_json, remove_tree
 from tfforensics.io.images import BadImageError, load_image, read_size
+from tfforensics.io.outputs import (
+    check_sources, claim_output, clean_stale, mark_output, read_marker, replace_output,
+)
 from tfforensics.io.parallel import pool_context
 
 logger = logging.getLogger(__name__)
@@ -188,14 +192,14 @@ def _common_size(items, probe: int = 32) -> tuple[int, int]:
         if sum(sizes.values()) >= probe:
             break
     if not sizes:
-        raise ValueError("no readable image found in the source folders; check the paths and file types.")
+        raise UserError("no readable image found in the source folders; check the paths and file types.")
     return sizes.most_common(1)[0][0]
 
 
 def _shard_count(n: int, bytes_per_example: int, shards: int | None) -> int:
     if n == 0:
         return 0
-    if shards:
+    if shards is not None:
         return min(shards, n)
     by_size = math.ceil(n * bytes_per_example / SHARD_BYTES)
     return max(1, by_size, min(8, math.ceil(n / 256)))
@@ -285,19 +289,22 @@ def prepare(
         raise ValueError(f"`format` must be one of {FORMATS}. Received: format={format!r}")
     if layout not in records.LAYOUTS:
         raise ValueError(f"`layout` must be one of {records.LAYOUTS}. Received: layout={layout!r}")
+    if shards is not None and (isinstance(shards, bool) or not isinstance(shards, int) or shards < 1):
+        raise UserError(f"--shards must be a whole number >= 1. Received: --shards {shards}")
+    check_sources(output, [source])
     source, output = Path(source).resolve(), Path(output).resolve()
     workers = workers or os.cpu_count() or 1
 
     if presplit:
         if fractions is not None or sizes is not None:
-            raise ValueError("--presplit takes the splits from the folders; drop --split / --sizes.")
+            raise UserError("--presplit takes the splits from the folders; drop --split / --sizes.")
         classes, items = presplit_classes(source, seed=seed)
     else:
         classes = scan_classes(source)
         items = split_classes(classes, fractions=fractions, sizes=sizes, seed=seed)
     all_items = [item for split in SPLITS for item in items[split]]
     if not items["train"]:
-        raise ValueError(f"{source}: the train split is empty; add images or change --split/--sizes.")
+        raise UserError(f"{source}: the train split is empty; add images or change --split/--sizes.")
     height, width = _common_size(all_items)
     shape = [height, width, encoding.channels]
     bytes_per_example = int(np.prod(shape)) * (2 if layout == "compact" else 4) + 64
@@ -309,20 +316,16 @@ def prepare(
     }
     fingerprint = _fingerprint(items, options)
 
-    if (output / MANIFEST_NAME).is_file():
+    if output.is_dir() and (output / MANIFEST_NAME).is_file() and read_marker(output) is not None:
         existing = Manifest.load(output)
         if existing.source.get("sha256") == fingerprint:
             logger.info("Reusing %s: same inputs and options.", output)
             return existing
-        if not overwrite:
-            raise FileExistsError(
-                f"{output}: holds a dataset prepared from other inputs or options; "
-                "pass --overwrite to replace it or choose another output directory."
-            )
-    elif output.exists() and any(output.iterdir()) and not overwrite:
-        raise FileExistsError(f"{output}: exists and is not empty; pass --overwrite or choose another output directory.")
+    # Checked before any work: OUT may be new, empty, or (with --overwrite) a previous output of ours.
+    claim_output(output, overwrite=overwrite, sources=[source], command="prepare")
 
     work = output.parent / f".{output.name}{INCOMPLETE_PREFIX}{fingerprint[:12]}"
+    clean_stale(output, keep=work)
     work.mkdir(parents=True, exist_ok=True)
     config = _WorkerConfig(encoding, (height, width), format, layout, compression, skip_bad, None)
     try:
@@ -392,6 +395,11 @@ def prepare(
                 _finish_npy(work / split, [pair for r in shard_results for pair in r["indices"]])
             splits[split] = entry
         unique_skipped = list({s["path"]: s for s in skipped}.values())
+        _check_classes_kept(classes, items, splits, unique_skipped)
+        # Temporary files of shards that a killed run was writing: ours (our prefix), never finished.
+        for leftover in sorted(work.glob(f"*/{INCOMPLETE_PREFIX}*")):
+            remove_tree(leftover)
+            logger.info("removed %s, left unfinished by an interrupted run", leftover.name)
         manifest = Manifest(
             class_names=list(classes),
             image_shape=shape,
@@ -408,14 +416,29 @@ def prepare(
             tfforensics_version=__version__,
         )
         manifest.save(work)
-        if overwrite and output.exists():
-            remove_tree(output)
-        replace_dir(work, output)
-    except BadImageError:
+        mark_output(work, "prepare", fingerprint=fingerprint)
+        replace_output(work, output, [source])
+    except (BadImageError, EmptyClassError):
         remove_tree(work)  # bad input: the user must change the inputs, nothing to continue
         raise
     manifest.root = output
     return manifest
+
+
+class EmptyClassError(UserError):
+    """``--skip-bad`` skipped every train image of a class."""
+
+
+def _check_classes_kept(classes, items, splits, skipped) -> None:
+    """Stop when ``--skip-bad`` left a class without train images: its label would be useless."""
+    planned = collections.Counter(label for _, label in items["train"])
+    for label, name in enumerate(classes):
+        if planned.get(label, 0) and not splits["train"]["per_class"].get(name, 0):
+            raise EmptyClassError(
+                f"class {name!r}: --skip-bad skipped all of its {planned[label]} train images as unreadable, "
+                "which would leave a class with no training data; fix or replace its images, or remove the "
+                "class folder."
+            )
 
 
 def _statistics_entry(path: Path) -> dict:
@@ -424,7 +447,8 @@ def _statistics_entry(path: Path) -> dict:
 
 def _finish_npy(directory: Path, indexed_labels) -> None:
     """Renumber per-image files without gaps (skipped images) and write ``labels.npy``."""
-    indexed_labels = sorted(indexed_labels)
+    # tuples from this run, lists from the shard markers of an interrupted one: compare as tuples
+    indexed_labels = sorted((int(index), int(label)) for index, label in indexed_labels)
     for new, (old, _) in enumerate(indexed_labels):
         if new != old:
             os.replace(directory / f"{old:06d}.npy", directory / f"{new:06d}.npy")

@@ -7,10 +7,13 @@ permutation, so every class is split in the same proportions and a run repeats.
 
 from __future__ import annotations
 
+import math
+import os
 from pathlib import Path
 
 import numpy as np
 
+from tfforensics.errors import UserError
 from tfforensics.io.images import list_images
 
 SPLITS = ("train", "val", "test")
@@ -21,18 +24,21 @@ def scan_classes(source) -> dict[str, list[Path]]:
     """``{class_name: sorted image paths}`` for the sub-folders of ``source`` in sorted order."""
     source = Path(source)
     if not source.is_dir():
-        raise FileNotFoundError(f"{source}: source directory not found.")
+        raise UserError(f"{source}: source directory not found." if not source.exists()
+                        else f"{source}: is a file, not a folder of class sub-folders.")
+    _check_readable(source)
     folders = sorted(p for p in source.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not folders:
-        raise ValueError(
+        raise UserError(
             f"{source}: has no class sub-folders; put the images of each source in its own "
-            "sub-folder (e.g. {source}/real, {source}/progan)."
+            f"sub-folder (e.g. {source}/real, {source}/progan)."
         )
     classes = {}
     for folder in folders:
+        _check_readable(folder)
         files = list_images(folder)
         if not files:
-            raise ValueError(
+            raise UserError(
                 f"{folder}: class folder has no images; add images or remove the folder "
                 "(labels follow the sorted folder names, so an empty class cannot be skipped)."
             )
@@ -40,21 +46,29 @@ def scan_classes(source) -> dict[str, list[Path]]:
     return classes
 
 
+def _check_readable(folder: Path) -> None:
+    if not os.access(folder, os.R_OK | os.X_OK):
+        raise UserError(f"{folder}: cannot be read (permission denied); fix its permissions (chmod u+rx) "
+                        "or move it out of the source.")
+
+
 def split_counts(n: int, fractions=None, sizes=None, *, name: str = "") -> tuple[int, int, int]:
     """Number of (train, val, test) items out of ``n`` for fractions or fixed sizes."""
     if sizes is not None:
         sizes = tuple(int(s) for s in sizes)
         if len(sizes) != 3 or min(sizes) < 0:
-            raise ValueError(f"`sizes` must be three counts >= 0. Received: sizes={sizes}")
+            raise UserError(f"`sizes` must be three counts >= 0. Received: sizes={sizes}")
         if sum(sizes) > n:
-            raise ValueError(
+            raise UserError(
                 f"class {name!r} has {n} images but --sizes asks for {sum(sizes)} "
                 f"({sizes[0]}+{sizes[1]}+{sizes[2]}); lower the sizes or add images."
             )
         return sizes
     fractions = tuple(float(f) for f in (fractions or DEFAULT_FRACTIONS))
-    if len(fractions) != 3 or min(fractions) < 0 or sum(fractions) > 1 + 1e-9 or sum(fractions) == 0:
-        raise ValueError(f"`fractions` must be three numbers >= 0 summing to at most 1. Received: fractions={fractions}")
+    if (len(fractions) != 3 or not all(math.isfinite(f) for f in fractions) or min(fractions) < 0
+            or sum(fractions) > 1 + 1e-9 or sum(fractions) == 0):
+        raise UserError(f"--split: the fractions must be three numbers >= 0 summing to at most 1 (and not all "
+                        f"0). Received: {' '.join(str(f) for f in fractions)}")
     n_train = int(round(n * fractions[0]))
     n_val = min(int(round(n * fractions[1])), n - n_train)
     if abs(sum(fractions) - 1) < 1e-9:
@@ -91,11 +105,11 @@ def presplit_classes(source, *, seed: int = 0) -> tuple[list[str], dict[str, lis
     """
     source = Path(source)
     if not (source / "train").is_dir():
-        raise FileNotFoundError(f"{source / 'train'}: not found; a pre-split source needs train/[val/][test/] sub-folders.")
+        raise UserError(f"{source / 'train'}: not found; a pre-split source needs train/[val/][test/] sub-folders.")
     folders = {p.name for p in source.iterdir() if p.is_dir() and not p.name.startswith(".")}
     unknown = folders - {*SPLITS, "dev"}
     if unknown or {"val", "dev"} <= folders:
-        raise ValueError(
+        raise UserError(
             f"{source}: a pre-split source holds only train/, val/ (or dev/) and test/; found {sorted(folders)}."
         )
     names_on_disk = {"val": "dev" if "dev" in folders else "val"}
@@ -104,7 +118,7 @@ def presplit_classes(source, *, seed: int = 0) -> tuple[list[str], dict[str, lis
     names = list(per_split["train"])
     for split, classes in per_split.items():
         if list(classes) != names:
-            raise ValueError(
+            raise UserError(
                 f"{source / split}: has classes {list(classes)} but train has {names}; "
                 "every split needs the same class folders."
             )

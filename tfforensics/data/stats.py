@@ -12,6 +12,8 @@ import dataclasses
 
 import numpy as np
 
+from tfforensics.errors import UserError
+
 
 @dataclasses.dataclass
 class RunningMoments:
@@ -55,7 +57,7 @@ class RunningMoments:
     def variance(self) -> np.ndarray:
         """Population variance (``M2 / n``), as the original ``welford``."""
         if self.count < 2:
-            raise ValueError(f"Statistics need at least 2 training images. Received: count={self.count}")
+            raise UserError(f"Statistics need at least 2 training images. Received: count={self.count}")
         return self.m2 / self.count
 
     def finalize(self, *, abs_scale: bool = False) -> dict[str, np.ndarray]:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
+from tfforensics.errors import UserError
 from tfforensics.io.atomic import atomic_write
 from tfforensics.io.images import BadImageError, list_images, load_image
 
@@ -93,15 +95,23 @@ def classify_images(model, image_dir, *, size: int | None = None, batch_size: in
     if isinstance(model, (str, Path)):
         model = load_model(model)
     if batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1. Received: batch_size={batch_size}")
+        raise UserError(f"--batch-size must be >= 1. Received: batch_size={batch_size}")
+    if size is not None and size < 1:
+        raise UserError(f"--size must be a whole number >= 1 (the first N images). Received: --size {size}")
+    folder = Path(image_dir)
+    if not folder.is_dir():
+        raise UserError(f"{image_dir}: not found; give a folder of images." if not folder.exists()
+                        else f"{image_dir}: is a file; give the folder of images that holds it.")
+    if not os.access(folder, os.R_OK | os.X_OK):
+        raise UserError(f"{image_dir}: cannot be read (permission denied); fix its permissions (chmod u+rx).")
     paths = list_images(image_dir, recursive=recursive)
     if size is not None:
         paths = paths[:size]
     if not paths:
-        raise ValueError(f"{image_dir}: contains no images ({'recursively' if recursive else 'add --recursive for sub-folders'}).")
+        raise UserError(f"{image_dir}: contains no images ({'recursively' if recursive else 'add --recursive for sub-folders'}).")
     shape = tuple(model.input_shape[1:])
     if len(shape) != 3 or shape[-1] not in (1, 3):
-        raise ValueError(f"the model takes inputs of shape {shape}, not images; use a model saved by `tfforensics train`.")
+        raise UserError(f"the model takes inputs of shape {shape}, not images; use a model saved by `tfforensics train`.")
     load = _loader(shape, skip_bad)
     class_names = class_names_of(model)
     kept, scores, skipped = [], [], []
@@ -120,13 +130,36 @@ def classify_images(model, image_dir, *, size: int | None = None, batch_size: in
                 scores.append(as_probabilities(model.predict_on_batch(np.stack(images).astype(np.float32))))
             bar.update(len(chunk))
     if not kept:
-        raise ValueError(f"{image_dir}: none of the {len(paths)} images could be classified "
+        raise UserError(f"{image_dir}: none of the {len(paths)} images could be classified "
                          f"(first: {skipped[0]['path']} {skipped[0]['reason']}).")
     scores = np.concatenate(scores)
     return Classification(paths=kept, scores=scores, class_names=class_names, skipped=skipped)
 
 
+CSV_HEADER = "path,predicted,"
+
+
+def csv_is_ours(path) -> bool:
+    """True when ``path`` starts with the header that :func:`write_csv` writes."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(len(CSV_HEADER)) == CSV_HEADER.encode()
+    except OSError:
+        return False
+
+
+def claim_csv(path, overwrite: bool = False) -> Path:
+    """Check, before any work, that the CSV ``path`` may be written (see :func:`tfforensics.io.outputs.claim_file`)."""
+    from tfforensics.io.outputs import claim_file
+
+    return claim_file(path, overwrite=overwrite, ours=csv_is_ours, what="classify CSV")
+
+
 def write_csv(result: Classification, path) -> Path:
-    """One row per image: path, predicted class, score per class."""
-    atomic_write(path, result.to_csv())
+    """One row per image: path, predicted class, score per class.
+
+    File names that are not valid UTF-8 are written with their undecodable bytes escaped
+    (``\\xff``), so every row stays readable text.
+    """
+    atomic_write(path, result.to_csv().encode("utf-8", "backslashreplace"))
     return Path(path)

@@ -16,12 +16,41 @@ from pathlib import Path
 
 import numpy as np
 
+from tfforensics.errors import UserError
 from tfforensics.io.atomic import atomic_write, atomic_write_json
 
 logger = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.csv"
+#: Every file ``test --out`` writes.
+TEST_FILES = (METRICS_FILE, PREDICTIONS_FILE, "confusion_matrix.png", "roc.png")
+
+
+def claim_test_out(out, overwrite: bool = False) -> bool:
+    """Check, before any work, that ``test`` may write its files into ``out``.
+
+    Files of a previous ``test`` are replaced only with ``overwrite`` and only when its
+    ``metrics.json`` is one tfforensics wrote. Returns True when ``out`` is new or empty (then it
+    gets a marker listing the files, see :mod:`tfforensics.io.outputs`).
+    """
+    from tfforensics.io.outputs import OVERWRITE_HINT, check_writable, json_is_ours, read_marker
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: exists and is a file; --out takes a folder (for metrics.json, predictions.csv, "
+                        "plots).")
+    check_writable(out)
+    existing = [out / name for name in TEST_FILES if (out / name).exists() or (out / name).is_symlink()]
+    if existing:
+        if not overwrite:
+            raise UserError(f"{existing[0]}: exists; pass --overwrite to replace the previous test results "
+                            f"({OVERWRITE_HINT}) or choose another --out.")
+        if not json_is_ours(out / METRICS_FILE):
+            raise UserError(f"{existing[0]}: exists and was not written by `tfforensics test`, so --overwrite "
+                            "will not replace it; choose another --out.")
+    marker = read_marker(out) if out.is_dir() else None
+    return not out.exists() or not any(out.iterdir()) or (marker is not None and marker.get("command") == "test")
 
 
 def check_compatible(model, manifest) -> None:
@@ -32,7 +61,7 @@ def check_compatible(model, manifest) -> None:
     info = metadata_of(model)
     expected = tuple(classifier.input_shape[1:])
     if expected != tuple(manifest.image_shape):
-        raise ValueError(
+        raise UserError(
             f"the model takes encoded images of shape {expected} but {manifest.root} holds "
             f"{tuple(manifest.image_shape)}; prepare the test data like the training data."
         )
@@ -40,7 +69,7 @@ def check_compatible(model, manifest) -> None:
         from tfforensics.data.encodings import Encoding
 
         trained = Encoding(**info["encoding"]).describe()
-        raise ValueError(
+        raise UserError(
             f"the model was trained on {trained} records but {manifest.root} is "
             f"{manifest.encoding.describe()}; prepare the test data with the same encoding options."
         )
@@ -68,7 +97,7 @@ def predict_records(classifier, manifest, split: str = "test", *, batch_size: in
             labels.append(batch_labels.numpy())
             bar.update(len(labels[-1]))
     if not outputs:
-        raise ValueError(f"{manifest.root}: the {split} split is empty; nothing to test.")
+        raise UserError(f"{manifest.root}: the {split} split is empty; nothing to test.")
     return np.concatenate(outputs), np.concatenate(labels)
 
 
@@ -83,7 +112,7 @@ def _predictions_csv(labels, probabilities, class_names) -> str:
 
 
 def evaluate_model(model, dataset, *, split: str = "test", batch_size: int = 64, real_class=None, out=None,
-                   plots: bool = True, progress: bool = False) -> dict:
+                   plots: bool = True, progress: bool = False, overwrite: bool = False) -> dict:
     """Metrics of ``model`` (a path or a loaded model) on ``split`` of ``dataset``.
 
     Args:
@@ -94,6 +123,7 @@ def evaluate_model(model, dataset, *, split: str = "test", batch_size: int = 64,
         out: directory for ``metrics.json``, ``predictions.csv`` and the PNG plots.
         plots: write ``confusion_matrix.png`` and ``roc.png`` into ``out``.
         progress: show a progress bar.
+        overwrite: replace the files of a previous ``test`` in ``out``.
 
     Returns:
         The report of :func:`tfforensics.evaluation.metrics.classification_report`
@@ -103,6 +133,9 @@ def evaluate_model(model, dataset, *, split: str = "test", batch_size: int = 64,
     from tfforensics.evaluation.metrics import as_probabilities, classification_report, resolve_real_class, roc_curves
     from tfforensics.models.wrapped import class_names_of, load_model, unwrap
 
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be >= 1. Received: {batch_size}")
+    own_folder = claim_test_out(out, overwrite) if out is not None else False
     model_path = None
     if isinstance(model, (str, Path)):
         model_path = str(model)
@@ -111,7 +144,7 @@ def evaluate_model(model, dataset, *, split: str = "test", batch_size: int = 64,
     check_compatible(model, manifest)
     class_names = class_names_of(model)
     if len(class_names) < manifest.num_classes:
-        raise ValueError(
+        raise UserError(
             f"{manifest.root} has {manifest.num_classes} classes {manifest.class_names} but the model knows "
             f"{len(class_names)} {class_names}."
         )
@@ -127,9 +160,12 @@ def evaluate_model(model, dataset, *, split: str = "test", batch_size: int = 64,
               "split": split, **report}
 
     if out is not None:
+        from tfforensics import __version__
+        from tfforensics.io.outputs import PRODUCER, mark_output
+
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out / METRICS_FILE, report)
+        atomic_write_json(out / METRICS_FILE, {"producer": PRODUCER, "tfforensics_version": __version__, **report})
         atomic_write(out / PREDICTIONS_FILE, _predictions_csv(labels, probabilities, class_names))
         if plots:
             from tfforensics.evaluation.plots import plot_confusion_matrix, plot_roc
@@ -139,6 +175,8 @@ def evaluate_model(model, dataset, *, split: str = "test", batch_size: int = 64,
             curves = roc_curves(labels, probabilities, class_names, real)
             if curves:
                 plot_roc(curves, out / "roc.png", title=f"{classifier.name}: ROC of {class_names[real]} vs fake")
+        if own_folder:
+            mark_output(out, "test", files=[name for name in TEST_FILES if (out / name).exists()])
     return report
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tfforensics.errors import UserError
+
 
 def as_probabilities(scores) -> np.ndarray:
     """``(N, K)`` per-class scores; one column (a sigmoid) becomes ``[1 - p, p]``."""
@@ -34,9 +36,9 @@ def resolve_real_class(class_names, real_class=None) -> int:
     try:
         index = int(real_class)
     except (TypeError, ValueError):
-        raise ValueError(f"--real-class {real_class!r} is not one of the classes {class_names}.") from None
+        raise UserError(f"--real-class {real_class!r} is not one of the classes {class_names}.") from None
     if not 0 <= index < len(class_names):
-        raise ValueError(f"--real-class {index} is out of range for the classes {class_names}.")
+        raise UserError(f"--real-class {index} is out of range for the classes {class_names}.")
     return index
 
 

@@ -23,7 +23,8 @@ import keras
 import numpy as np
 from PIL import Image
 
-from tfforensics.io.atomic import atomic_write_json, default_dir_mode, remove_tree, save_keras
+from tfforensics.errors import UserError
+from tfforensics.io.atomic import INCOMPLETE_PREFIX, atomic_write_json, default_dir_mode, remove_tree, save_keras
 from tfforensics.io.images import BadImageError, list_images, load_image, save_image
 
 logger = logging.getLogger(__name__)
@@ -134,8 +135,13 @@ def img2grad(source, output, model, *, batch_size: int = 16, resample: str = "bi
              workers: int | None = None, seed: int = 0, command: str = "", progress: bool = True) -> dict:
     """Write the gradient image of every image under ``source`` (recursively) to ``output``.
 
-    ``format="png"``: one PNG per image at the same relative path and base name (an
-    existing PNG is kept unless ``overwrite``, so an interrupted run continues).
+    ``format="png"``: one PNG per image at the same relative path and base name. The tree is
+    built in a hidden ``.<output>.incomplete-<fingerprint>`` folder next to ``output`` and renamed
+    into place when complete; the fingerprint covers the discriminator's weights, the resampling
+    filter and the source files (names, sizes, times), so an interrupted run with the same inputs
+    and options continues there, and results of other options are never mixed in. An ``output``
+    written with the same fingerprint is reused; another one of ours is replaced only with
+    ``overwrite`` (see :mod:`tfforensics.io.outputs`).
     ``format="tfrecords"``: records + manifest via :func:`tfforensics.data.prepare`
     (pixels scaled to [-1, 1]); classes are the ``0_real``/``1_fake`` folders if the tree
     has them, else its top-level folders. Returns a summary dict.
@@ -146,28 +152,52 @@ def img2grad(source, output, model, *, batch_size: int = 16, resample: str = "bi
         raise ValueError(f"`format` must be 'png' or 'tfrecords'. Received: format={format!r}")
     if resample not in RESAMPLING:
         raise ValueError(f"`resample` must be one of {sorted(RESAMPLING)}. Received: resample={resample!r}")
+    from tfforensics.io.outputs import check_sources
+    from tfforensics.preprocess._folder import check_source_dir
+
     source, output = Path(source), Path(output)
-    if output.resolve().is_relative_to(source.resolve()):
-        raise ValueError(f"{output}: the output lies inside the source {source}; choose an output outside it.")
+    check_source_dir(source)
+    check_sources(output, [source])
     files = list_images(source, recursive=True)
     if not files:
-        raise ValueError(f"{source}: no images found (searched recursively for {', '.join(('.png', '.jpg', '...'))}).")
+        raise UserError(f"{source}: no images found (searched recursively for {', '.join(('.png', '.jpg', '...'))}).")
     relatives = [f.relative_to(source) for f in files]
     targets = collections.defaultdict(list)
     for rel in relatives:
         targets[_output_name(rel)].append(rel)
     clashes = [names for names in targets.values() if len(names) > 1]
     if clashes:
-        raise ValueError(f"{source}: {clashes[0][0]} and {clashes[0][1]} would both become "
+        raise UserError(f"{source}: {clashes[0][0]} and {clashes[0][1]} would both become "
                          f"{_output_name(clashes[0][0])}; rename one of them.")
 
     if format == "tfrecords":
+        from tfforensics.io.outputs import claim_output
+
+        claim_output(output, overwrite=overwrite, sources=[source], command="prepare")  # before the work
         return _img2grad_records(source, output, model, relatives, batch_size=batch_size, resample=resample,
                                  overwrite=overwrite, skip_bad=skip_bad, fractions=fractions, layout=layout,
                                  workers=workers, seed=seed, command=command, progress=progress)
 
-    todo = relatives if overwrite else [r for r in relatives if not (output / _output_name(r)).exists()]
+    from tfforensics.io.outputs import claim_output, clean_stale, mark_output, read_marker, replace_output
+
     resolution, _ = _input_layout(model)
+    fingerprint = _gradient_fingerprint(model, source, relatives, resample)
+
+    def same(marker):
+        return marker.get("command") == "img2grad" and marker.get("fingerprint") == fingerprint
+
+    output = claim_output(output, overwrite=overwrite, sources=[source], command="img2grad", reuse=same)
+    marker = read_marker(output) if output.is_dir() else None
+    if marker is not None and same(marker):
+        logger.info("Reusing %s: same images, discriminator and options.", output)
+        return {"images": len(relatives), "written": 0, "kept_existing": len(relatives), "skipped": [],
+                "resolution": resolution, "output": str(output), "fingerprint": fingerprint}
+    work = output.parent / f".{output.name}{INCOMPLETE_PREFIX}{fingerprint[:12]}"
+    clean_stale(output, keep=work)
+    work.mkdir(parents=True, exist_ok=True)
+    todo = [r for r in relatives if not (work / _output_name(r)).exists()]
+    if len(todo) < len(relatives):
+        logger.info("Continuing an interrupted run: %d gradients already written.", len(relatives) - len(todo))
     function = gradient_function(model)
     skipped, written = [], 0
     bar = tqdm(total=len(todo), desc="img2grad", unit="img", disable=not progress, dynamic_ncols=True)
@@ -178,17 +208,37 @@ def img2grad(source, output, model, *, batch_size: int = 16, resample: str = "bi
             if kept:
                 grads = to_uint8(function(images).numpy())
                 for rel, grad in zip(kept, grads):
-                    save_image(grad, output / _output_name(rel))
+                    save_image(grad, work / _output_name(rel))
                 written += len(kept)
             bar.update(len(batch))
     bar.close()
+    for leftover in [p for p in work.rglob(f"{INCOMPLETE_PREFIX}*") if p.is_file()]:
+        leftover.unlink()  # a file a killed run was writing (our prefix)
+        logger.info("removed %s, left unfinished by an interrupted run", leftover)
+    mark_output(work, "img2grad", fingerprint=fingerprint, resolution=resolution, resample=resample,
+                skipped=skipped)
+    replace_output(work, output, [source])
     summary = {"images": len(relatives), "written": written, "kept_existing": len(relatives) - len(todo),
-               "skipped": skipped, "resolution": resolution, "output": str(output)}
+               "skipped": skipped, "resolution": resolution, "output": str(output), "fingerprint": fingerprint}
     if skipped:
         logger.warning("skipped %d unreadable images:", len(skipped))
         for entry in skipped:
             logger.warning("  %s: %s", entry["path"], entry["reason"])
     return summary
+
+
+def _gradient_fingerprint(model, source: Path, relatives, resample: str) -> str:
+    """What the gradient images depend on: the weights, the resize filter and the source files."""
+    import hashlib
+
+    digest = hashlib.sha256(json.dumps({"resample": resample, "input_shape": list(model.input_shape[1:]),
+                                        "version": 1}).encode())
+    for weight in model.weights:
+        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
+    for rel in relatives:
+        stat = (source / rel).stat()
+        digest.update(f"{rel.as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
 
 
 def _load_batch(pool, source, batch, resolution, resample, skip_bad, skipped):
@@ -214,7 +264,7 @@ def _img2grad_records(source, output, model, relatives, *, fractions, layout, wo
     use_labels = all(label_of(rel) is not None for rel in relatives)
     parent = Path(output).resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".img2grad-", dir=parent))
+    staging = Path(tempfile.mkdtemp(prefix=f"{INCOMPLETE_PREFIX}img2grad-", dir=parent))
     staging.chmod(default_dir_mode())
     try:
         tree = staging / "classes"

@@ -15,9 +15,11 @@ import os
 import uuid
 from pathlib import Path
 
-from tfforensics.io.atomic import INCOMPLETE_PREFIX, remove_tree, replace_dir
-from tfforensics.io.parallel import pool_context
+from tfforensics.errors import UserError
+from tfforensics.io.atomic import INCOMPLETE_PREFIX, remove_tree
 from tfforensics.io.images import BadImageError, list_images, save_image
+from tfforensics.io.outputs import claim_output, clean_stale, mark_output, replace_output
+from tfforensics.io.parallel import pool_context
 
 logger = logging.getLogger(__name__)
 
@@ -45,12 +47,18 @@ def source_images(source, *, limit: int | None = None) -> list[tuple[Path, Path]
     ``limit`` keeps the first ``limit`` files of each folder, as the originals' SIZE argument.
     """
     source = Path(source)
-    if not source.is_dir():
-        raise FileNotFoundError(f"{source}: source directory not found.")
+    check_source_dir(source)
     files = [p for p in list_images(source, recursive=True)
              if not any(part.startswith(".") for part in p.relative_to(source).parts)]
+    unreadable = []
+    for root, dirnames, _ in os.walk(source):
+        unreadable += [Path(root) / d for d in dirnames
+                       if not d.startswith(".") and not os.access(Path(root) / d, os.R_OK | os.X_OK)]
+    if unreadable:
+        raise UserError(f"{unreadable[0]}: cannot be read (permission denied); fix its permissions "
+                        "(chmod u+rx) or move it out of the source.")
     if not files:
-        raise ValueError(f"{source}: contains no images ({', '.join(('png', 'jpg', 'webp', '...'))}); check the path.")
+        raise UserError(f"{source}: contains no images ({', '.join(('png', 'jpg', 'webp', '...'))}); check the path.")
     if limit is not None:
         kept, per_folder = [], {}
         for path in files:
@@ -60,6 +68,17 @@ def source_images(source, *, limit: int | None = None) -> list[tuple[Path, Path]
                 per_folder[path.parent] = count + 1
         files = kept
     return [(path, path.relative_to(source)) for path in files]
+
+
+def check_source_dir(source) -> None:
+    """Refuse a source folder that is missing, a file, or unreadable (one line naming it)."""
+    source = Path(source)
+    if not source.exists():
+        raise UserError(f"{source}: source folder not found; check the path.")
+    if not source.is_dir():
+        raise UserError(f"{source}: is a file, not a folder of images; give the folder that holds it.")
+    if not os.access(source, os.R_OK | os.X_OK):
+        raise UserError(f"{source}: cannot be read (permission denied); fix its permissions (chmod u+rx).")
 
 
 def write_png(array, path) -> None:
@@ -87,7 +106,7 @@ def check_unique(names, source) -> None:
     seen = {}
     for original, name in names:
         if name in seen:
-            raise ValueError(
+            raise UserError(
                 f"{source}: {seen[name]} and {original} would both be written as {name}; "
                 "rename one of them."
             )
@@ -95,21 +114,22 @@ def check_unique(names, source) -> None:
 
 
 @contextlib.contextmanager
-def staged_output(output, *, overwrite: bool = False):
+def staged_output(output, *, overwrite: bool = False, sources=(), command: str = "output"):
     """Yield a hidden work directory that becomes ``output`` when the block succeeds.
 
-    On any error the work directory is removed, so nothing half-written remains.
+    ``output`` is checked first (:func:`tfforensics.io.outputs.claim_output`): it must be new,
+    empty, or (with ``overwrite``) a previous tfforensics output, and neither a source nor a folder
+    around or inside one. The finished folder gets a marker listing its files. On any error the
+    work directory is removed, so nothing half-written remains.
     """
-    output = Path(output).resolve()
-    if output.exists() and (not output.is_dir() or any(output.iterdir())) and not overwrite:
-        raise FileExistsError(f"{output}: exists and is not empty; pass --overwrite or choose another output directory.")
+    output = claim_output(output, overwrite=overwrite, sources=sources, command=command)
+    clean_stale(output)
     work = output.parent / f".{output.name}{INCOMPLETE_PREFIX}{uuid.uuid4().hex[:8]}"
     work.mkdir(parents=True)
     try:
         yield work
-        if output.exists():
-            remove_tree(output)
-        replace_dir(work, output)
+        mark_output(work, command)
+        replace_output(work, output, sources)
     finally:
         remove_tree(work)
 

@@ -121,7 +121,7 @@ def crop_folder(source, output, kind: str, size: int = 128, *, workers: int | No
     if size < 1:
         raise ValueError(f"`size` must be a positive number of pixels. Received: size={size}")
     planned = planned_pngs(source, limit=limit)
-    with staged_output(output, overwrite=overwrite) as work:
+    with staged_output(output, overwrite=overwrite, sources=[source], command="crop") as work:
         jobs = [(str(path), str(work / name), kind, size) for path, _, name in planned]
         written, skipped = run_jobs(_crop_job, jobs, workers=workers, skip_bad=skip_bad,
                                     progress=progress, description=f"crop {kind}")

@@ -182,7 +182,7 @@ def perturb_folder(source, output, kind: str, *, probability: float = 0.5, seed:
     planned = planned_pngs(source, limit=limit)
     kinds = KINDS if kind == "all" else (kind,)
     skipped, written, details = [], 0, {}
-    with staged_output(output, overwrite=overwrite) as work:
+    with staged_output(output, overwrite=overwrite, sources=[source], command="perturb") as work:
         for current in kinds:
             root = work / current if kind == "all" else work
             jobs = [(str(path), str(root / name), relative.as_posix(), current, seed, probability)

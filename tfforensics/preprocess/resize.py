@@ -53,7 +53,7 @@ def resize_folder(source, output, size: int, *, filter: str = "bilinear", worker
     if filter not in FILTERS:
         raise ValueError(f"`filter` must be one of {sorted(FILTERS)}. Received: filter={filter!r}")
     planned = planned_pngs(source)
-    with staged_output(output, overwrite=overwrite) as work:
+    with staged_output(output, overwrite=overwrite, sources=[source], command="resize") as work:
         jobs = [(str(path), str(work / name), size, filter) for path, _, name in planned]
         written, skipped = run_jobs(_resize_job, jobs, workers=workers, skip_bad=skip_bad,
                                     progress=progress, description=f"resize {size}x{size}")

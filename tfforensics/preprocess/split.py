@@ -76,7 +76,7 @@ def split_folder(source, output, *, fractions=DEFAULT_FRACTIONS, size: int | Non
                for relative in relatives if relative in assignment]
     check_unique(outputs, source)
     targets = dict(outputs)
-    with staged_output(output, overwrite=overwrite) as work:
+    with staged_output(output, overwrite=overwrite, sources=[source], command="split") as work:
         for name in names:
             (work / name).mkdir()
         jobs = [(str(path), str(work / targets[relative]), size, filter)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tfforensics.errors import UserError
 from tfforensics.io.atomic import atomic_write_json, save_keras
 
 logger = logging.getLogger(__name__)
@@ -125,14 +126,29 @@ def default_run_dir(model_name: str, manifest) -> Path:
 
 
 def _prepare_run_dir(out: Path, overwrite: bool) -> None:
-    if out.exists() and any((out / name).exists() for name in (RUN_FILE, MODEL_FILE)):
-        if not overwrite:
-            raise FileExistsError(f"{out}: holds a finished run; pass --overwrite or choose another --out.")
-        from tfforensics.io.atomic import remove_tree
+    """Check the run folder before training (see :mod:`tfforensics.io.outputs`) and mark it as ours.
 
-        for name in (RUN_FILE, MODEL_FILE, "checkpoints", "logs"):
-            remove_tree(out / name)
+    A folder left by an interrupted ``train`` is used again; a finished run is replaced only
+    with ``overwrite`` and only when it holds nothing but what ``train`` wrote.
+    """
+    from tfforensics.io.outputs import claim_output, read_marker, remove_output
+
+    def unfinished(marker):
+        return marker.get("command") == "train" and not marker.get("complete", True)
+
+    claim_output(out, overwrite=overwrite, command="train", reuse=unfinished)
+    marker = read_marker(out) if out.is_dir() else None
+    if marker is not None and not unfinished(marker):
+        remove_output(out)  # --overwrite of a finished run of ours (checked above)
+    out.mkdir(parents=True, exist_ok=True)
+    _mark_run_dir(out, complete=False)
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+
+
+def _mark_run_dir(out: Path, complete: bool) -> None:
+    from tfforensics.io.outputs import mark_output
+
+    mark_output(out, "train", files=[RUN_FILE, MODEL_FILE], dirs=["checkpoints", "logs"], complete=complete)
 
 
 def save_model(model, path) -> Path:
@@ -193,7 +209,7 @@ def train(
     from tfforensics.models.wrapped import wrap_with_preprocessing
 
     if model_name not in MODELS:
-        raise ValueError(f"unknown model {model_name!r}; choose one of {', '.join(MODELS)}.")
+        raise UserError(f"unknown model {model_name!r}; choose one of {', '.join(MODELS)}.")
     manifest = Manifest.load(dataset)
     if manifest.format != "tfrecords":
         logger.warning("%s: .npy datasets are read one file per image; TFRecords train faster.", manifest.root)
@@ -201,19 +217,19 @@ def train(
     if image_size is not None:
         size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
         if tuple(size) != shape[:2]:
-            raise ValueError(
+            raise UserError(
                 f"--image-size {size} does not match the records of {manifest.root} ({shape[0]}x{shape[1]}); "
                 "prepare the data at that size instead."
             )
     if manifest.num_classes < 2:
-        raise ValueError(f"{manifest.root}: has one class ({manifest.class_names}); a classifier needs two or more.")
+        raise UserError(f"{manifest.root}: has one class ({manifest.class_names}); a classifier needs two or more.")
     num_classes = manifest.num_classes if num_classes is None else int(num_classes)
     if max(num_classes, 2) < manifest.num_classes:  # 1 or 2: one sigmoid unit for two classes
-        raise ValueError(f"--classes {num_classes} is fewer than the {manifest.num_classes} classes of {manifest.root}.")
+        raise UserError(f"--classes {num_classes} is fewer than the {manifest.num_classes} classes of {manifest.root}.")
     if manifest.count("train") == 0:
-        raise ValueError(f"{manifest.root}: the train split is empty; prepare it with a larger train fraction.")
+        raise UserError(f"{manifest.root}: the train split is empty; prepare it with a larger train fraction.")
     if epochs < 1 or batch_size < 1 or learning_rate <= 0:
-        raise ValueError(
+        raise UserError(
             f"epochs and batch size must be >= 1 and the learning rate > 0. "
             f"Received: epochs={epochs}, batch_size={batch_size}, lr={learning_rate}"
         )
@@ -293,6 +309,7 @@ def train(
         "command": command,
     }
     atomic_write_json(run_dir / RUN_FILE, run)
+    _mark_run_dir(run_dir, complete=True)
     logger.info("saved %s (val accuracy %s)", run_dir / MODEL_FILE,
                 f"{val_metrics['accuracy']:.2%}" if val_metrics else "n/a")
     return TrainResult(model=model, classifier=classifier, run_dir=run_dir, run=run)
