@@ -137,10 +137,22 @@ def load_results(path) -> dict:
     path = Path(path)
     if not path.is_file():
         return {"version": RESULTS_VERSION, "runs": [], "datasets": {}}
-    with open(path) as handle:
-        results = json.load(handle)
+    from tfforensics.errors import UserError
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            results = json.load(handle)
+    except (OSError, ValueError) as error:
+        raise UserError(f"{path}: cannot be read as a tfforensics results file ({error}); move it away or use "
+                        "another --out.") from None
+    if not isinstance(results, dict) or not isinstance(results.get("version", 0), int):
+        raise UserError(f"{path}: is not a tfforensics results file; move it away or use another --out.")
     if results.get("version", 0) > RESULTS_VERSION:
-        raise ValueError(f"{path}: written by a newer tfforensics; upgrade or use another --out.")
+        raise UserError(f"{path}: written by a newer tfforensics; upgrade or use another --out.")
+    for key, kind in (("runs", list), ("datasets", dict)):
+        if not isinstance(results.setdefault(key, kind()), kind):
+            raise UserError(f"{path}: field {key!r} must be a JSON {'list' if kind is list else 'object'}; the file "
+                            "was edited or is not a tfforensics results file: move it away or use another --out.")
     return results
 
 

@@ -87,7 +87,8 @@ def add_runtime_args(parser, *, workers: bool = False, seed: bool = True) -> Non
 def add_skip_bad(parser) -> None:
     parser.add_argument(
         "--skip-bad", action="store_true",
-        help="skip unreadable or mismatched images, list them, and go on (default: stop at the first)",
+        help="skip unreadable or mismatched images, list them, and go on (default: stop at the first); "
+             "a class left with no train images still stops the run",
     )
 
 

@@ -177,7 +177,8 @@ def _fingerprint(items_by_split, options: dict) -> str:
     for split in SPLITS:
         for path, label in items_by_split[split]:
             stat = os.stat(path)
-            digest.update(f"{split}\0{path}\0{label}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+            # surrogateescape: a file name that is not valid UTF-8 still has a stable fingerprint
+            digest.update(f"{split}\0{path}\0{label}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
     return digest.hexdigest()
 
 
