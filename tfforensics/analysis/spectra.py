@@ -326,7 +326,8 @@ def spectrum_stats(sources, output, *, amount: int | None = None, color: bool = 
     from tfforensics.io.outputs import claim_output
     from tfforensics.preprocess._folder import staged_output
 
-    folders = [path for path, _ in expand_sources(sources)]
+    given = [parse_source(spec)[0] for spec in ([sources] if isinstance(sources, (str, Path)) else sources)]
+    folders = given + [path for path, _ in expand_sources(sources)]
     claim_output(output, overwrite=overwrite, sources=folders, command="stats")  # before the work
     result = compute_spectra(sources, amount=amount, color=color, batch_size=batch_size, skip_bad=skip_bad,
                              workers=workers, progress=progress)
