@@ -81,7 +81,7 @@ def trained(tmp_path_factory):
     from tfforensics.training.fit import train
 
     root = tmp_path_factory.mktemp("trained")
-    images = make_classes(root / "images", count=8, seed=1)
+    images = make_classes(root / "images", count=12, seed=1)
     dataset = prepare(images, root / "dataset", Encoding(log=True), progress=False).root
     result = train("log2", dataset, out=root / "run", epochs=1, early_stopping=0, verbose=0)
     return {"images": images, "dataset": dataset, "run": result.run_dir}
