@@ -437,3 +437,19 @@ def test_non_utf8_file_name_is_handled(src, tmp_path, capsys):
     assert cli(["prepare", src, tmp_path / "out", "-q"], capsys)[0] == 0
     assert cli(["crop", "lsun", src, tmp_path / "crops", "--size", "8", "-q"], capsys)[0] == 0
     assert Path(os.fsdecode(bytes(tmp_path / "crops" / "a") + b"/\xff\xfe.png")).is_file()
+
+
+def test_lgrad_commands_refuse_a_users_files(tmp_path, capsys):
+    images = make_classes(tmp_path / "grads", count=2)
+    user = tmp_path / "u"
+    user.mkdir()
+    (user / "model.keras").write_bytes(b"my model")
+    refused(["lgrad", "train", images, user, "--arch", "small", "-q"], capsys, tmp_path, "--overwrite")
+    refused(["lgrad", "train", images, user, "--arch", "small", "-q", "--overwrite"], capsys, tmp_path,
+            "not a tfforensics output")
+    refused(["lgrad", "train", images, images / "run", "--arch", "small", "-q"], capsys, tmp_path, "inside the source")
+    (tmp_path / "metrics.json").write_text('{"mine": 1}')
+    refused(["lgrad", "test", user, images, "--output", tmp_path / "metrics.json", "-q"], capsys, tmp_path,
+            "--overwrite")
+    refused(["lgrad", "test", user, images, "--output", tmp_path / "metrics.json", "-q", "--overwrite"], capsys,
+            tmp_path, "not a metrics JSON that tfforensics wrote")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from tfforensics.errors import UserError
-from tfforensics.cli._common import add_command, add_runtime_args, setup_logging, positive_int
+from tfforensics.cli._common import add_command, add_output_args, add_runtime_args, positive_int, setup_logging
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ def add_parser(subparsers) -> None:
     augment.add_argument("--load-size", type=positive_int, default=256, help="resize to this square first (default: 256)")
     augment.add_argument("--crop-size", type=positive_int, default=224, help="random crop (default: 224)")
     augment.add_argument("--no-flip", action="store_true", help="no random horizontal flip")
+    add_output_args(train)
     add_runtime_args(train)
     train.set_defaults(run=run_train)
 
@@ -73,6 +74,7 @@ def add_parser(subparsers) -> None:
     test.add_argument("--batch-size", type=positive_int, default=32, help="(default: 32)")
     test.add_argument("--split", default="test", help="split of a records dataset ROOT (default: test)")
     test.add_argument("--out", "--output", "-o", dest="output", default=None, help="also write the metrics as JSON here")
+    add_output_args(test)
     add_runtime_args(test)
     test.set_defaults(run=run_test)
 
@@ -88,10 +90,17 @@ def run_train(args) -> int:
     for flag in ("epochs", "batch_size", "decay_every", "load_size", "crop_size"):
         if getattr(args, flag) < 1:
             raise UserError(f"--{flag.replace('_', '-')} must be >= 1. Received: {getattr(args, flag)}")
+    from tfforensics.io.outputs import claim_output, is_output, mark_output, remove_output
+
+    output = claim_output(args.output, overwrite=args.overwrite, sources=[args.root], command="lgrad train")
     config = TrainConfig(arch=args.arch, weights=args.weights, epochs=args.epochs, batch_size=args.batch_size,
                          learning_rate=args.lr, decay_every=args.decay_every, decay_factor=args.decay_factor,
                          load_size=args.load_size, crop_size=args.crop_size, flip=not args.no_flip, seed=args.seed)
-    train_detector(args.root, args.output, config, classes=_names(args.classes), progress=not args.quiet,
+    if args.overwrite and output.is_dir() and is_output(output):
+        remove_output(output, [args.root])  # a previous run of ours, holding nothing else (checked above)
+    output.mkdir(parents=True, exist_ok=True)
+    mark_output(output, "lgrad train", files=["model.keras", "run.json"])
+    train_detector(args.root, output, config, classes=_names(args.classes), progress=not args.quiet,
                    command=args.command_line)
     logger.info("saved %s/model.keras", args.output)
     return 0
@@ -101,6 +110,10 @@ def run_test(args) -> int:
     from tfforensics.models.lgrad import evaluate_detector, format_table, load_detector, save_results
 
     setup_logging(args.quiet)
+    if args.output:
+        from tfforensics.io.outputs import claim_file, json_is_ours
+
+        claim_file(args.output, overwrite=args.overwrite, ours=json_is_ours, what="metrics JSON")  # before the work
     model = load_detector(args.model)
     results = evaluate_detector(model, args.root, families=_names(args.families), batch_size=args.batch_size,
                                 progress=not args.quiet, split=args.split)

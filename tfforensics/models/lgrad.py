@@ -626,4 +626,10 @@ def load_detector(path):
 
 
 def save_results(results: dict, path) -> None:
-    atomic_write_json(path, json.loads(json.dumps(results, allow_nan=True)))
+    from tfforensics import __version__
+    from tfforensics.io.outputs import PRODUCER
+
+    data = json.loads(json.dumps(results, allow_nan=True))
+    if isinstance(data, dict):  # marks the file as ours, so `--overwrite` may replace it
+        data = {"producer": PRODUCER, "tfforensics_version": __version__, **data}
+    atomic_write_json(path, data)
