@@ -253,6 +253,11 @@ def _check_kwargs(network, source, file_size: int) -> None:
     if 4 * implied > file_size:
         _fail(source, f"network {network.name!r}: its static_kwargs imply at least {4 * implied:,} bytes of "
                       f"weights but the file has {file_size:,} bytes")
+    for key, kind in (("mapping_kwargs", "G_mapping"), ("synthesis_kwargs", "G_synthesis")):
+        if key in kwargs:  # the port's own G_style spec nests the sub-networks' kwargs
+            nested = NetworkState()
+            nested.__setstate__({"name": kind, "build_func_name": kind, "static_kwargs": kwargs[key]})
+            _check_kwargs(nested, source, file_size)
 
 
 def _check_state(network, source, file_size: int = 1 << 40, depth: int = 0, seen=None):
@@ -262,6 +267,7 @@ def _check_state(network, source, file_size: int = 1 << 40, depth: int = 0, seen
     if id(network) in seen or depth > MAX_DEPTH:
         _fail(source, f"network {network.name!r} is nested more than {MAX_DEPTH} deep or twice")
     seen.add(id(network))
+    network.source = source
     state = network.state
     missing = [key for key in ("name", "static_kwargs", "build_func_name", "variables") if key not in state]
     if missing:
@@ -359,8 +365,23 @@ def find_network(networks, kind: str) -> NetworkState:
         by_name = [n for n in matches if n.name == "Gs"]
         matches = by_name or matches[-1:]
     if not matches:
-        raise ValueError(f"the pickle has no {kind} network (found {[n.build_func_name for n in networks]}).")
+        source = getattr(networks[0], "source", "the pickle") if networks else "the pickle"
+        raise UserError(f"{source}: has no {kind} network (found {[n.build_func_name for n in networks]}); "
+                        "use an official karras2019stylegan-*.pkl.")
     return matches[0]
+
+
+def _where(network) -> str:
+    """``"<file>: network 'D'"`` for messages (the file when the network came from one)."""
+    source = getattr(network, "source", None)
+    return f"{source}: network {network.name!r}" if source else f"network {network.name!r}"
+
+
+def _build(builder, network, kwargs):
+    try:
+        return builder(**kwargs)
+    except (ValueError, TypeError) as error:
+        raise UserError(f"{_where(network)}: its static_kwargs do not build ({error}).") from error
 
 
 def build_from_state(network: NetworkState, **overrides):
@@ -374,26 +395,26 @@ def build_from_state(network: NetworkState, **overrides):
 
     kind = network.build_func_name
     if kind not in BUILDERS:
-        raise ValueError(f"network {network.name!r}: unknown build function {kind!r}; expected one of {sorted(BUILDERS)}.")
+        raise UserError(f"{_where(network)}: unknown build function {kind!r}; expected one of {sorted(BUILDERS)}.")
     kwargs = {**network.static_kwargs, **overrides}
     if kind == "G_style":
         components = {c.build_func_name: c for c in network.components.values()}
         if set(components) != {"G_mapping", "G_synthesis"}:
-            raise ValueError(f"network {network.name!r}: expected G_mapping and G_synthesis components, "
-                             f"found {sorted(components)}.")
+            raise UserError(f"{_where(network)}: expected G_mapping and G_synthesis components, "
+                            f"found {sorted(components)}.")
         generator_keys = ("truncation_psi", "truncation_cutoff")
         kwargs = _plain({
             **{k: v for k, v in kwargs.items() if k in generator_keys},
             "mapping_kwargs": {**components["G_mapping"].static_kwargs, **overrides},
             "synthesis_kwargs": {**components["G_synthesis"].static_kwargs, **overrides},
         })
-        model = BUILDERS[kind](**kwargs)
+        model = _build(BUILDERS[kind], network, kwargs)
         assign_variables(sub_model(model, "G_mapping"), components["G_mapping"])
         assign_variables(sub_model(model, "G_synthesis"), components["G_synthesis"])
         assign_variables(model, network, own_only=True)
     else:
         kwargs = _plain({**kwargs, "name": "D" if kind == "D_basic" else kind})
-        model = BUILDERS[kind](**kwargs)
+        model = _build(BUILDERS[kind], network, kwargs)
         assign_variables(model, network)
     model._tfforensics_spec = {"builder": kind, "kwargs": kwargs}
     return model
@@ -413,7 +434,7 @@ def _plain(value):
 def assign_variables(model, network: NetworkState, *, own_only: bool = False) -> None:
     """Copy ``network``'s variables into ``model`` by TF1 name, checking names and shapes.
 
-    Raises ``ValueError`` naming the variable for a missing, unexpected or mis-shaped one.
+    Raises :class:`UserError` naming the variable for a missing, unexpected or mis-shaped one.
     """
     from tfforensics.models.stylegan.networks import tf1_variables
 
@@ -423,23 +444,23 @@ def assign_variables(model, network: NetworkState, *, own_only: bool = False) ->
     values = network.variables
     lod = values.get("lod")
     if lod is not None and float(np.asarray(lod)) != 0.0:
-        raise ValueError(f"network {network.name!r}: lod = {float(np.asarray(lod))}, a snapshot taken during "
+        raise UserError(f"{_where(network)}: lod = {float(np.asarray(lod))}, a snapshot taken during "
                          "progressive growing; only fully grown networks (lod = 0) are supported.")
     missing = [name for name in targets if name not in values]
     if missing:
-        raise ValueError(f"network {network.name!r}: variable {missing[0]!r} (shape "
+        raise UserError(f"{_where(network)}: variable {missing[0]!r} (shape "
                          f"{tuple(targets[missing[0]].shape)}) is missing from the pickle"
                          + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
                          + "; the file does not match this StyleGAN configuration.")
     unexpected = [name for name in values if name not in targets and not UNUSED_VARIABLE.match(name)]
     if unexpected:
-        raise ValueError(f"network {network.name!r}: the pickle holds variable {unexpected[0]!r} (shape "
+        raise UserError(f"{_where(network)}: the pickle holds variable {unexpected[0]!r} (shape "
                          f"{np.shape(values[unexpected[0]])}) that the Keras port does not have; "
                          "the file does not match this StyleGAN configuration.")
     for name, variable in targets.items():
         value = np.asarray(values[name], dtype=np.float32)
         if tuple(value.shape) != tuple(variable.shape):
-            raise ValueError(f"network {network.name!r}: variable {name!r} has shape {tuple(value.shape)} in the "
+            raise UserError(f"{_where(network)}: variable {name!r} has shape {tuple(value.shape)} in the "
                              f"pickle but {tuple(variable.shape)} in the Keras model.")
     for name, variable in targets.items():
         variable.assign(np.asarray(values[name], dtype=np.float32))
@@ -482,26 +503,37 @@ def save_network(model, path) -> Path:
 
 def load_network(path, **overrides):
     """Load a port model saved by :func:`save_network` (``.keras`` with safe_mode, or ``.npz``)."""
-    import keras
-
     import tfforensics.models.stylegan.layers  # noqa: F401  (registers the layers)
     from tfforensics.models.stylegan.networks import BUILDERS, tf1_variables
 
+    from tfforensics.models.wrapped import load_keras
+
     path = Path(path)
+    name = os.fsdecode(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: weights file not found.")
+        raise MissingInputError(f"{name}: weights file not found.")
     if path.suffix == ".keras":
-        return keras.saving.load_model(path, safe_mode=True)
+        return load_keras(path)
     if path.suffix != ".npz":
-        raise ValueError(f"{path}: unknown weights format; use .keras or .npz (or a .pkl with --pkl).")
-    with np.load(path, allow_pickle=False) as data:
-        spec = json.loads(str(data["__spec__"]))
-        arrays = {k: data[k] for k in data.files if k != "__spec__"}
-    kwargs = {**spec["kwargs"], **overrides}
-    model = BUILDERS[spec["builder"]](**kwargs)
-    model._tfforensics_spec = {"builder": spec["builder"], "kwargs": kwargs}
+        raise UserError(f"{name}: unknown weights format; use .keras or .npz (or a .pkl with --pkl).")
+    refuse = f"{name}: is not StyleGAN port weights written by tfforensics"
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            spec = json.loads(str(data["__spec__"]))
+            arrays = {k: data[k] for k in data.files if k != "__spec__"}
+    except (ValueError, OSError, EOFError, KeyError) as error:  # a pickled, corrupt or foreign .npz
+        raise UserError(f"{refuse} (no readable __spec__ header); save it again with save_network.") from error
+    if (not isinstance(spec, dict) or spec.get("builder") not in BUILDERS or not isinstance(spec.get("kwargs"), dict)
+            or any(a.dtype.kind not in "fiu" for a in arrays.values())):
+        raise UserError(f"{refuse} (its header names no known builder); save it again with save_network.")
     state = NetworkState()
-    state.__setstate__({"name": model.name, "version": 3, "static_kwargs": {}, "build_func_name": spec["builder"],
-                        "variables": list(arrays.items())})
+    state.__setstate__({"name": spec["builder"], "version": 3, "static_kwargs": dict(spec["kwargs"]),
+                        "build_func_name": spec["builder"], "variables": list(arrays.items())})
+    _check_kwargs(state, name, max(path.stat().st_size, 1))
+    kwargs = {**spec["kwargs"], **overrides}
+    model = _build(BUILDERS[spec["builder"]], state, kwargs)
+    model._tfforensics_spec = {"builder": spec["builder"], "kwargs": kwargs}
+    state.state["name"] = model.name
+    state.source = name
     assign_variables(model, state)
     return model
