@@ -170,8 +170,8 @@ def load_model(path):
         if version > FORMAT_VERSION:
             raise UserError(f"{name}: baseline format {version} is newer than this tfforensics reads "
                             f"({FORMAT_VERSION}); upgrade tfforensics.")
-        if any(a.dtype.kind not in "biuf" for a in arrays.values()):
-            raise _NotOurs("it holds arrays that are not numbers")
+        if any(a.dtype.kind not in "biufUS" for a in arrays.values()):
+            raise _NotOurs("it holds arrays that are not numbers or strings")
         if not isinstance(header["info"], dict):
             raise _NotOurs("its info is not an object")
         return _build(header["estimator"], arrays), header["info"]

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import itertools
+import mmap
 import os
 import struct
 import zlib
@@ -62,13 +63,8 @@ def _read_exact(handle, size: int, path, what: str) -> bytes:
     return b"".join(parts)
 
 
-def _records(handle, path, *, check_data: bool):
-    """Yield the framed records of ``handle`` (``None`` each without ``check_data``).
-
-    Without ``check_data`` the payloads are skipped with a seek (uncompressed files only);
-    the caller compares the final position with the file size. Raises :class:`ShardError`
-    for a truncated header or payload and for a failing CRC.
-    """
+def _records(handle, path):
+    """Yield the framed records of a stream; :class:`ShardError` for truncation or a failing CRC."""
     for index in itertools.count():
         header = handle.read(12)
         if not header:
@@ -80,10 +76,6 @@ def _records(handle, path, *, check_data: bool):
         if _masked_crc(header[:8]) != crc:
             raise ShardError(path, f"is corrupt: the length of {record} fails its CRC"
                                    + (" (is it a TFRecord file?)" if index == 0 else " (a changed byte)"))
-        if not check_data:
-            handle.seek(length + 4, os.SEEK_CUR)
-            yield None
-            continue
         data = _read_exact(handle, length, path, record)
         (data_crc,) = struct.unpack("<I", _read_exact(handle, 4, path, record))
         if _masked_crc(data) != data_crc:
@@ -146,6 +138,31 @@ def _open_shard(path, compression, manifest: Manifest | None = None):
                 raise
 
 
+def _walk_framing(handle, path) -> int:
+    """Count the records of an uncompressed file from their headers alone (memory-mapped, no payload read)."""
+    size = os.fstat(handle.fileno()).st_size
+    if size == 0:
+        return 0
+    with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as view:
+        return _walk(view, size, path)
+
+
+def _walk(view, size: int, path) -> int:
+    offset = count = 0
+    while offset < size:
+        header = view[offset:offset + 12]
+        if len(header) < 12:
+            raise ShardError(path, f"is truncated inside record {count + 1} (the file ends in its header)")
+        if _masked_crc(header[:8]) != int.from_bytes(header[8:], "little"):
+            raise ShardError(path, f"is corrupt: the length of record {count + 1} fails its CRC"
+                                   + (" (is it a TFRecord file?)" if count == 0 else " (a changed byte)"))
+        offset += 16 + int.from_bytes(header[:8], "little")
+        count += 1
+    if offset > size:
+        raise ShardError(path, f"is truncated inside record {count} (the file ends in its data)")
+    return count
+
+
 def check_shards(manifest: Manifest, split: str) -> None:
     """Cheap checks of ``split``'s shards before reading (see the module docstring).
 
@@ -158,12 +175,8 @@ def check_shards(manifest: Manifest, split: str) -> None:
         path = manifest.root / shard["file"]
         with _open_shard(path, manifest.compression, manifest) as stream:
             if manifest.compression is None:
-                count = sum(1 for _ in _records(stream, path, check_data=False))
-                if stream.tell() > os.fstat(stream.fileno()).st_size:
-                    raise ShardError(path, f"is truncated inside record {count} (the file ends in its data)")
-                _check_count(path, count, shard["count"], manifest)
-                stream.seek(0)
-            first = next(_records(stream, path, check_data=True), None)
+                _check_count(path, _walk_framing(stream, path), shard["count"], manifest)
+            first = next(_records(stream, path), None)
         if first is None:
             raise ShardError(path, f"holds no records but {manifest.path} says {shard['count']}")
         _check_example(first, path, manifest, 0)
@@ -180,7 +193,7 @@ def verify_file(path, compression=None, expected: int | None = None, manifest: M
     """Read a record file in full, checking framing and both CRCs; returns its record count."""
     path = Path(path)
     with _open_shard(path, compression, manifest) as stream:
-        count = sum(1 for _ in _records(stream, path, check_data=True))
+        count = sum(1 for _ in _records(stream, path))
     if expected is not None:
         _check_count(path, count, expected, manifest)
     return count

@@ -491,13 +491,13 @@ def save_network(model, path) -> Path:
     elif path.suffix == ".npz":
         spec = getattr(model, "_tfforensics_spec", None)
         if spec is None:
-            raise ValueError(f"{path}: .npz needs a model made by build_from_state or load_network; "
+            raise UserError(f"{path}: .npz needs a model made by build_from_state or load_network; "
                              "save other models as .keras.")
         arrays = {name: np.asarray(v.numpy()) for name, v in tf1_variables(model).items()}
         with atomic_open(path, "wb") as handle:
             np.savez(handle, __spec__=np.array(json.dumps(spec)), **arrays)
     else:
-        raise ValueError(f"{path}: unknown weights format; use .keras, .npz or .weights.h5.")
+        raise UserError(f"{path}: unknown weights format; use .keras, .npz or .weights.h5.")
     return path
 
 
