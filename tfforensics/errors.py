@@ -18,3 +18,7 @@ class UserError(ValueError):
     ...
     tfforensics.errors.UserError: data/manifest.json: field 'classes' is missing; re-run prepare.
     """
+
+
+class MissingInputError(UserError, FileNotFoundError):
+    """A named input file or directory does not exist (a :class:`UserError` and a ``FileNotFoundError``)."""

@@ -9,6 +9,8 @@ load (fitting a kNN only indexes them).
 from __future__ import annotations
 
 import json
+import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,7 @@ from sklearn.svm import LinearSVC
 
 from tfforensics.baselines.eigenfaces import SubsetPCA
 from tfforensics.baselines.prnu import PRNUClassifier
+from tfforensics.errors import MissingInputError, UserError
 from tfforensics.io.atomic import atomic_open
 
 FORMAT = "tfforensics-baseline"
@@ -62,20 +65,58 @@ def _describe(estimator, prefix: str, arrays: dict) -> dict:
     return {"class": name, "params": _plain(estimator.get_params(deep=False)), "state": state}
 
 
-def _build(description: dict, arrays):
-    if description["class"] == "Pipeline":
-        return Pipeline([(name, _build(step, arrays)) for name, step in description["steps"]])
-    cls = CLASSES.get(description["class"])
+class _NotOurs(Exception):
+    """Raised inside :func:`load_model` with the reason; becomes one :class:`UserError` there."""
+
+
+#: Pipelines nest at most this deep (ours: one level).
+MAX_DEPTH = 3
+
+
+def _build(description, arrays, depth: int = 0):
+    """Rebuild an estimator from its header entry, checking every field the header may hold."""
+    if not isinstance(description, dict) or depth > MAX_DEPTH:
+        raise _NotOurs("an estimator entry is not an object")
+    if description.get("class") == "Pipeline":
+        steps = description.get("steps")
+        if set(description) != {"class", "steps"} or not isinstance(steps, list) or not steps or not all(
+                isinstance(step, list) and len(step) == 2 and isinstance(step[0], str) for step in steps):
+            raise _NotOurs("a Pipeline entry has no valid steps")
+        return Pipeline([(name, _build(step, arrays, depth + 1)) for name, step in steps])
+    cls = CLASSES.get(description.get("class")) if isinstance(description.get("class"), str) else None
     if cls is None:
-        raise ValueError(f"unknown estimator class {description['class']!r} in baseline file; supported: {sorted(CLASSES)}")
-    estimator = cls(**description["params"])
+        raise _NotOurs(f"unknown estimator class {description.get('class')!r} (supported: {sorted(CLASSES)})")
+    if set(description) != {"class", "params", "state"}:
+        raise _NotOurs(f"the {cls.__name__} entry has keys {sorted(description)}, expected class, params, state")
+    params, state = description["params"], description["state"]
+    allowed = set(cls._get_param_names())
+    if not isinstance(params, dict) or set(params) - allowed:
+        raise _NotOurs(f"{cls.__name__} has no parameter(s) {sorted(set(params) - allowed) if isinstance(params, dict) else params!r}")
+    if not isinstance(state, dict):
+        raise _NotOurs(f"the {cls.__name__} state is not an object")
     values = {}
-    for key, entry in description["state"].items():
-        if "array" in entry:
+    for key, entry in state.items():
+        fitted = key in ("fit_X", "fit_y") if cls is KNeighborsClassifier else (
+            key.endswith("_") and not key.startswith("_") and key.isidentifier())
+        if not fitted or not isinstance(entry, dict):
+            raise _NotOurs(f"{cls.__name__} state {key!r} is not a fitted attribute")
+        if set(entry) == {"array"}:
+            if entry["array"] not in arrays:
+                raise _NotOurs(f"{cls.__name__} state {key!r} names a missing array {entry['array']!r}")
             values[key] = arrays[entry["array"]]
+        elif set(entry) == {"value", "tuple"}:
+            values[key] = tuple(entry["value"]) if entry["tuple"] and isinstance(entry["value"], list) else entry["value"]
         else:
-            values[key] = tuple(entry["value"]) if entry.get("tuple") else entry["value"]
+            raise _NotOurs(f"{cls.__name__} state {key!r} is neither an array nor a value")
+    estimator = cls(**params)
+    if hasattr(estimator, "_validate_params"):
+        try:
+            estimator._validate_params()  # scikit-learn's declared parameter constraints
+        except (ValueError, TypeError) as error:
+            raise _NotOurs(f"{cls.__name__} parameters are invalid ({error})") from error
     if cls is KNeighborsClassifier:
+        if set(values) != {"fit_X", "fit_y"}:
+            raise _NotOurs("the kNN state needs fit_X and fit_y")
         return estimator.fit(values["fit_X"], values["fit_y"])
     for key, value in values.items():
         setattr(estimator, key, value)
@@ -94,15 +135,46 @@ def save_model(path, estimator, info: dict | None = None) -> Path:
 
 
 def load_model(path):
-    """``(estimator, info)`` from a file written by :func:`save_model`."""
+    """``(estimator, info)`` from a file written by :func:`save_model`.
+
+    Nothing in the file is unpickled or executed; a file that is not such a model (a
+    pickled ``.npz``, another archive, an edited header) raises one :class:`UserError`.
+    """
     path = Path(path)
+    name = os.fsdecode(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: baseline model not found; run `tfforensics baselines train` first.")
-    with np.load(path, allow_pickle=False) as data:
-        if _HEADER not in data.files:
-            raise ValueError(f"{path}: not a tfforensics baseline file (no header).")
-        header = json.loads(str(data[_HEADER]))
-        if header.get("format") != FORMAT or header.get("format_version", 0) > FORMAT_VERSION:
-            raise ValueError(f"{path}: baseline format {header.get('format_version')} is not supported by this tfforensics.")
-        arrays = {key: data[key] for key in data.files if key != _HEADER}
-    return _build(header["estimator"], arrays), header["info"]
+        raise MissingInputError(f"{name}: baseline model not found; run `tfforensics baselines train` first.")
+    try:
+        try:
+            data = np.load(path, allow_pickle=False)
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise _NotOurs("it is a single .npy array, not an .npz archive")
+            with data:
+                if _HEADER not in data.files:
+                    raise _NotOurs("it has no tfforensics header")
+                arrays = {key: data[key] for key in data.files}
+            try:
+                header = json.loads(str(arrays.pop(_HEADER)))
+            except json.JSONDecodeError:
+                raise _NotOurs("its header is not valid JSON") from None
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+            if "pickle" in str(error):
+                raise _NotOurs("it holds pickled Python objects, which tfforensics never loads") from None
+            raise _NotOurs(f"it is not a readable .npz archive ({type(error).__name__})") from None
+        if not isinstance(header, dict) or header.get("format") != FORMAT or set(header) != {
+                "format", "format_version", "estimator", "info"}:
+            raise _NotOurs("its header is not a tfforensics baseline header")
+        version = header["format_version"]
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise _NotOurs(f"its format_version is {version!r}")
+        if version > FORMAT_VERSION:
+            raise UserError(f"{name}: baseline format {version} is newer than this tfforensics reads "
+                            f"({FORMAT_VERSION}); upgrade tfforensics.")
+        if any(a.dtype.kind not in "biufUS" for a in arrays.values()):
+            raise _NotOurs("it holds arrays that are not numbers or strings")
+        if not isinstance(header["info"], dict):
+            raise _NotOurs("its info is not an object")
+        return _build(header["estimator"], arrays), header["info"]
+    except _NotOurs as reason:
+        raise UserError(f"{name}: is not a tfforensics baselines model: {reason}; train one with "
+                        "`tfforensics baselines train`.") from None

@@ -85,10 +85,33 @@ def add_runtime_args(parser, *, workers: bool = False, seed: bool = True) -> Non
 
 
 def add_skip_bad(parser) -> None:
+    """Options about images that cannot be used: ``--skip-bad`` and ``--max-pixels``."""
     parser.add_argument(
         "--skip-bad", action="store_true",
         help="skip unreadable or mismatched images, list them, and go on (default: stop at the first); "
              "a class left with no train images still stops the run",
+    )
+    add_max_pixels(parser)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer. Received: {text!r}")
+    return value
+
+
+def add_max_pixels(parser) -> None:
+    """``--max-pixels``: the image-bomb limit (``cli.main.launch`` applies it for the command)."""
+    from tfforensics.io.images import DEFAULT_MAX_PIXELS
+
+    parser.add_argument(
+        "--max-pixels", type=_positive_int, default=None, metavar="N",
+        help=f"refuse images with more than N pixels, a guard against image bombs "
+             f"(default: {DEFAULT_MAX_PIXELS}, i.e. 8192x8192)",
     )
 
 

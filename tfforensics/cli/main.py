@@ -45,6 +45,9 @@ def launch(argv=None) -> int:
         parser.print_help()
         return 0
     args.command_line = "tfforensics " + " ".join(shlex.quote(a) for a in argv)
+    from tfforensics.io.images import set_max_pixels
+
+    set_max_pixels(getattr(args, "max_pixels", None))  # --max-pixels, or the default again
     try:
         return int(args.run(args) or 0)
     except UserError as error:

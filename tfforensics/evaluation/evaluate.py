@@ -86,12 +86,12 @@ def predict_records(classifier, manifest, split: str = "test", *, batch_size: in
     """``(outputs, labels)`` of ``classifier`` over a split, in stored order."""
     from tqdm.auto import tqdm
 
-    from tfforensics.data.reader import load_dataset
+    from tfforensics.data.reader import load_dataset, read_errors
 
     dataset = load_dataset(manifest, split, batch_size=batch_size, shuffle=False)
     outputs, labels = [], []
-    with tqdm(total=manifest.count(split), desc=f"test ({split})", unit="img", disable=not progress,
-              dynamic_ncols=True) as bar:
+    with read_errors(manifest, (split,)), tqdm(total=manifest.count(split), desc=f"test ({split})", unit="img",
+                                               disable=not progress, dynamic_ncols=True) as bar:
         for images, batch_labels in dataset:
             outputs.append(np.asarray(classifier.predict_on_batch(images)))
             labels.append(batch_labels.numpy())

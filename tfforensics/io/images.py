@@ -9,13 +9,15 @@ GANDCTAnalysis code).
 
 from __future__ import annotations
 
+import os
+import re
 import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from tfforensics.errors import UserError
+from tfforensics.errors import MissingInputError, UserError
 
 #: File name endings treated as images (lower case), as read by PIL.
 IMAGE_EXTENSIONS = (
@@ -24,6 +26,31 @@ IMAGE_EXTENSIONS = (
 
 #: Refuse images with more pixels than this (decompression bombs); 8192 x 8192.
 DEFAULT_MAX_PIXELS = 8192 * 8192
+#: Environment variable that carries the limit set by ``--max-pixels`` (so that worker
+#: processes, forked or spawned, apply the same limit).
+MAX_PIXELS_ENV = "TFFORENSICS_MAX_PIXELS"
+
+
+def max_pixels() -> int:
+    """The pixel limit in force: ``--max-pixels`` / ``set_max_pixels``, else :data:`DEFAULT_MAX_PIXELS`."""
+    value = os.environ.get(MAX_PIXELS_ENV, "")
+    return int(value) if value.isdigit() and int(value) > 0 else DEFAULT_MAX_PIXELS
+
+
+def set_max_pixels(value: int | None) -> None:
+    """Set the pixel limit for this process and the workers it starts (``None``: the default)."""
+    if value is None:
+        os.environ.pop(MAX_PIXELS_ENV, None)
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UserError(f"--max-pixels must be a positive integer. Received: {value!r}")
+    os.environ[MAX_PIXELS_ENV] = str(value)
+
+
+def display_path(path) -> str:
+    """``path`` for messages: a file name that is not valid UTF-8 shows its bytes as ``\\xff``
+    escapes (instead of failing to print, or printing lone surrogates)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 class BadImageError(UserError):
@@ -33,7 +60,7 @@ class BadImageError(UserError):
         self.path = str(path)
         self.reason = reason
         self.fix = fix
-        super().__init__(f"{self.path}: {reason}; {fix}.")
+        super().__init__(f"{display_path(path)}: {reason}; {fix}.")
 
     def __reduce__(self):
         # Rebuild from the three fields: the default (message only) fails to unpickle, which
@@ -45,7 +72,7 @@ def list_images(directory, *, recursive: bool = False) -> list[Path]:
     """Image files of ``directory`` in sorted order (hidden files ignored)."""
     directory = Path(directory)
     if not directory.is_dir():
-        raise FileNotFoundError(f"{directory}: not a directory.")
+        raise MissingInputError(f"{display_path(directory)}: not a directory.")
     pattern = "**/*" if recursive else "*"
     return sorted(
         p for p in directory.glob(pattern)
@@ -53,8 +80,14 @@ def list_images(directory, *, recursive: bool = False) -> list[Path]:
     )
 
 
-def _open(path, max_pixels: int) -> Image.Image:
+def _raise_limit_fix(pixels: int) -> str:
+    suggested = -(-pixels // 1_000_000) * 1_000_000
+    return f"shrink it first, or raise the limit with --max-pixels {suggested} if you trust the file"
+
+
+def _open(path, limit: int | None) -> Image.Image:
     path = Path(path)
+    limit = max_pixels() if limit is None else limit
     try:
         size = path.stat().st_size
     except OSError as error:
@@ -63,26 +96,31 @@ def _open(path, max_pixels: int) -> Image.Image:
         raise BadImageError(path, "is an empty (zero-byte) file")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # PIL warns above MAX_IMAGE_PIXELS (our check below says more) and fails at twice it.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            Image.MAX_IMAGE_PIXELS = limit
             image = Image.open(path)
     except UnidentifiedImageError as error:
         raise BadImageError(path, "is not an image PIL can decode") from error
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise BadImageError(path, "is too large to decode safely (image bomb?)") from error
+        found = re.search(r"\((\d+) pixels\)", str(error))
+        pixels = int(found.group(1)) if found else 2 * limit
+        raise BadImageError(path, f"has {pixels} pixels, more than the limit of {limit} (image bomb?)",
+                            _raise_limit_fix(pixels)) from error
     except OSError as error:
         raise BadImageError(path, f"cannot be opened ({error})") from error
     width, height = image.size
-    if width * height > max_pixels:
+    if width * height > limit:
         image.close()
         raise BadImageError(
             path,
-            f"has {width}x{height} pixels, more than the limit of {max_pixels} (image bomb?)",
-            "shrink it first or raise the pixel limit",
+            f"has {width}x{height} pixels, more than the limit of {limit} (image bomb?)",
+            _raise_limit_fix(width * height),
         )
     return image
 
 
-def read_size(path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+def read_size(path, *, max_pixels: int | None = None) -> tuple[int, int]:
     """``(height, width)`` from the file header, without decoding the pixels."""
     with _open(path, max_pixels) as image:
         return image.size[1], image.size[0]
@@ -110,14 +148,15 @@ def load_image(
     grayscale: bool = False,
     size: tuple[int, int] | None = None,
     size_of: str = "the other images",
-    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_pixels: int | None = None,
 ) -> np.ndarray:
     """Decode ``path`` to a ``uint8`` array of shape ``(H, W, 3)`` or ``(H, W, 1)``.
 
     Any readable mode is converted (RGBA, LA, P, CMYK, 16-bit, float); unreadable,
     truncated or oversized files raise :class:`BadImageError` naming the file, and so does
     an image whose ``(height, width)`` differs from ``size`` (``size_of`` names what sets
-    that size in the message, e.g. "the model's input").
+    that size in the message, e.g. "the model's input"). ``max_pixels`` defaults to the
+    limit in force (:func:`max_pixels`, set by ``--max-pixels``).
     """
     image = _open(path, max_pixels)
     try:
@@ -153,6 +192,6 @@ def save_image(array: np.ndarray, path, **params) -> None:
     path = Path(path)
     image_format = Image.registered_extensions().get(path.suffix.lower())
     if image_format is None:
-        raise ValueError(f"{path}: unknown image file extension; use .png, .jpg, ...")
+        raise UserError(f"{display_path(path)}: unknown image file extension; use .png, .jpg, ...")
     with atomic_open(path, "wb") as handle:
         Image.fromarray(array.astype(np.uint8)).save(handle, format=image_format, **params)

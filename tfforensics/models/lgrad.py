@@ -615,14 +615,15 @@ def format_table(results: dict) -> str:
 
 def load_detector(path):
     """A detector saved by :func:`train_detector` (``.keras``, safe mode)."""
-    import keras
+    from tfforensics.errors import MissingInputError
+    from tfforensics.models.wrapped import load_keras
 
     path = Path(path)
     if path.is_dir():
         path = path / "model.keras"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: detector not found; train one with `tfforensics lgrad train`.")
-    return keras.saving.load_model(path, safe_mode=True)
+        raise MissingInputError(f"{path}: detector not found; train one with `tfforensics lgrad train`.")
+    return load_keras(path)
 
 
 def save_results(results: dict, path) -> None:

@@ -11,11 +11,16 @@ classifier back out (:func:`unwrap`) and run it on the records.
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import re
+import zipfile
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from tfforensics.errors import MissingInputError, UserError
 from tfforensics.layers import ClassNames, preprocessing_from_manifest
 
 PREPROCESSING_NAME = "preprocessing"
@@ -51,18 +56,57 @@ def wrap_with_preprocessing(classifier: keras.Model, manifest, *, channels: int 
     return keras.Model(inputs, outputs, name=f"{classifier.name}_on_images")
 
 
-def load_model(path) -> keras.Model:
-    """Load a ``.keras`` model with ``safe_mode`` (no arbitrary code), our layers registered."""
+#: What ``keras.saving.load_model`` raises for a damaged or crafted ``.keras`` file.
+_KERAS_LOAD_ERRORS = (ValueError, TypeError, KeyError, AttributeError, IndexError, OSError, zipfile.BadZipFile,
+                      json.JSONDecodeError, UnicodeDecodeError)
+_FIX = "pass a model.keras written by `tfforensics train` (or keras.Model.save)"
+
+
+def keras_load_error(path, error: BaseException) -> UserError:
+    """One line for a ``.keras`` file that Keras could not (or would not) load.
+
+    Shared by every loader of ``.keras`` files, so that a corrupt archive, a refused
+    Lambda layer and an unknown class read the same everywhere.
+    """
+    name = os.fsdecode(path)
+    text = " ".join(str(error.args[0] if isinstance(error, KeyError) and error.args else error).split())
+    if isinstance(error, zipfile.BadZipFile) or "File not found" in text or not zipfile.is_zipfile(path):
+        return UserError(f"{name}: is not a Keras model file (not a .keras zip archive) or it is corrupt; {_FIX}.")
+    if "safe_mode" in text or "lambda" in text.lower():
+        return UserError(f"{name}: refused: the model holds Python code (a Lambda layer or a function), which "
+                         f"safe mode does not load; {_FIX}.")
+    unknown = re.search(r"Could not locate (?:class|function) '([^']+)'", text)
+    if unknown:
+        return UserError(f"{name}: refused: it names {unknown.group(1)!r}, which is not a Keras or tfforensics "
+                         f"layer; {_FIX}.")
+    return UserError(f"{name}: is not a loadable Keras model, it is corrupt or was edited ({type(error).__name__}: "
+                     f"{text[:160]}); {_FIX}.")
+
+
+def load_keras(path, **kwargs) -> keras.Model:
+    """``keras.saving.load_model(path, safe_mode=True, **kwargs)`` with one-line errors (see :func:`keras_load_error`)."""
     import tfforensics.layers  # noqa: F401  (registers the custom layers)
 
+    kwargs.setdefault("safe_mode", True)
+    if not kwargs["safe_mode"]:
+        raise ValueError("load_keras loads with safe_mode only")
+    try:
+        return keras.saving.load_model(path, **kwargs)
+    except _KERAS_LOAD_ERRORS as error:
+        raise keras_load_error(path, error) from error
+
+
+def load_model(path) -> keras.Model:
+    """Load a ``.keras`` model with ``safe_mode`` (no arbitrary code), our layers registered."""
     path = Path(path)
     if path.is_dir() and (path / "model.keras").is_file():
         path = path / "model.keras"  # a run directory written by `train`
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: model not found; pass a .keras file or a run directory written by `tfforensics train`.")
+        raise MissingInputError(f"{os.fsdecode(path)}: model not found; pass a .keras file or a run directory "
+                                "written by `tfforensics train`.")
     if path.suffix != ".keras":
-        raise ValueError(f"{path}: not a .keras file; models are saved in the Keras 3 format (model.keras).")
-    return keras.saving.load_model(path, compile=False, safe_mode=True)
+        raise UserError(f"{os.fsdecode(path)}: not a .keras file; models are saved in the Keras 3 format (model.keras).")
+    return load_keras(path, compile=False)
 
 
 def _class_names_layer(model: keras.Model):

@@ -265,16 +265,19 @@ def train(
                                                 restore_best_weights=True)
         callbacks.append(stopper)
 
-    started = time.perf_counter()
-    history = classifier.fit(train_data, epochs=epochs, validation_data=val_data, callbacks=callbacks,
-                             shuffle=False, verbose=verbose)  # the records are shuffled by tf.data
-    train_seconds = time.perf_counter() - started
-    epochs_run = len(history.epoch)
+    from tfforensics.data.reader import read_errors
 
-    val_metrics = None
-    if has_val:
-        values = classifier.evaluate(val_data, verbose=0, return_dict=True)
-        val_metrics = {key: float(value) for key, value in values.items()}
+    with read_errors(manifest, ("train", "val")):  # a damaged shard: one line naming it
+        started = time.perf_counter()
+        history = classifier.fit(train_data, epochs=epochs, validation_data=val_data, callbacks=callbacks,
+                                 shuffle=False, verbose=verbose)  # the records are shuffled by tf.data
+        train_seconds = time.perf_counter() - started
+        epochs_run = len(history.epoch)
+
+        val_metrics = None
+        if has_val:
+            values = classifier.evaluate(val_data, verbose=0, return_dict=True)
+            val_metrics = {key: float(value) for key, value in values.items()}
 
     class_names = list(manifest.class_names) + [f"class_{i}" for i in range(manifest.num_classes, num_classes)]
     with strategy.scope():

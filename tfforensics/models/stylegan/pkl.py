@@ -17,13 +17,15 @@ import codecs
 import collections
 import io
 import json
+import os
 import pickle
 import re
+import struct
 from pathlib import Path
 
 import numpy as np
 
-from tfforensics.errors import UserError
+from tfforensics.errors import MissingInputError, UserError
 
 #: The pickle global of the official Network class.
 NETWORK_GLOBAL = ("dnnlib.tflib.network", "Network")
@@ -76,6 +78,10 @@ class RefusedGlobalError(pickle.UnpicklingError, UserError):
     """A pickle references a global the restricted loader does not allow."""
 
 
+class PickleLimitError(pickle.UnpicklingError, UserError):
+    """A pickle declares more than its file holds (a size, a shape, a count); refused before allocating."""
+
+
 class _EasyDict(dict):
     """Stand-in for ``dnnlib.util.EasyDict`` (a plain dict here)."""
 
@@ -111,17 +117,84 @@ _ALLOWED = {
     **_numpy_globals(),
 }
 
+#: The most dimensions a pickled array may declare.
+MAX_DIMS = 8
+#: Array kinds a StyleGAN pickle holds: float, signed/unsigned int, bool.
+ARRAY_KINDS = "fiub"
+
+
+def _guarded(function, source: str, limit: int):
+    """``function`` (an allowed global) behind checks that bound what it can allocate.
+
+    A pickle calls these with arguments it chooses; anything that could allocate more than
+    the file itself holds (``bytearray(10**10)``, ``set(range(10**10))``, an array shape
+    with 10**16 elements) is refused before the call.
+    """
+    def refuse(what):
+        raise PickleLimitError(f"{source}: {what}; refused before allocating: this is not an official StyleGAN "
+                               "pickle (download the official .pkl again).")
+
+    builtin = {getattr(__import__("builtins"), n): n for n in ("set", "frozenset", "bytearray", "range", "slice")}
+    name = builtin.get(function)
+    if name in ("set", "frozenset"):
+        def call(items=()):
+            if not isinstance(items, (list, tuple, set, frozenset)):
+                refuse(f"{name}() of a {type(items).__name__} (only of stored items)")
+            return function(items)
+        return call
+    if name == "bytearray":
+        def call(data=b"", *args):
+            if not isinstance(data, (bytes, str)) or len(args) > 2:
+                refuse(f"bytearray() of a {type(data).__name__} (only of stored bytes)")
+            return function(data, *args)
+        return call
+    if name in ("range", "slice"):
+        def call(*args):
+            if len(args) > 3 or not all(a is None or (isinstance(a, int) and abs(a) <= limit) for a in args):
+                refuse(f"{name}{args!r} is out of bounds")
+            return function(*args)
+        return call
+    if function is np.dtype:
+        def call(spec, align=False, copy=False):
+            try:
+                dtype = np.dtype(spec) if isinstance(spec, str) else None
+            except TypeError:
+                dtype = None
+            if dtype is None or dtype.kind not in ARRAY_KINDS or dtype.itemsize > 16:
+                refuse(f"array dtype {spec!r} is not a plain numeric type")
+            return np.dtype(spec, align, copy)
+        return call
+    if getattr(function, "__name__", "") == "_reconstruct":
+        def call(subtype, shape, dtype=b"b"):
+            if subtype is not np.ndarray:
+                refuse(f"array subtype {getattr(subtype, '__name__', subtype)!r}")
+            shape = (shape,) if isinstance(shape, int) else shape
+            if (not isinstance(shape, (tuple, list)) or len(shape) > MAX_DIMS
+                    or not all(isinstance(d, int) and 0 <= d <= limit for d in shape)
+                    or int(np.prod(shape, dtype=object)) > limit):
+                refuse(f"an array of shape {shape!r} is larger than the file ({limit} bytes)")
+            return function(subtype, tuple(shape), dtype)
+        return call
+    if getattr(function, "__name__", "") == "scalar":
+        def call(dtype, data=b""):
+            if not isinstance(dtype, np.dtype) or dtype.kind not in ARRAY_KINDS:
+                refuse(f"a scalar of dtype {dtype!r}")
+            return function(dtype, data)
+        return call
+    return function
+
 
 class RestrictedUnpickler(pickle.Unpickler):
     """Unpickler that resolves only the globals an official StyleGAN pickle uses."""
 
-    def __init__(self, file, *, source: str = "<pickle>"):
+    def __init__(self, file, *, source: str = "<pickle>", limit: int | None = None):
         super().__init__(file)
         self.source = source
+        self.limit = limit if limit is not None else 1 << 34
 
     def find_class(self, module, name):
         try:
-            return _ALLOWED[(module, name)]
+            return _guarded(_ALLOWED[(module, name)], self.source, self.limit)
         except KeyError:
             raise RefusedGlobalError(
                 f"{self.source}: refuses to load global '{module}.{name}': an official StyleGAN pickle only "
@@ -133,34 +206,140 @@ class RestrictedUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"{self.source}: persistent ids are not allowed (got {pid!r}).")
 
 
-def _check_state(network, source):
-    if not isinstance(network, NetworkState):
-        raise ValueError(f"{source}: expected StyleGAN networks, found {type(network).__name__}.")
+#: Sane ranges of the ``static_kwargs`` that size a network (the official configurations lie
+#: well inside them); checked before anything is built.
+KWARG_RANGES = {
+    "resolution": (4, 4096), "num_channels": (1, 4), "fmap_base": (1, 1 << 15), "fmap_max": (1, 4096),
+    "latent_size": (1, 4096), "dlatent_size": (1, 4096), "mapping_layers": (1, 64), "mapping_fmaps": (1, 4096),
+    "mbstd_group_size": (0, 1024), "mbstd_num_features": (0, 64), "label_size": (0, 0),
+    "truncation_cutoff": (0, 64), "dlatent_broadcast": (1, 64),
+}
+#: Component nesting of an official pickle: G_style -> G_mapping / G_synthesis.
+MAX_DEPTH = 2
+
+
+def _fail(source, problem):
+    raise UserError(f"{source}: {problem}; not a StyleGAN pickle this loader reads (use an official "
+                    "karras2019stylegan-*.pkl, or the port's own .keras / .npz weights).")
+
+
+def _check_kwargs(network, source, file_size: int) -> None:
+    """``static_kwargs`` in sane ranges, and the weights they imply no larger than the file."""
+    kwargs = network.state["static_kwargs"]
+    if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+        _fail(source, f"network {network.name!r} has static_kwargs of type {type(kwargs).__name__}")
+    for key, (low, high) in KWARG_RANGES.items():
+        value = kwargs.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+            _fail(source, f"network {network.name!r} has static_kwargs {key}={value!r}, outside {low}..{high}")
+    for key in ("fmap_decay", "truncation_psi", "mapping_lrmul"):
+        value = kwargs.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float, np.floating))
+                                  or not -16 <= float(value) <= 16):
+            _fail(source, f"network {network.name!r} has static_kwargs {key}={value!r}")
+    # The fewest float32 weights the port would create: the 3x3 convolution at 4x4 and the
+    # dense layers of a mapping network. Each must be read from the file, so more than the
+    # file holds is a lie that would otherwise allocate the difference.
+    decay = float(kwargs.get("fmap_decay", 1.0))
+    nf1 = min(int(kwargs.get("fmap_base", 8192) / 2.0 ** decay), kwargs.get("fmap_max", 512))
+    implied = 0
+    if network.build_func_name in ("D_basic", "G_synthesis"):
+        implied = 9 * max(nf1, 1) ** 2
+    elif network.build_func_name == "G_mapping":
+        layers, fmaps = kwargs.get("mapping_layers", 8), kwargs.get("mapping_fmaps", 512)
+        implied = kwargs.get("latent_size", 512) * fmaps + max(layers - 2, 0) * fmaps ** 2
+    if 4 * implied > file_size:
+        _fail(source, f"network {network.name!r}: its static_kwargs imply at least {4 * implied:,} bytes of "
+                      f"weights but the file has {file_size:,} bytes")
+    for key, kind in (("mapping_kwargs", "G_mapping"), ("synthesis_kwargs", "G_synthesis")):
+        if key in kwargs:  # the port's own G_style spec nests the sub-networks' kwargs
+            nested = NetworkState()
+            nested.__setstate__({"name": kind, "build_func_name": kind, "static_kwargs": kwargs[key]})
+            _check_kwargs(nested, source, file_size)
+
+
+def _check_state(network, source, file_size: int = 1 << 40, depth: int = 0, seen=None):
+    seen = set() if seen is None else seen
+    if not isinstance(network, NetworkState) or not hasattr(network, "state"):
+        _fail(source, f"expected StyleGAN networks, found {type(network).__name__}")
+    if id(network) in seen or depth > MAX_DEPTH:
+        _fail(source, f"network {network.name!r} is nested more than {MAX_DEPTH} deep or twice")
+    seen.add(id(network))
+    network.source = source
     state = network.state
     missing = [key for key in ("name", "static_kwargs", "build_func_name", "variables") if key not in state]
     if missing:
-        raise ValueError(f"{source}: network {network.name!r} state lacks {missing}; not a dnnlib Network pickle.")
+        _fail(source, f"network {state.get('name')!r} state lacks {missing}")
+    if not isinstance(state["name"], str) or not isinstance(state["build_func_name"], str):
+        _fail(source, "a network's name or build_func_name is not a string")
     if state.get("version") not in (2, 3, 4):
-        raise ValueError(f"{source}: network {network.name!r} has state version {state.get('version')!r}; "
-                         "StyleGAN v1 pickles have version 2 or 3.")
-    for name, value in state["variables"]:
-        if not isinstance(name, str) or not isinstance(value, (np.ndarray, np.generic, float, int)):
-            raise ValueError(f"{source}: variable {name!r} of {network.name!r} is not a named array.")
+        _fail(source, f"network {network.name!r} has state version {state.get('version')!r} "
+                      "(StyleGAN v1 pickles have version 2 or 3)")
+    variables = state["variables"]
+    if not isinstance(variables, (list, tuple)) or not all(isinstance(v, (list, tuple)) and len(v) == 2
+                                                           for v in variables):
+        _fail(source, f"network {network.name!r}: variables are not a list of (name, array) pairs")
+    for name, value in variables:
+        if not isinstance(name, str) or isinstance(value, bool) or not isinstance(value, (np.ndarray, np.generic, float, int)):
+            _fail(source, f"variable {name!r} of {network.name!r} is not a named array")
         if np.asarray(value).dtype.kind not in "fiu":
-            raise ValueError(f"{source}: variable {name!r} of {network.name!r} has dtype {np.asarray(value).dtype}.")
-    for component in network.components.values():
-        _check_state(component, source)
+            _fail(source, f"variable {name!r} of {network.name!r} has dtype {np.asarray(value).dtype}")
+    components = state.get("components") or {}
+    if not isinstance(components, dict):
+        _fail(source, f"network {network.name!r}: components are a {type(components).__name__}, not a dict")
+    _check_kwargs(network, source, file_size)
+    for component in components.values():
+        _check_state(component, source, file_size, depth + 1, seen)
+
+
+#: What unpickling crafted data raises besides UnpicklingError: a truncated file (EOFError),
+#: a bad opcode argument, a failing constructor call (TypeError, ValueError, ...).
+_PICKLE_ERRORS = (pickle.UnpicklingError, EOFError, MemoryError, ValueError, TypeError, AttributeError,
+                  IndexError, KeyError, OverflowError, RecursionError, UnicodeDecodeError, struct.error)
+
+
+def _check_opcodes(data: bytes, source: str) -> None:
+    """Walk the opcodes once (no object is built): every declared length must fit in the file.
+
+    The C unpickler may reserve a buffer of the declared size before it reads (a 13-byte
+    file declaring 8 GiB of bytes); :mod:`pickletools` reads what is there and stops.
+    """
+    import pickletools
+
+    try:
+        for opcode, arg, position in pickletools.genops(data):
+            if opcode.name == "FRAME" and arg > len(data) - position:
+                raise PickleLimitError(f"{source}: declares a pickle frame of {arg:,} bytes at offset {position} "
+                                       f"but the file has {len(data):,}; refused before allocating: this is not an "
+                                       "official StyleGAN pickle (download the official .pkl again).")
+    except PickleLimitError:
+        raise
+    except (ValueError, EOFError) as error:
+        text = str(error)
+        reason = "the file is truncated" if any(w in text for w in ("remain", "truncat", "exhausted")) or not text else text[:200]
+        raise UserError(f"{source}: not a readable StyleGAN pickle ({reason}); download the official .pkl again.") from error
 
 
 def loads_pkl(data: bytes, source: str = "<bytes>"):
     """:func:`load_pkl` for bytes already in memory."""
-    networks = RestrictedUnpickler(io.BytesIO(data), source=source).load()
+    _check_opcodes(data, source)
+    try:
+        networks = RestrictedUnpickler(io.BytesIO(data), source=source, limit=len(data)).load()
+    except UserError:
+        raise
+    except _PICKLE_ERRORS as error:
+        reason = "the file is truncated" if isinstance(error, EOFError) or "truncated" in str(error) else (
+            f"{type(error).__name__}: {str(error)[:200]}" if str(error) else type(error).__name__)
+        raise UserError(f"{source}: not a readable StyleGAN pickle ({reason}); download the official "
+                        ".pkl again.") from error
     if isinstance(networks, NetworkState):
         networks = (networks,)
     if not isinstance(networks, (tuple, list)) or not networks:
-        raise ValueError(f"{source}: expected a tuple of StyleGAN networks, found {type(networks).__name__}.")
+        _fail(source, f"expected a tuple of StyleGAN networks, found {type(networks).__name__}")
     for network in networks:
-        _check_state(network, source)
+        _check_state(network, source, len(data))
     return tuple(networks)
 
 
@@ -168,12 +347,14 @@ def load_pkl(path):
     """Read an official StyleGAN pickle; returns its :class:`NetworkState` objects, ``(G, D, Gs)``.
 
     Raises ``pickle.UnpicklingError`` naming the global if the file references anything
-    besides the StyleGAN Network class and NumPy arrays (nothing in it is executed).
+    besides the StyleGAN Network class and NumPy arrays (nothing in it is executed), and
+    :class:`UserError` naming the file for anything else it cannot use.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: StyleGAN pickle not found; download it as described in docs/stylegan-lgrad.md.")
-    return loads_pkl(path.read_bytes(), source=str(path))
+        raise MissingInputError(f"{os.fsdecode(path)}: StyleGAN pickle not found; download it as described in "
+                                "docs/stylegan-lgrad.md.")
+    return loads_pkl(path.read_bytes(), source=os.fsdecode(path))
 
 
 def find_network(networks, kind: str) -> NetworkState:
@@ -184,8 +365,23 @@ def find_network(networks, kind: str) -> NetworkState:
         by_name = [n for n in matches if n.name == "Gs"]
         matches = by_name or matches[-1:]
     if not matches:
-        raise ValueError(f"the pickle has no {kind} network (found {[n.build_func_name for n in networks]}).")
+        source = getattr(networks[0], "source", "the pickle") if networks else "the pickle"
+        raise UserError(f"{source}: has no {kind} network (found {[n.build_func_name for n in networks]}); "
+                        "use an official karras2019stylegan-*.pkl.")
     return matches[0]
+
+
+def _where(network) -> str:
+    """``"<file>: network 'D'"`` for messages (the file when the network came from one)."""
+    source = getattr(network, "source", None)
+    return f"{source}: network {network.name!r}" if source else f"network {network.name!r}"
+
+
+def _build(builder, network, kwargs):
+    try:
+        return builder(**kwargs)
+    except (ValueError, TypeError) as error:
+        raise UserError(f"{_where(network)}: its static_kwargs do not build ({error}).") from error
 
 
 def build_from_state(network: NetworkState, **overrides):
@@ -199,26 +395,26 @@ def build_from_state(network: NetworkState, **overrides):
 
     kind = network.build_func_name
     if kind not in BUILDERS:
-        raise ValueError(f"network {network.name!r}: unknown build function {kind!r}; expected one of {sorted(BUILDERS)}.")
+        raise UserError(f"{_where(network)}: unknown build function {kind!r}; expected one of {sorted(BUILDERS)}.")
     kwargs = {**network.static_kwargs, **overrides}
     if kind == "G_style":
         components = {c.build_func_name: c for c in network.components.values()}
         if set(components) != {"G_mapping", "G_synthesis"}:
-            raise ValueError(f"network {network.name!r}: expected G_mapping and G_synthesis components, "
-                             f"found {sorted(components)}.")
+            raise UserError(f"{_where(network)}: expected G_mapping and G_synthesis components, "
+                            f"found {sorted(components)}.")
         generator_keys = ("truncation_psi", "truncation_cutoff")
         kwargs = _plain({
             **{k: v for k, v in kwargs.items() if k in generator_keys},
             "mapping_kwargs": {**components["G_mapping"].static_kwargs, **overrides},
             "synthesis_kwargs": {**components["G_synthesis"].static_kwargs, **overrides},
         })
-        model = BUILDERS[kind](**kwargs)
+        model = _build(BUILDERS[kind], network, kwargs)
         assign_variables(sub_model(model, "G_mapping"), components["G_mapping"])
         assign_variables(sub_model(model, "G_synthesis"), components["G_synthesis"])
         assign_variables(model, network, own_only=True)
     else:
         kwargs = _plain({**kwargs, "name": "D" if kind == "D_basic" else kind})
-        model = BUILDERS[kind](**kwargs)
+        model = _build(BUILDERS[kind], network, kwargs)
         assign_variables(model, network)
     model._tfforensics_spec = {"builder": kind, "kwargs": kwargs}
     return model
@@ -238,7 +434,7 @@ def _plain(value):
 def assign_variables(model, network: NetworkState, *, own_only: bool = False) -> None:
     """Copy ``network``'s variables into ``model`` by TF1 name, checking names and shapes.
 
-    Raises ``ValueError`` naming the variable for a missing, unexpected or mis-shaped one.
+    Raises :class:`UserError` naming the variable for a missing, unexpected or mis-shaped one.
     """
     from tfforensics.models.stylegan.networks import tf1_variables
 
@@ -248,23 +444,23 @@ def assign_variables(model, network: NetworkState, *, own_only: bool = False) ->
     values = network.variables
     lod = values.get("lod")
     if lod is not None and float(np.asarray(lod)) != 0.0:
-        raise ValueError(f"network {network.name!r}: lod = {float(np.asarray(lod))}, a snapshot taken during "
+        raise UserError(f"{_where(network)}: lod = {float(np.asarray(lod))}, a snapshot taken during "
                          "progressive growing; only fully grown networks (lod = 0) are supported.")
     missing = [name for name in targets if name not in values]
     if missing:
-        raise ValueError(f"network {network.name!r}: variable {missing[0]!r} (shape "
+        raise UserError(f"{_where(network)}: variable {missing[0]!r} (shape "
                          f"{tuple(targets[missing[0]].shape)}) is missing from the pickle"
                          + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
                          + "; the file does not match this StyleGAN configuration.")
     unexpected = [name for name in values if name not in targets and not UNUSED_VARIABLE.match(name)]
     if unexpected:
-        raise ValueError(f"network {network.name!r}: the pickle holds variable {unexpected[0]!r} (shape "
+        raise UserError(f"{_where(network)}: the pickle holds variable {unexpected[0]!r} (shape "
                          f"{np.shape(values[unexpected[0]])}) that the Keras port does not have; "
                          "the file does not match this StyleGAN configuration.")
     for name, variable in targets.items():
         value = np.asarray(values[name], dtype=np.float32)
         if tuple(value.shape) != tuple(variable.shape):
-            raise ValueError(f"network {network.name!r}: variable {name!r} has shape {tuple(value.shape)} in the "
+            raise UserError(f"{_where(network)}: variable {name!r} has shape {tuple(value.shape)} in the "
                              f"pickle but {tuple(variable.shape)} in the Keras model.")
     for name, variable in targets.items():
         variable.assign(np.asarray(values[name], dtype=np.float32))
@@ -295,38 +491,49 @@ def save_network(model, path) -> Path:
     elif path.suffix == ".npz":
         spec = getattr(model, "_tfforensics_spec", None)
         if spec is None:
-            raise ValueError(f"{path}: .npz needs a model made by build_from_state or load_network; "
+            raise UserError(f"{path}: .npz needs a model made by build_from_state or load_network; "
                              "save other models as .keras.")
         arrays = {name: np.asarray(v.numpy()) for name, v in tf1_variables(model).items()}
         with atomic_open(path, "wb") as handle:
             np.savez(handle, __spec__=np.array(json.dumps(spec)), **arrays)
     else:
-        raise ValueError(f"{path}: unknown weights format; use .keras, .npz or .weights.h5.")
+        raise UserError(f"{path}: unknown weights format; use .keras, .npz or .weights.h5.")
     return path
 
 
 def load_network(path, **overrides):
     """Load a port model saved by :func:`save_network` (``.keras`` with safe_mode, or ``.npz``)."""
-    import keras
-
     import tfforensics.models.stylegan.layers  # noqa: F401  (registers the layers)
     from tfforensics.models.stylegan.networks import BUILDERS, tf1_variables
 
+    from tfforensics.models.wrapped import load_keras
+
     path = Path(path)
+    name = os.fsdecode(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: weights file not found.")
+        raise MissingInputError(f"{name}: weights file not found.")
     if path.suffix == ".keras":
-        return keras.saving.load_model(path, safe_mode=True)
+        return load_keras(path)
     if path.suffix != ".npz":
-        raise ValueError(f"{path}: unknown weights format; use .keras or .npz (or a .pkl with --pkl).")
-    with np.load(path, allow_pickle=False) as data:
-        spec = json.loads(str(data["__spec__"]))
-        arrays = {k: data[k] for k in data.files if k != "__spec__"}
-    kwargs = {**spec["kwargs"], **overrides}
-    model = BUILDERS[spec["builder"]](**kwargs)
-    model._tfforensics_spec = {"builder": spec["builder"], "kwargs": kwargs}
+        raise UserError(f"{name}: unknown weights format; use .keras or .npz (or a .pkl with --pkl).")
+    refuse = f"{name}: is not StyleGAN port weights written by tfforensics"
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            spec = json.loads(str(data["__spec__"]))
+            arrays = {k: data[k] for k in data.files if k != "__spec__"}
+    except (ValueError, OSError, EOFError, KeyError) as error:  # a pickled, corrupt or foreign .npz
+        raise UserError(f"{refuse} (no readable __spec__ header); save it again with save_network.") from error
+    if (not isinstance(spec, dict) or spec.get("builder") not in BUILDERS or not isinstance(spec.get("kwargs"), dict)
+            or any(a.dtype.kind not in "fiu" for a in arrays.values())):
+        raise UserError(f"{refuse} (its header names no known builder); save it again with save_network.")
     state = NetworkState()
-    state.__setstate__({"name": model.name, "version": 3, "static_kwargs": {}, "build_func_name": spec["builder"],
-                        "variables": list(arrays.items())})
+    state.__setstate__({"name": spec["builder"], "version": 3, "static_kwargs": dict(spec["kwargs"]),
+                        "build_func_name": spec["builder"], "variables": list(arrays.items())})
+    _check_kwargs(state, name, max(path.stat().st_size, 1))
+    kwargs = {**spec["kwargs"], **overrides}
+    model = _build(BUILDERS[spec["builder"]], state, kwargs)
+    model._tfforensics_spec = {"builder": spec["builder"], "kwargs": kwargs}
+    state.state["name"] = model.name
+    state.source = name
     assign_variables(model, state)
     return model
