@@ -165,13 +165,18 @@ def test_out_is_a_file_or_under_a_file(src, tmp_path, capsys):
         refused(FOLDER_COMMANDS[command](src, tmp_path / "file.txt" / "out"), capsys, tmp_path, "is a file")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere, so a read-only folder cannot be made here")
 def test_out_parent_not_writable(src, tmp_path, capsys):
+    if os.geteuid() == 0:  # root may write in any folder of its own; /proc/self is not writable even for root
+        assert not os.access("/proc/self", os.W_OK)
+        for command in FOLDER_COMMANDS:
+            refused(FOLDER_COMMANDS[command](src, "/proc/self/out"), capsys, tmp_path, "permission denied")
+        return
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o500)
     try:
-        refused(["prepare", src, locked / "out", "-q"], capsys, tmp_path, "permission denied")
+        for command in FOLDER_COMMANDS:
+            refused(FOLDER_COMMANDS[command](src, locked / "out"), capsys, tmp_path, "permission denied")
     finally:
         locked.chmod(0o700)
 
