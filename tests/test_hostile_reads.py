@@ -520,3 +520,13 @@ def test_non_utf8_file_name_is_named(capsys, model, tmp_path):
     line = fails_with_one_line(capsys, ["classify", model, folder, "-q"], "bad\\xff.png", "--skip-bad",
                                unchanged=[folder])
     assert "\udcff" not in line
+
+
+def test_other_readers_name_the_shard(capsys, dataset, tmp_path):
+    """mean-var reads the records through the same boundary: a flipped byte is one line there too."""
+    data = dataset("gzip")
+    path = data / (TRAIN_SHARD + ".gz")
+    plain = bytearray(gzip.decompress(path.read_bytes()))
+    plain[len(plain) // 2 + 40] ^= 0x10  # payload of a record; the gzip stream itself is valid
+    path.write_bytes(gzip.compress(bytes(plain)))
+    fails_with_one_line(capsys, ["mean-var", data, "--out", tmp_path / "mv", "-q"], path, "fails its CRC", unchanged=[data])

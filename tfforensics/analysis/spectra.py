@@ -440,7 +440,7 @@ def mean_var_from_dataset(dataset, output, *, limit: int | None = None, overwrit
     from tqdm.auto import tqdm
 
     from tfforensics.data.manifest import Manifest
-    from tfforensics.data.reader import load_dataset
+    from tfforensics.data.reader import load_dataset, read_errors
 
     manifest = Manifest.load(dataset)
     claim_mean_var(output, overwrite, sources=[manifest.root], inside_ok=True)  # before the work
@@ -451,7 +451,8 @@ def mean_var_from_dataset(dataset, output, *, limit: int | None = None, overwrit
         return _write_mean_var(output, statistics["mean"], np.square(statistics["std"]), info, overwrite)
     moments = RunningMoments()
     total = min(manifest.count("train"), limit) if limit else manifest.count("train")
-    with tqdm(total=total, desc="mean/var (train)", unit="img", disable=not progress, dynamic_ncols=True) as bar:
+    with read_errors(manifest, ("train",)), tqdm(total=total, desc="mean/var (train)", unit="img",
+                                                 disable=not progress, dynamic_ncols=True) as bar:
         for images, _ in load_dataset(manifest, "train", batch_size=256, shuffle=False).as_numpy_iterator():
             if limit is not None:
                 images = images[: max(0, limit - moments.count)]

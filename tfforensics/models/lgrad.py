@@ -509,8 +509,14 @@ def train_detector(train_root, output, config: TrainConfig = TrainConfig(), *, c
         lambda epoch: config.learning_rate * config.decay_factor ** (epoch // config.decay_every))
     if dataset is None:
         dataset = _train_dataset(items, config)
-    history = model.fit(dataset, epochs=config.epochs, callbacks=[schedule], shuffle=False,
-                        verbose=1 if progress else 0)
+    import contextlib
+
+    from tfforensics.data.manifest import Manifest
+    from tfforensics.data.reader import read_errors
+
+    with read_errors(Manifest.load(train_root), ("train",)) if is_records(train_root) else contextlib.nullcontext():
+        history = model.fit(dataset, epochs=config.epochs, callbacks=[schedule], shuffle=False,
+                            verbose=1 if progress else 0)
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     save_keras(model, output / "model.keras")
@@ -586,10 +592,14 @@ def evaluate_detector(model, root, *, families=None, batch_size: int = 32, progr
     """
     results = {}
     if is_records(root):
+        from tfforensics.data.manifest import Manifest
+        from tfforensics.data.reader import read_errors
+
         labels, logits = [], []
-        for pixels, label in _records_pixels(root, split, batch_size, False, None).as_numpy_iterator():
-            logits.append(np.asarray(model.predict_on_batch(pixels)).reshape(-1))
-            labels.append(label)
+        with read_errors(Manifest.load(root), (split,)):
+            for pixels, label in _records_pixels(root, split, batch_size, False, None).as_numpy_iterator():
+                logits.append(np.asarray(model.predict_on_batch(pixels)).reshape(-1))
+                labels.append(label)
         if not labels:
             raise ValueError(f"{root}: split {split!r} is empty; choose another with --split.")
         scores = 1.0 / (1.0 + np.exp(-np.concatenate(logits)))
