@@ -210,6 +210,14 @@ def test_figures_of_a_new_stage_get_a_section(run_dir):
     assert "figures/robustness.png" in _parse(html_path).images
 
 
+def test_run_from_before_the_figure_list_still_renders(run_dir):
+    results = json.loads((run_dir / "results.json").read_text())
+    del results["figures"]
+    (run_dir / "results.json").write_text(json.dumps(results))
+    _, html_path = report.render_run(run_dir)
+    assert _parse(html_path).images == ["spectra/mean_spectra.png"]
+
+
 @pytest.mark.skipif(find_chromium() is None, reason="no chromium binary on PATH (Debian: apt-get install chromium; "
                                                     ".ci/run installs it when run as root)")
 @pytest.mark.parametrize("embed", [False, True], ids=["linked", "embedded"])

@@ -32,13 +32,6 @@ REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
 TITLE = "tfforensics reproduce — report"
 
-#: Where the figures of the known sections go, and the heading of the classifiers' figures.
-FIGURE_SECTIONS = {
-    "classifiers": "Classifiers: confusion matrices and ROC curves",
-    "leave_one_out": None,  # next to their tables
-    "lgrad": None,
-    "spectra": None,
-}
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;line-height:1.45;color:#222}
@@ -102,7 +95,7 @@ def _sections(results: dict) -> list[dict]:
         rows=[[r["method"], r["input"], _pct(r["real_vs_fake_accuracy"]), _pct(r["real_vs_fake_ap"])]
               for r in classifiers],
     ))
-    sections.append(dict(key="classifiers", title=FIGURE_SECTIONS["classifiers"],
+    sections.append(dict(key="classifiers", title="Classifiers: confusion matrices and ROC curves",
                          note="Per classifier, on the test split: the row-normalised confusion matrix and the "
                               "ROC curves of real vs each fake source.", header=None, rows=None))
     if results.get("leave_one_out"):
@@ -158,8 +151,12 @@ def _sections(results: dict) -> list[dict]:
 
 def figures_of(results: dict) -> list[dict]:
     """The figure entries of ``results`` (``results["figures"]``), checked: each names a
-    relative path inside the run directory."""
-    figures = results.get("figures") or []
+    relative path inside the run directory. Runs from before the list existed show their
+    spectra figure."""
+    figures = results.get("figures")
+    if figures is None:  # a run from before figures were listed: it drew the spectra only
+        figure = (results.get("spectra") or {}).get("figure")
+        figures = [{"section": "spectra", "path": figure, "caption": "mean spectra"}] if figure else []
     if not isinstance(figures, list):
         raise UserError(f"{RESULTS_FILE}: 'figures' must be a list of {{section, path, caption}} entries; "
                         "re-run reproduce to write a new one.")

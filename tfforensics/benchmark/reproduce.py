@@ -248,13 +248,14 @@ def _figures(results: dict, out: Path) -> list[dict]:
         test = Path("classifiers") / f"{row['method']}_{row['input']}" / "test"
         for name, caption in (("confusion_matrix.png", "confusion matrix"), ("roc.png", "ROC curves")):
             if (out / test / name).is_file():
-                figures.append({"section": "classifiers", "title": f"{row['method']} on {row['input']}",
-                                "path": (test / name).as_posix(), "caption": f"{row['method']} on {row['input']}: {caption}"})
+                model = f"{row['method']} on {row['input']}"
+                figures.append({"section": "classifiers", "title": model, "path": (test / name).as_posix(),
+                                "caption": f"{model}: {caption}"})
     lofo = results.get("leave_one_out") or []
     if lofo:
         path = plot_family_bars([r["held_out"] for r in lofo],
-                                {f"{key} {metric}": [r[f"{key}_{field}"] for r in lofo]
-                                 for key in ("unseen", "seen") for metric, field in (("ACC", "accuracy"), ("AP", "ap"))},
+                                {f"{key} {metric}": [r[f"{key}_{field}"] for r in lofo] for key in ("unseen", "seen")
+                                 for metric, field in (("ACC", "accuracy"), ("AP", "ap"))},
                                 out / "figures" / "leave_one_out.png",
                                 title="real vs fake on the held-out family: unseen in training vs seen")
         figures.append({"section": "leave_one_out", "path": path.relative_to(out).as_posix(),

@@ -21,7 +21,8 @@ def add_parser(subparsers) -> None:
             tfforensics report reports/quick --embed-images --overwrite   # one self-contained report.html
         """,
     )
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="output directory of `tfforensics reproduce` (holds results.json)")
+    parser.add_argument("run_dir", metavar="RUN_DIR",
+                        help="output directory of `tfforensics reproduce` (holds results.json)")
     parser.add_argument("--embed-images", action="store_true",
                         help="embed the figures in report.html (base64 data URIs): one file to send around")
     add_output_args(parser)
