@@ -9,13 +9,17 @@ import sys
 
 import pytest
 
+from _browser import find_chromium, inspect_page
+from _filemodes import wrong_modes
+from tfforensics.cli.main import launch
+
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("reproduce") / "report"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     result = subprocess.run([sys.executable, "-m", "tfforensics", "reproduce", "--quick", "--out", str(out), "-q"],
-                            capture_output=True, text=True, env=env, timeout=900)
+                            capture_output=True, text=True, env=env, timeout=900, umask=0o022)
     assert result.returncode == 0, result.stderr[-3000:]
     return out, json.loads((out / "results.json").read_text())
 
@@ -52,3 +56,31 @@ def test_frank_et_al_ordering_holds(quick_run):
     assert rows[("log2", "dct")]["attribution_accuracy"] > rows[("log2", "pixels")]["attribution_accuracy"] + 0.1
     assert rows[("log2", "dct")]["attribution_accuracy"] > 2 * chance
     assert rows[("log2", "dct")]["real_vs_fake_ap"] > 0.9
+
+
+def test_outputs_readable_by_others(quick_run):
+    """umask 022: every file reproduce writes (records, models, figures, report) is 0644, every
+    directory 0755; ``ls -l`` of the run shows no 0600 file."""
+    out, _ = quick_run
+    assert sum(1 for p in out.rglob("*") if p.is_file() and not p.is_symlink()) > 100
+    assert wrong_modes(out) == []
+
+
+def test_report_lists_every_figure_and_re_renders_the_same_bytes(quick_run, tmp_path):
+    out, results = quick_run
+    listed = sorted(entry["path"] for entry in results["figures"])
+    drawn = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")
+                   if not p.is_symlink() and p.relative_to(out).parts[0] not in ("benchmark", "lgrad"))
+    assert listed == drawn
+    sections = {entry["section"] for entry in results["figures"]}
+    assert sections == {"classifiers", "leave_one_out", "lgrad", "spectra"}
+    assert sum(entry["path"].endswith("/confusion_matrix.png") for entry in results["figures"]) == 4
+    assert sum(entry["path"].endswith("/roc.png") for entry in results["figures"]) == 4
+    written = {name: (out / name).read_bytes() for name in ("report.md", "report.html")}
+    assert launch(["report", str(out), "--overwrite"]) == 0  # from results.json alone
+    assert {name: (out / name).read_bytes() for name in written} == written
+    if find_chromium():  # the real report in a real browser: every figure loads, every table is there
+        shown = inspect_page(out / "report.html", tmp_path / "browser")
+        assert len(shown["images"]) == len(listed) and all(image["width"] > 50 for image in shown["images"])
+        assert len(shown["tables"]) == written["report.md"].decode().count("\n|---") >= 7
+        assert all(link["found"] for link in shown["links"])

@@ -13,7 +13,8 @@ Stages, each a call into the library, each timed and announced with one progress
 6. LGrad: gradients of the mini StyleGAN discriminator (img2grad), detector trained on
    real vs the nearest-neighbour (ProGAN-like) family, evaluated per family;
 7. spectra: mean log-DCT spectra per source;
-8. report: ``report.md``, ``report.html`` and ``results.json`` in ``--out``.
+8. report: ``results.json`` (every number, and every figure as a path relative to ``--out``),
+   then ``report.md`` and ``report.html`` rendered from it (``tfforensics.benchmark.report``).
 
 Nothing in the report is written by hand: every number comes from this run.
 """
@@ -218,39 +219,62 @@ def _lgrad_rows(source: Path, class_names: list[str], out: Path, profile: Profil
 def _spectra(source: Path, class_names: list[str], out: Path) -> dict:
     """Mean log-DCT spectrum (``mean of log|DCT|``, channels averaged) of each source's train
     images, and its difference to the real source, as one figure (Frank et al.'s Fig. 1 view)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     from tfforensics.analysis.spectra import dct_moments
+    from tfforensics.evaluation.plots import plot_mean_spectra
     from tfforensics.io.images import list_images
 
     means = {name: dct_moments([str(p) for p in list_images(source / "train" / name)], color=True, log=True)
              .mean.mean(axis=-1) for name in class_names}
     real = means[class_names[0]]
-    figure = Figure(figsize=(2.4 * len(class_names), 5.0))
-    FigureCanvasAgg(figure)
-    axes = figure.subplots(2, len(class_names), squeeze=False)
-    low, high = np.percentile(np.stack(list(means.values())), [1, 99])
-    spread = max(float(np.abs(means[name] - real).max()) for name in class_names) or 1.0
-    for column, name in enumerate(class_names):
-        axes[0, column].imshow(means[name], cmap="inferno", vmin=low, vmax=high)
-        axes[0, column].set_title(name, fontsize=9)
-        axes[1, column].imshow(means[name] - real, cmap="coolwarm", vmin=-spread, vmax=spread)
-        axes[1, column].set_title(f"{name} − real", fontsize=9)
-        for ax in axes[:, column]:
-            ax.set_xticks([])
-            ax.set_yticks([])
-    figure.suptitle("mean log|DCT| per source (top) and its difference to the real source (bottom)", fontsize=10)
     directory = out / "spectra"
     with owned_dir(directory, "reproduce"):
-        with atomic_open(directory / "mean_spectra.png") as handle:
-            figure.savefig(handle, format="png", dpi=110, bbox_inches="tight")
+        plot_mean_spectra(means, directory / "mean_spectra.png", reference=class_names[0], label="mean log|DCT|",
+                          title="mean log|DCT| per source (top) and its difference to the real source (bottom)")
         with atomic_open(directory / "mean_log_spectra.npz") as handle:
             np.savez(handle, **means)
     rows = [{"source": name, "mean_abs_difference_to_real": float(np.abs(means[name] - real).mean()),
              "high_frequency_energy": float(means[name][means[name].shape[0] // 2:, means[name].shape[1] // 2:].mean())}
             for name in class_names]
     return {"figure": "spectra/mean_spectra.png", "sources": rows}
+
+
+def _figures(results: dict, out: Path) -> list[dict]:
+    """Every figure of the run for the report, paths relative to ``out``: the plots ``test``
+    wrote per classifier, per-family bars of the generalisation and LGrad tables (drawn here),
+    and the spectra."""
+    from tfforensics.evaluation.plots import plot_family_bars
+
+    figures = []
+    for row in results.get("classifiers") or []:
+        test = Path("classifiers") / f"{row['method']}_{row['input']}" / "test"
+        for name, caption in (("confusion_matrix.png", "confusion matrix"), ("roc.png", "ROC curves")):
+            if (out / test / name).is_file():
+                model = f"{row['method']} on {row['input']}"
+                figures.append({"section": "classifiers", "title": model, "path": (test / name).as_posix(),
+                                "caption": f"{model}: {caption}"})
+    lofo = results.get("leave_one_out") or []
+    if lofo:
+        path = plot_family_bars([r["held_out"] for r in lofo],
+                                {f"{key} {metric}": [r[f"{key}_{field}"] for r in lofo] for key in ("unseen", "seen")
+                                 for metric, field in (("ACC", "accuracy"), ("AP", "ap"))},
+                                out / "figures" / "leave_one_out.png",
+                                title="real vs fake on the held-out family: unseen in training vs seen")
+        figures.append({"section": "leave_one_out", "path": path.relative_to(out).as_posix(),
+                        "caption": "leave one family out: ACC and AP per held-out family"})
+    lgrad = results.get("lgrad")
+    if lgrad:
+        names = list(lgrad["families"])
+        path = plot_family_bars(names, {label: [lgrad["families"][n].get(key) for n in names]
+                                        for label, key in (("ACC", "acc"), ("real ACC", "real_acc"),
+                                                           ("fake ACC", "fake_acc"), ("AP", "ap"))},
+                                out / "figures" / "lgrad.png",
+                                title=f"LGrad detector trained on real vs {lgrad['trained_on']}, per test family")
+        figures.append({"section": "lgrad", "path": path.relative_to(out).as_posix(),
+                        "caption": "LGrad: ACC, real ACC, fake ACC and AP per family"})
+    if results.get("spectra"):
+        figures.append({"section": "spectra", "path": results["spectra"]["figure"],
+                        "caption": "mean log|DCT| per source and its difference to the real source"})
+    return figures
 
 
 def _split_tree(data: Path, target: Path, seed: int) -> Path:
@@ -307,7 +331,7 @@ def reproduce(out, *, data=None, quick: bool = False, seed: int = 0, workers: in
 def _reproduce(out: Path, *, data, quick: bool, seed: int, workers, command: str) -> dict:
     from tfforensics import __version__
     from tfforensics.benchmark.build import build_benchmark
-    from tfforensics.benchmark.report import write_report
+    from tfforensics.benchmark.report import RESULTS_FILE, render_run
     from tfforensics.data import Encoding, prepare
 
     profile = PROFILES["quick" if quick else "default"]
@@ -356,10 +380,11 @@ def _reproduce(out: Path, *, data, quick: bool, seed: int, workers, command: str
         results["spectra"] = _spectra(source, class_names, out)
 
     with timer.stage("report"):
-        results["timings_s"] = timer.seconds
-        write_report(results, out)
+        results["figures"] = _figures(results, out)
+        results["timings_s"] = dict(timer.seconds)  # the report shows what results.json holds
+        atomic_write(out / RESULTS_FILE, json.dumps(results, indent=2, default=_json_default) + "\n")
+        render_run(out, overwrite=True)  # from results.json, as `tfforensics report` does
     results["timings_s"] = timer.seconds
-    atomic_write(out / "results.json", json.dumps(results, indent=2, default=_json_default) + "\n")
     return results
 
 
