@@ -458,3 +458,18 @@ def test_lgrad_commands_refuse_a_users_files(tmp_path, capsys):
             "--overwrite")
     refused(["lgrad", "test", user, images, "--output", tmp_path / "metrics.json", "-q", "--overwrite"], capsys,
             tmp_path, "not a metrics JSON that tfforensics wrote")
+
+
+def test_prepare_over_a_damaged_output_needs_overwrite_and_then_works(src, tmp_path, capsys):
+    from tfforensics.data.manifest import Manifest
+
+    out = tmp_path / "out"
+    assert cli(["prepare", src, out], capsys)[0] == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    del manifest["class_names"]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    line = refused(["prepare", src, out], capsys, tmp_path, "manifest.json", "class_names", "--overwrite")
+    assert "re-run" in line or "pass --overwrite" in line
+    code, err = cli(["prepare", src, out, "--overwrite"], capsys)
+    assert code == 0, err
+    assert Manifest.load(out).class_names == ["a", "b"]

@@ -318,10 +318,16 @@ def prepare(
     fingerprint = _fingerprint(items, options)
 
     if output.is_dir() and (output / MANIFEST_NAME).is_file() and read_marker(output) is not None:
-        existing = Manifest.load(output)
-        if existing.source.get("sha256") == fingerprint:
-            logger.info("Reusing %s: same inputs and options.", output)
-            return existing
+        try:
+            existing = Manifest.load(output)
+        except UserError as error:  # a damaged output of ours: not reusable; --overwrite may replace it
+            if not overwrite:
+                raise UserError(f"{error} (or pass --overwrite to prepare it again)") from error
+            logger.warning("%s: previous output is damaged (%s); preparing it again.", output, error)
+        else:
+            if existing.source.get("sha256") == fingerprint:
+                logger.info("Reusing %s: same inputs and options.", output)
+                return existing
     # Checked before any work: OUT may be new, empty, or (with --overwrite) a previous output of ours.
     claim_output(output, overwrite=overwrite, sources=[source], command="prepare")
 
