@@ -184,6 +184,44 @@ def test_models_round_trip_without_pickle(tmp_path):
         load_model(tmp_path / "missing.npz")
 
 
+def test_knn_files_store_pixel_rows_as_uint8_losslessly(tmp_path):
+    rng = np.random.default_rng(2)
+    pixels = rng.integers(0, 256, size=(200, 192)).astype(np.float32) / np.float32(127.5) - np.float32(1)
+    y = rng.integers(0, 3, size=200)
+    model = make_knn(3).fit(pixels[:150], y[:150])
+    path = save_model(tmp_path / "knn.npz", model)
+    with np.load(path, allow_pickle=False) as data:
+        assert data["fit_X"].dtype == np.uint8 and data["fit_X.table"].dtype == np.float32
+    assert path.stat().st_size < 0.3 * pixels[:150].nbytes
+    loaded, _ = load_model(path)
+    assert loaded._fit_X.dtype == np.float32
+    np.testing.assert_array_equal(loaded._fit_X, pixels[:150])  # bit for bit
+    np.testing.assert_array_equal(loaded.predict(pixels[150:]), model.predict(pixels[150:]))
+
+
+def test_knn_files_store_float_rows_as_float16(tmp_path):
+    """Normalised (DCT-like) rows: float16, half the bytes; predictions agree except where
+    two neighbours' distances are within the float16 rounding (none here)."""
+    rng = np.random.default_rng(3)
+    centres = rng.normal(0, 3, size=(3, 256))
+    y = rng.integers(0, 3, size=400)
+    X = (centres[y] + rng.normal(0, 4, size=(400, 256))).astype(np.float32)
+    model = make_knn(5).fit(X[:300], y[:300])
+    path = save_model(tmp_path / "knn.npz", model)
+    with np.load(path, allow_pickle=False) as data:
+        assert data["fit_X"].dtype == np.float16
+    assert path.stat().st_size < 0.55 * X[:300].nbytes
+    loaded, _ = load_model(path)
+    assert loaded._fit_X.dtype == np.float32
+    assert np.abs(loaded._fit_X - X[:300]).max() <= 2.0**-11 * np.abs(X[:300]).max()
+    np.testing.assert_array_equal(loaded.predict(X[300:]), model.predict(X[300:]))
+    wide = rng.uniform(-1e6, 1e6, size=(300, 2)).astype(np.float32)  # beyond float16: stored as it is
+    save_model(tmp_path / "wide.npz", make_knn(1).fit(wide, y[:300]))
+    with np.load(tmp_path / "wide.npz", allow_pickle=False) as data:
+        assert data["fit_X"].dtype == np.float32
+    np.testing.assert_array_equal(load_model(tmp_path / "wide.npz")[0]._fit_X, wide)
+
+
 # ## On prepared datasets (the 3-source set)
 
 @pytest.fixture(scope="module")
