@@ -171,7 +171,7 @@ def _baseline_rows(datasets: dict, out: Path, profile: Profile, workers=None) ->
     jobs += [("eigenfaces", enc, {"pca__n_components": profile.eigen_grid["pca_variance"],
                                   "svm__C": profile.eigen_grid["C"]}) for enc in datasets]
     jobs += [("prnu", "pixels", dict(profile.prnu_grid))]
-    n_jobs = workers or os.cpu_count() or 1
+    cores = workers or os.cpu_count() or 1
     # one input at a time, so each split is decoded once for all methods (search.session);
     # the rows keep the order above
     done = {}
@@ -181,6 +181,9 @@ def _baseline_rows(datasets: dict, out: Path, profile: Profile, workers=None) ->
                 if enc != encoding:
                     continue
                 start = time.perf_counter()
+                # kNN points are one BLAS product each, already on all cores; eigenfaces' SVMs
+                # (threads) and PRNU's wavelets (processes) run one point per core
+                n_jobs = 1 if method == "knn" else cores
                 row = search.grid_search(method, datasets[enc], out / "baselines" / enc, grid=grid, n_jobs=n_jobs,
                                          progress=False)
                 logger.info("  %s on %s: %.1f s", method, enc, time.perf_counter() - start)
