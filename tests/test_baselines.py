@@ -131,6 +131,28 @@ def test_subset_pca_fits_on_balanced_first_rows():
     np.testing.assert_allclose(SubsetPCA(n_components=3, fit_size=10).fit(X).mean_, X[:10].mean(axis=0))
 
 
+@pytest.mark.parametrize("shape", [(60, 200), (200, 30)])  # wide (SVD of the rows) and tall
+def test_truncated_pca_equals_a_fit_with_that_target(shape):
+    """One fit with all components, cut to each target, is array for array the direct fit."""
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=shape) * rng.uniform(0.1, 3, size=shape[1])).astype(np.float32)
+    y = np.arange(shape[0]) % 3
+    full = SubsetPCA(None, fit_size=45).fit(X, y)
+    for target in (0.25, 0.5, 0.75, 0.95, 0.999, 5, None):
+        direct, cut = SubsetPCA(target, fit_size=45).fit(X, y), full.truncate(target)
+        assert vars(direct).keys() == vars(cut).keys()
+        for name, value in vars(direct).items():
+            if isinstance(value, np.ndarray):
+                assert value.dtype == getattr(cut, name).dtype
+                np.testing.assert_array_equal(getattr(cut, name), value)
+            else:
+                assert (getattr(cut, name), type(getattr(cut, name))) == (value, type(value)), name
+        np.testing.assert_array_equal(cut.transform(X), direct.transform(X))
+    assert full.truncate(0.5).n_components_ < full.truncate(0.95).n_components_ < full.n_components_
+    with pytest.raises(ValueError, match="fitted with n_components=None"):
+        SubsetPCA(0.5).fit(X, y).truncate(0.25)
+
+
 def test_grids_follow_the_original():
     assert knn_grid(10_000)["n_neighbors"] == [1, 3, 5, 9, 17, 33, 65, 129, 257, 513, 1025]
     assert knn_grid(63)["n_neighbors"] == [1, 3, 5, 9, 17, 33]
@@ -160,6 +182,44 @@ def test_models_round_trip_without_pickle(tmp_path):
             assert data.files
     with pytest.raises(FileNotFoundError, match="baselines train"):
         load_model(tmp_path / "missing.npz")
+
+
+def test_knn_files_store_pixel_rows_as_uint8_losslessly(tmp_path):
+    rng = np.random.default_rng(2)
+    pixels = rng.integers(0, 256, size=(200, 192)).astype(np.float32) / np.float32(127.5) - np.float32(1)
+    y = rng.integers(0, 3, size=200)
+    model = make_knn(3).fit(pixels[:150], y[:150])
+    path = save_model(tmp_path / "knn.npz", model)
+    with np.load(path, allow_pickle=False) as data:
+        assert data["fit_X"].dtype == np.uint8 and data["fit_X.table"].dtype == np.float32
+    assert path.stat().st_size < 0.3 * pixels[:150].nbytes
+    loaded, _ = load_model(path)
+    assert loaded._fit_X.dtype == np.float32
+    np.testing.assert_array_equal(loaded._fit_X, pixels[:150])  # bit for bit
+    np.testing.assert_array_equal(loaded.predict(pixels[150:]), model.predict(pixels[150:]))
+
+
+def test_knn_files_store_float_rows_as_float16(tmp_path):
+    """Normalised (DCT-like) rows: float16, half the bytes; predictions agree except where
+    two neighbours' distances are within the float16 rounding (none here)."""
+    rng = np.random.default_rng(3)
+    centres = rng.normal(0, 3, size=(3, 256))
+    y = rng.integers(0, 3, size=400)
+    X = (centres[y] + rng.normal(0, 4, size=(400, 256))).astype(np.float32)
+    model = make_knn(5).fit(X[:300], y[:300])
+    path = save_model(tmp_path / "knn.npz", model)
+    with np.load(path, allow_pickle=False) as data:
+        assert data["fit_X"].dtype == np.float16
+    assert path.stat().st_size < 0.55 * X[:300].nbytes
+    loaded, _ = load_model(path)
+    assert loaded._fit_X.dtype == np.float32
+    assert np.abs(loaded._fit_X - X[:300]).max() <= 2.0**-11 * np.abs(X[:300]).max()
+    np.testing.assert_array_equal(loaded.predict(X[300:]), model.predict(X[300:]))
+    wide = rng.uniform(-1e6, 1e6, size=(300, 2)).astype(np.float32)  # beyond float16: stored as it is
+    save_model(tmp_path / "wide.npz", make_knn(1).fit(wide, y[:300]))
+    with np.load(tmp_path / "wide.npz", allow_pickle=False) as data:
+        assert data["fit_X"].dtype == np.float32
+    np.testing.assert_array_equal(load_model(tmp_path / "wide.npz")[0]._fit_X, wide)
 
 
 # ## On prepared datasets (the 3-source set)
@@ -196,6 +256,53 @@ def test_each_baseline_reports_a_test_accuracy(prepared, tmp_path, method, encod
     if encoding == "dct" and method == "knn":
         assert row["test_accuracy"] >= 0.6  # up-sampling leaves DCT peaks that a 1-NN finds (chance: 1/3)
     print(f"{method}/{encoding}: val {row['val_accuracy']:.3f} test {row['test_accuracy']:.3f} {row['params']}")
+
+
+def test_eigenfaces_search_equals_plain_grid_search(prepared, tmp_path):
+    """One SVD per fold gives the scores, best point and refitted model of GridSearchCV
+    over the plain pipeline (which fits the PCA for every point)."""
+    from sklearn.model_selection import GridSearchCV, PredefinedSplit
+
+    spec = search.METHODS["eigenfaces"]
+    X_train, y_train, _ = search.load_split(prepared["dct"], "train", spec)
+    X_val, y_val, _ = search.load_split(prepared["dct"], "val", spec)
+    X_test, _, _ = search.load_split(prepared["dct"], "test", spec)
+    grid = {"pca__n_components": [0.25, 0.5, 0.95], "svm__C": [1e-4, 1e-1]}  # 3 cuts of one SVD
+    split = PredefinedSplit(np.r_[np.full(len(X_train), -1), np.zeros(len(X_val), dtype=int)])
+    plain = GridSearchCV(make_eigenfaces(), grid, cv=split, refit=False).fit(np.concatenate([X_train, X_val]),
+                                                                             np.concatenate([y_train, y_val]))
+    row = search.grid_search("eigenfaces", prepared["dct"], tmp_path, grid=grid, n_jobs=2, progress=False)
+    (entry,) = json.loads(search.results_path(tmp_path, "eigenfaces").read_text())["datasets"].values()
+    scores = plain.cv_results_["mean_test_score"]
+    assert len(set(scores)) > 1  # the grid points differ, so the comparison means something
+    for params, score in zip(plain.cv_results_["params"], scores):
+        point = entry["points"][search.point_key(params)]
+        assert point["val_accuracy"] == score, params
+        assert point["converged"] is True
+    assert row["params"] == plain.best_params_
+    assert row["val_accuracy"] == plain.best_score_
+    model, _ = load_model(row["model"])  # the refit cut the search's SVD: same model as a plain fit
+    direct = make_eigenfaces().set_params(**row["params"]).fit(X_train, y_train)
+    np.testing.assert_array_equal(model.named_steps["pca"].components_, direct.named_steps["pca"].components_)
+    np.testing.assert_array_equal(model.named_steps["svm"].coef_, direct.named_steps["svm"].coef_)
+    np.testing.assert_array_equal(model.predict(X_test), direct.predict(X_test))
+
+
+def test_session_decodes_each_split_once(prepared, monkeypatch):
+    from tfforensics.data import reader
+
+    calls = []
+    original = reader.as_numpy
+    monkeypatch.setattr(reader, "as_numpy", lambda *a, **k: calls.append(a[1]) or original(*a, **k))
+    with search.session():
+        first = search.load_split(prepared["raw"], "train", search.METHODS["knn"])
+        pixels = search.load_split(prepared["raw"], "train", search.METHODS["prnu"])  # from the decoded split
+        again = search.load_split(prepared["raw"], "train", search.METHODS["knn"])
+    assert calls == ["train"]
+    assert again[0] is first[0] and not first[0].flags.writeable
+    np.testing.assert_allclose(pixels[0], search.to_pixels(first[0], first[2]).reshape(len(first[0]), -1))
+    search.load_split(prepared["raw"], "train", search.METHODS["knn"])  # outside: decoded again
+    assert calls == ["train", "train"]
 
 
 def test_grid_search_skips_finished_points_on_any_joblib_backend(prepared, tmp_path):

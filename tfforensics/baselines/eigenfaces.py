@@ -3,11 +3,17 @@
 As in Frank et al., the PCA is fitted on a class-balanced subset of the training set
 (10 000 images by default: the SVD of the full set is the expensive part) and the SVM
 on the projection of all training images.
+
+The SVD does not depend on the explained-variance target: a PCA fitted once with all
+components and cut with :meth:`SubsetPCA.truncate` is, array for array, the PCA fitted
+with that target. The grid search uses this to fit one SVD per training fold instead of
+one per grid point.
 """
 
 from __future__ import annotations
 
-from numbers import Integral
+import copy
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.decomposition import PCA
@@ -67,6 +73,37 @@ class SubsetPCA(PCA):
     def fit_transform(self, X, y=None):
         """Fit on the subset, then project all of ``X``."""
         return self.fit(X, y).transform(X)
+
+    def truncate(self, n_components):
+        """A copy cut to ``n_components``, equal to a fit with that ``n_components``.
+
+        This PCA must have been fitted with ``n_components=None`` (all components) and
+        ``svd_solver="full"``: the full solver computes the same SVD for any target and
+        only then keeps the leading components, so cutting here repeats exactly what
+        :meth:`fit` would do (same rule for a variance fraction, same ``noise_variance_``).
+        """
+        if self.n_components is not None or self._fit_svd_solver != "full":
+            raise ValueError("`truncate` needs a PCA fitted with n_components=None and svd_solver='full'. "
+                             f"Received: n_components={self.n_components!r}, svd_solver={self.svd_solver!r}")
+        n_samples, n_features = self.n_samples_, self.n_features_in_
+        limit = min(n_samples, n_features)
+        if isinstance(n_components, Real) and not isinstance(n_components, Integral) and 0 < n_components < 1:
+            ratio_cumsum = np.cumulative_sum(self.explained_variance_ratio_)
+            keep = np.searchsorted(ratio_cumsum, np.asarray(n_components), side="right") + 1
+        elif n_components is None:
+            keep = limit
+        elif isinstance(n_components, Integral) and 0 <= n_components <= limit:
+            keep = n_components
+        else:
+            raise ValueError(f"`n_components` must be None, an int in [0, {limit}] or a float in (0, 1). "
+                             f"Received: n_components={n_components!r}")
+        cut = copy.copy(self)
+        cut.n_components = n_components
+        cut.n_components_ = keep
+        cut.noise_variance_ = np.mean(self.explained_variance_[keep:]) if keep < limit else 0.0
+        for name in ("components_", "explained_variance_", "explained_variance_ratio_", "singular_values_"):
+            setattr(cut, name, np.asarray(getattr(self, name)[:keep], copy=True))
+        return cut
 
 
 def make_eigenfaces(pca_variance: float = 0.95, C: float = 1e-2, *, pca_fit_size=PCA_FIT_SIZE,

@@ -4,6 +4,19 @@ Only the estimator classes listed in :data:`CLASSES` can be stored or rebuilt, s
 a file never runs code it names. Fitted state is the public ``*_`` attributes of each
 estimator (arrays and plain values); a kNN keeps its training rows and is refitted on
 load (fitting a kNN only indexes them).
+
+A kNN's training rows are most of such a file, so they are stored compactly
+(format version 2), whichever is the smallest that the rows allow:
+
+* ``uint8`` codes into a table of at most 256 distinct values: lossless, and what rows
+  encoded from 8-bit pixels (raw, not normalised per pixel) come down to; a quarter of
+  the float32 bytes;
+* ``float16`` where every value fits it (``|x| <= 65504``): half the bytes, values
+  rounded to 11 significant bits (relative error <= 2**-11), so a prediction can
+  change only where two neighbours' distances differ by less than that rounding;
+* otherwise the rows as they are.
+
+Loading decodes the rows back to their original dtype and refits the index.
 """
 
 from __future__ import annotations
@@ -24,7 +37,9 @@ from tfforensics.errors import MissingInputError, UserError
 from tfforensics.io.atomic import atomic_open
 
 FORMAT = "tfforensics-baseline"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Up to this many distinct values, kNN rows are stored as uint8 codes into a table.
+TABLE_SIZE = 256
 CLASSES = {cls.__name__: cls for cls in (PRNUClassifier, SubsetPCA, LinearSVC, KNeighborsClassifier)}
 _HEADER = "__header__"
 
@@ -42,6 +57,48 @@ def _plain(value):
     raise TypeError(f"cannot store a value of type {type(value).__name__} in a baseline file")
 
 
+def _compact_rows(X: np.ndarray, key: str, arrays: dict) -> dict:
+    """Store kNN rows ``X`` under ``key`` in the smallest form they allow (module docstring)."""
+    entry = {"array": key, "dtype": X.dtype.str}
+    sample = X.ravel()[:: max(1, X.size // 100_000)]
+    if X.dtype.kind == "f" and len(np.unique(sample)) <= TABLE_SIZE:
+        table, codes = np.unique(X, return_inverse=True)
+        if len(table) <= TABLE_SIZE:
+            arrays[key] = codes.reshape(X.shape).astype(np.uint8)
+            arrays[key + ".table"] = table
+            return dict(entry, encoding="table", table=key + ".table")
+    if X.dtype.kind == "f" and X.dtype.itemsize > 2 and np.isfinite(X).all() and np.abs(X).max() <= np.finfo(np.float16).max:
+        arrays[key] = X.astype(np.float16)
+        return dict(entry, encoding="float16")
+    arrays[key] = X
+    return entry
+
+
+def _decode_rows(entry: dict, arrays) -> np.ndarray:
+    """The kNN rows of ``entry``, back in their stored dtype (every field checked first)."""
+    X = arrays[entry["array"]]
+    try:
+        dtype = np.dtype(entry["dtype"])
+    except (TypeError, ValueError):
+        dtype = None
+    if dtype is None or dtype.kind not in "fiu" or dtype.itemsize > 8:
+        raise _NotOurs(f"the kNN rows declare dtype {entry['dtype']!r}")
+    encoding = entry.get("encoding")
+    if encoding == "table":
+        table = arrays.get(entry.get("table")) if isinstance(entry.get("table"), str) else None
+        if (table is None or table.ndim != 1 or not 0 < len(table) <= TABLE_SIZE or X.dtype != np.uint8
+                or (X.size and int(X.max()) >= len(table))):
+            raise _NotOurs("the kNN rows' value table is missing or does not match their codes")
+        return table.astype(dtype, copy=False)[X]
+    if encoding == "float16":
+        if X.dtype != np.float16:
+            raise _NotOurs(f"the kNN rows are marked float16 but stored as {X.dtype}")
+        return X.astype(dtype)
+    if encoding is not None or "table" in entry:
+        raise _NotOurs(f"the kNN rows have an unknown encoding {encoding!r}")
+    return X
+
+
 def _describe(estimator, prefix: str, arrays: dict) -> dict:
     if isinstance(estimator, Pipeline):
         return {"class": "Pipeline",
@@ -55,7 +112,9 @@ def _describe(estimator, prefix: str, arrays: dict) -> dict:
         fitted = {k: v for k, v in vars(estimator).items() if k.endswith("_") and not k.startswith("_")}
     state = {}
     for key, value in fitted.items():
-        if isinstance(value, np.ndarray):
+        if key == "fit_X":
+            state[key] = _compact_rows(np.asarray(value), prefix + key, arrays)
+        elif isinstance(value, np.ndarray):
             if value.dtype == object:
                 raise TypeError(f"{name}.{key} holds Python objects; it cannot be stored without pickle")
             arrays[prefix + key] = value
@@ -100,10 +159,16 @@ def _build(description, arrays, depth: int = 0):
             key.endswith("_") and not key.startswith("_") and key.isidentifier())
         if not fitted or not isinstance(entry, dict):
             raise _NotOurs(f"{cls.__name__} state {key!r} is not a fitted attribute")
-        if set(entry) == {"array"}:
+        if "array" in entry:
             if entry["array"] not in arrays:
                 raise _NotOurs(f"{cls.__name__} state {key!r} names a missing array {entry['array']!r}")
-            values[key] = arrays[entry["array"]]
+            if set(entry) == {"array"}:
+                values[key] = arrays[entry["array"]]
+            elif key == "fit_X" and set(entry) in ({"array", "dtype"}, {"array", "dtype", "encoding"},
+                                                   {"array", "dtype", "encoding", "table"}):
+                values[key] = _decode_rows(entry, arrays)
+            else:
+                raise _NotOurs(f"{cls.__name__} state {key!r} has keys {sorted(entry)}")
         elif set(entry) == {"value", "tuple"}:
             values[key] = tuple(entry["value"]) if entry["tuple"] and isinstance(entry["value"], list) else entry["value"]
         else:

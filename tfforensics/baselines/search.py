@@ -6,10 +6,18 @@ scikit-learn's ``PredefinedSplit`` and ``cross_validate``; grid points run in
 ``joblib.parallel_backend``) can spread them. The parent process writes the results JSON
 atomically after every finished point, and a re-run skips the points already there: an
 interrupted search continues where it stopped.
+
+Eigenfaces points share their SVD: the PCA is fitted once per training fold with all
+components and cut to each variance level (:meth:`SubsetPCA.truncate`), which gives the
+same arrays, hence the same scores, as fitting the pipeline of every point from scratch;
+only the linear SVMs run per point. Inside :func:`session` (``grid_search`` opens one),
+every split is decoded once, and the refit of the best eigenfaces point reuses the fold's
+SVD (the train fold is the train split).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -47,6 +55,11 @@ class Method:
     grid: Callable  # (n_train) -> {param: values}
     defaults: dict
     needs_pixels: bool = False
+    #: ``(estimator, points, X, y, cv, shared) -> joblib jobs`` for methods whose points share
+    #: work; ``None``: one :func:`_evaluate` job per point.
+    jobs: Callable | None = None
+    #: joblib's ``prefer`` for the point jobs ("threads" where they release the GIL).
+    prefer: str | None = None
 
 
 def _build_prnu(params, image_shape, n_jobs=None):
@@ -61,12 +74,87 @@ def _build_knn(params, image_shape, n_jobs=None):
     return make_knn(n_jobs=n_jobs).set_params(**params)
 
 
+def _eigenfaces_jobs(estimator, points, X, y, cv, shared: dict):
+    """Jobs for eigenfaces points: one full SVD per group of points that differ only in
+    ``pca__n_components`` and ``svm__*``, fitted here (in the dispatching process), then
+    one linear-SVM job per point on the cut projection. ``shared`` receives the fitted
+    full PCAs, keyed by :func:`point_key` of the other PCA parameters."""
+    import joblib
+    from sklearn.base import clone
+
+    if not hasattr(cv, "split") or cv.get_n_splits() != 1:
+        raise ValueError("eigenfaces points share their SVD over one train/val split (a PredefinedSplit).")
+    (train_rows, val_rows), = cv.split(X, y)
+    X_train, y_train, X_val, y_val = X[train_rows], y[train_rows], X[val_rows], y[val_rows]
+    groups: dict = {}
+    for params in points:
+        pca_params = {k.split("__", 1)[1]: v for k, v in params.items()
+                      if k.startswith("pca__") and k != "pca__n_components"}
+        if any(not k.startswith(("pca__", "svm__")) for k in params):
+            raise ValueError(f"eigenfaces grid parameters must be pca__* or svm__*; received {sorted(params)}.")
+        variance = params.get("pca__n_components", estimator.named_steps["pca"].n_components)
+        group = groups.setdefault(point_key(pca_params), (pca_params, {}))
+        group[1].setdefault(variance, []).append(params)
+    for key, (pca_params, by_variance) in groups.items():
+        start = time.perf_counter()
+        full = clone(estimator.named_steps["pca"]).set_params(**pca_params, n_components=None, svd_solver="full")
+        full.fit(X_train, y_train)
+        svd_time = time.perf_counter() - start
+        shared[key] = full
+        for variance, group in by_variance.items():
+            start = time.perf_counter()
+            cut = full.truncate(variance)
+            Z_train, Z_val = cut.transform(X_train), cut.transform(X_val)
+            project_time = time.perf_counter() - start
+            for params in group:
+                svm = clone(estimator.named_steps["svm"]).set_params(
+                    **{k.split("__", 1)[1]: v for k, v in params.items() if k.startswith("svm__")})
+                extra = {"n_components": int(cut.n_components_), "shared_svd_time": svd_time,
+                         "shared_projection_time": project_time}
+                yield joblib.delayed(_fit_score)(svm, params, Z_train, y_train, Z_val, y_val, extra)
+
+
+def _fit_score(model, params: dict, X_train, y_train, X_val, y_val, extra: dict) -> dict:
+    """Fit ``model`` on the train fold, score it on the val fold (as ``cross_validate`` does)."""
+    start = time.perf_counter()
+    model.fit(X_train, y_train)  # grid_search silences ConvergenceWarning; `converged` records it
+    fit_time = time.perf_counter() - start
+    start = time.perf_counter()
+    accuracy = float(model.score(X_val, y_val))
+    return {"params": params, "val_accuracy": accuracy, "fit_time": fit_time,
+            "score_time": time.perf_counter() - start, **extra, "converged": _converged(model)}
+
+
+def _converged(model) -> bool | None:
+    """Whether a fitted liblinear model stopped before ``max_iter`` (None: not iterative)."""
+    model = model.steps[-1][1] if hasattr(model, "steps") else model
+    n_iter, max_iter = getattr(model, "n_iter_", None), getattr(model, "max_iter", None)
+    if n_iter is None or max_iter is None:
+        return None
+    return bool(np.max(n_iter) < max_iter)
+
+
+def _eigenfaces_from_shared(estimator, params: dict, X_train, y_train, shared: dict):
+    """Fit the eigenfaces pipeline of ``params`` from a full PCA of the same train split in
+    ``shared`` (None when there is none): the same model as ``estimator.fit``."""
+    pca_params = {k.split("__", 1)[1]: v for k, v in params.items()
+                  if k.startswith("pca__") and k != "pca__n_components"}
+    full = shared.pop(point_key(pca_params), None)
+    if full is None:
+        return None
+    pca = full.truncate(estimator.named_steps["pca"].n_components)
+    svm = estimator.named_steps["svm"]
+    svm.fit(pca.transform(X_train), y_train)
+    estimator.steps[0] = ("pca", pca)
+    return estimator
+
+
 METHODS = {
     "prnu": Method("prnu", _build_prnu, lambda n: {"levels": list(LEVELS_GRID), "sigma": list(SIGMA_GRID)},
                    {"levels": 4, "sigma": 0.5}, needs_pixels=True),
     "eigenfaces": Method("eigenfaces", _build_eigenfaces,
                          lambda n: {"pca__n_components": list(VARIANCE_GRID), "svm__C": list(C_GRID)},
-                         {"pca__n_components": 0.95, "svm__C": 1e-2}),
+                         {"pca__n_components": 0.95, "svm__C": 1e-2}, jobs=_eigenfaces_jobs, prefer="threads"),
     "knn": Method("knn", _build_knn, lambda n: knn_grid(n, K_GRID), {"n_neighbors": 1}),
 }
 
@@ -97,17 +185,54 @@ def to_pixels(X: np.ndarray, manifest) -> np.ndarray:
     return ((X + 1.0) * 127.5).astype(np.float32)
 
 
+#: Stack of the open :func:`session` caches (the innermost is used).
+_SESSIONS: list[dict] = []
+
+
+@contextlib.contextmanager
+def session():
+    """Within this block every split is decoded once and shared, read-only, by all methods
+    (and the refit of the best eigenfaces point reuses its SVD). Nested blocks share the
+    outer one; the arrays are released when the outermost block ends."""
+    if _SESSIONS:
+        yield _SESSIONS[-1]
+        return
+    _SESSIONS.append({"splits": {}, "svd": {}})
+    try:
+        yield _SESSIONS[-1]
+    finally:
+        _SESSIONS.pop()
+
+
+def _split_key(manifest, split: str, pixels: bool) -> tuple:
+    return str(manifest.root.resolve()), manifest.source.get("sha256", ""), split, pixels
+
+
 def load_split(dataset, split: str, method: Method):
-    """``(X flattened, y, manifest)`` of one split, in the form ``method`` consumes."""
+    """``(X flattened, y, manifest)`` of one split, in the form ``method`` consumes.
+
+    Inside :func:`session`, a split already decoded is returned again (read-only arrays).
+    """
     from tfforensics.data.reader import as_numpy
 
     manifest = Manifest.load(dataset)
     if manifest.count(split) == 0:
         raise ValueError(f"{manifest.root}: the {split} split is empty; prepare the dataset with a non-empty {split} split.")
-    X, y = as_numpy(manifest, split)
+    cache = _SESSIONS[-1]["splits"] if _SESSIONS else None
+    key = _split_key(manifest, split, method.needs_pixels)
+    if cache is not None and key in cache:
+        X, y = cache[key]
+        return X, y, manifest
+    stored = cache.get(_split_key(manifest, split, False)) if cache is not None else None
+    X, y = stored if stored is not None else as_numpy(manifest, split)
     if method.needs_pixels:
         X = to_pixels(X, manifest)
-    return X.reshape(len(X), -1), y, manifest
+    X = X.reshape(len(X), -1)
+    if cache is not None:
+        X.flags.writeable = False
+        y.flags.writeable = False
+        cache[key] = (X, y)
+    return X, y, manifest
 
 
 def dataset_name(dataset) -> str:
@@ -175,11 +300,17 @@ def _evaluate(estimator, params: dict, X, y, cv) -> dict:
     from sklearn.model_selection import cross_validate
 
     model = clone(estimator).set_params(**params)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
         scores = cross_validate(model, X, y, cv=cv, n_jobs=1, error_score="raise")
-    return {"params": params, "val_accuracy": float(scores["test_score"][0]),
-            "fit_time": float(scores["fit_time"][0]), "score_time": float(scores["score_time"][0])}
+    for warning in caught:
+        if not issubclass(warning.category, ConvergenceWarning):
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    result = {"params": params, "val_accuracy": float(scores["test_score"][0]),
+              "fit_time": float(scores["fit_time"][0]), "score_time": float(scores["score_time"][0])}
+    if any(issubclass(w.category, ConvergenceWarning) for w in caught):
+        result["converged"] = False
+    return result
 
 
 def grid_search(method: str, dataset, out, *, grid: dict | None = None, n_jobs: int | None = 1,
@@ -191,7 +322,13 @@ def grid_search(method: str, dataset, out, *, grid: dict | None = None, n_jobs: 
     With ``refit``, the best point is trained on the train split, saved as
     ``out/<method>_<dataset>.npz`` and tested on the test split.
     """
+    with session():
+        return _grid_search(method, dataset, out, grid=grid, n_jobs=n_jobs, refit=refit, progress=progress)
+
+
+def _grid_search(method, dataset, out, *, grid, n_jobs, refit, progress) -> dict:
     import joblib
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.model_selection import ParameterGrid, PredefinedSplit
     from tqdm.auto import tqdm
 
@@ -233,18 +370,30 @@ def grid_search(method: str, dataset, out, *, grid: dict | None = None, n_jobs: 
     y = np.concatenate([y_train, y_val])
     cv = PredefinedSplit(np.r_[np.full(len(X_train), -1), np.zeros(len(X_val), dtype=int)])
     by_key = dict(todo)
-    jobs = (joblib.delayed(_evaluate)(estimator, params, X, y, cv) for params in by_key.values())
+    svd_key = (dataset_key, fingerprint)
+    shared = _SESSIONS[-1]["svd"].setdefault(svd_key, {})
+    if spec.jobs is not None:
+        jobs = spec.jobs(estimator, list(by_key.values()), X, y, cv, shared)
+    else:
+        jobs = (joblib.delayed(_evaluate)(estimator, params, X, y, cv) for params in by_key.values())
     bar = tqdm(total=len(points), initial=len(points) - len(todo), desc=f"{method} grid ({manifest.root.name})",
                unit="point", disable=not progress, dynamic_ncols=True)
+    not_converged = 0
     try:
-        for result in joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs):
-            key = point_key(result["params"])
-            entry["points"][key] = dict(result, run=run["id"], finished_at=_now())
-            run["computed"] += 1
-            atomic_write_json(path, results)
-            bar.update(1)
+        with warnings.catch_warnings():  # counted below instead, one line per search
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            for result in joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered", prefer=spec.prefer)(jobs):
+                key = point_key(result["params"])
+                entry["points"][key] = dict(result, run=run["id"], finished_at=_now())
+                run["computed"] += 1
+                not_converged += result.get("converged") is False
+                atomic_write_json(path, results)
+                bar.update(1)
     finally:
         bar.close()
+    if not_converged:
+        logger.warning("%s: %d of %d %s points stopped at max_iter before converging.", manifest.root.name,
+                       not_converged, len(todo), method)
 
     params, val_accuracy = best_point(entry, keys)
     entry["best"] = {"params": params, "val_accuracy": val_accuracy}
@@ -253,7 +402,7 @@ def grid_search(method: str, dataset, out, *, grid: dict | None = None, n_jobs: 
     row = {"dataset": manifest.root.name, "method": method, "params": params, "val_accuracy": val_accuracy,
            "test_accuracy": None, "model": None}
     if refit:
-        trained = train(method, dataset, out, params=params, n_jobs=n_jobs)
+        trained = train(method, dataset, out, params=params, n_jobs=n_jobs, _shared=shared)
         row.update(test_accuracy=trained["test_accuracy"], model=trained["model"])
         entry["best"].update(test_accuracy=trained["test_accuracy"], model=trained["model"])
         atomic_write_json(path, results)
@@ -280,19 +429,31 @@ def resolve_params(method: str, dataset, out, params: dict | None) -> dict:
 
 
 def train(method: str, dataset, out, *, params: dict | None = None, n_jobs: int | None = None,
-          test_split: str = "test") -> dict:
-    """Fit ``method`` on the train split, save it to ``out``, and test it; returns the row."""
+          test_split: str = "test", _shared: dict | None = None) -> dict:
+    """Fit ``method`` on the train split, save it to ``out``, and test it; returns the row.
+
+    ``_shared``: the full PCAs of a grid search on this train split (eigenfaces only), so
+    the refit cuts the SVD it already has instead of computing it again (same model).
+    """
     spec = get_method(method)
     params = resolve_params(method, dataset, out, params)
+    with session():
+        return _train(spec, method, dataset, out, params, n_jobs, test_split, _shared)
+
+
+def _train(spec, method, dataset, out, params, n_jobs, test_split, shared) -> dict:
+    from sklearn.exceptions import ConvergenceWarning
+
     X_train, y_train, manifest = load_split(dataset, "train", spec)
     estimator = spec.build(params, manifest.image_shape, n_jobs)
     start = time.perf_counter()
     with warnings.catch_warnings():
-        from sklearn.exceptions import ConvergenceWarning
-
         warnings.simplefilter("ignore", ConvergenceWarning)
-        estimator.fit(X_train, y_train)
+        if not (method == "eigenfaces" and shared and _eigenfaces_from_shared(estimator, params, X_train, y_train, shared)):
+            estimator.fit(X_train, y_train)
     fit_time = time.perf_counter() - start
+    if _converged(estimator) is False:
+        logger.warning("%s: the %s fit stopped at max_iter before converging.", manifest.root.name, method)
     path = save_model(model_path(out, method, dataset), estimator, {
         "method": method, "params": params, "dataset": str(manifest.root.resolve()),
         "dataset_fingerprint": manifest.source.get("sha256", ""), "encoding": dataclasses.asdict(manifest.encoding),
