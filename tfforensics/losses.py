@@ -38,6 +38,7 @@ import re
 
 import numpy as np
 
+from tfforensics.data.encodings import LOG_EPSILON  # log|DCT| as the records
 from tfforensics.errors import UserError
 
 #: Dissimilarity types (``"l2"`` is an alias of ``"frobenius"``).
@@ -49,7 +50,6 @@ DEFAULT_SCALES = {"l1": 1e-8, "frobenius": 2e-4, "l2": 2e-4, "cos": 1.0, "azimut
 BT601 = (0.299, 0.587, 0.114)
 #: Added under the square root of |F|^2 so that the gradient stays finite where a coefficient is 0.
 MAGNITUDE_EPSILON = 1e-12
-LOG_EPSILON = 1e-12
 #: Clip of the min-max scaled profiles before the logarithms of the azimuthal loss.
 AZIMUTHAL_EPSILON = 1e-6
 
@@ -284,15 +284,14 @@ def _binary_kl(target, predicted, tf):
 
 def spectrum_numpy(images, *, spectrum: str = "dft", color: bool = False) -> np.ndarray:
     """NumPy/SciPy version of :func:`spectrum` (float64)."""
-    from scipy.fft import dctn
+    from tfforensics.data.encodings import dct2, log_scale
 
     x = np.asarray(images, np.float64)
     if not color:
         x = (x @ np.asarray(BT601))[..., None]
-    x = np.transpose(x, (0, 3, 1, 2))
     if spectrum == "dft":
-        return np.abs(np.fft.rfft2(x))
-    return np.log(np.abs(dctn((x + 1.0) * 127.5, type=2, norm="ortho", axes=(2, 3))) + LOG_EPSILON)
+        return np.abs(np.fft.rfft2(np.transpose(x, (0, 3, 1, 2))))
+    return np.transpose(log_scale(dct2((x + 1.0) * 127.5)), (0, 3, 1, 2))
 
 
 def fourier_dissimilarity_numpy(fake, real, kind: str = "cos", band="20", *, spectrum_kind: str = "dft",
