@@ -107,7 +107,8 @@ def broadcast(latents, num_layers: int):
 
 def invert_images(generator, images: np.ndarray, discriminator=None, config: InversionConfig = InversionConfig(),
                   progress: bool = True) -> dict:
-    """Invert uint8 ``images`` (N, S, S, 3); returns ``{"latents", "loss", "pixel", "feature", "kept"}``.
+    """Invert uint8 ``images`` (N, S, S, 3); returns ``{"latents", "loss", "pixel", "feature",
+    "initial_loss", "kept"}`` (``initial_loss``: the loss at the mean ``w``, before the first step).
 
     ``loss`` is the final total (pixel MSE in [-1, 1] times ``pixel_weight`` plus the feature
     MSE times ``feature_weight``) of each image; ``kept`` is ``loss < keep_below``.
@@ -130,7 +131,7 @@ def invert_images(generator, images: np.ndarray, discriminator=None, config: Inv
         features = feature_model(discriminator, config.feature_layer)
     keras.utils.set_random_seed(config.seed)
     start_w = mean_w(mapping, seed=config.seed)
-    out = {key: [] for key in ("latents", "loss", "pixel", "feature")}
+    out = {key: [] for key in ("latents", "loss", "pixel", "feature", "initial_loss")}
 
     def losses(w, target, target_features):
         fake = synthesis(broadcast(w, num_layers), training=False)
@@ -148,6 +149,7 @@ def invert_images(generator, images: np.ndarray, discriminator=None, config: Inv
         shape = (len(target), dim) if config.space == "w" else (len(target), num_layers, dim)
         w = tf.Variable(np.broadcast_to(start_w if config.space == "w" else start_w[None], shape).copy())
         optimizer = keras.optimizers.Adam(config.learning_rate)
+        out["initial_loss"].append(np.asarray(losses(w, target, target_features)[0]))
 
         @tf.function
         def step():
@@ -217,7 +219,8 @@ def write_pairs(generator, images: np.ndarray, out, *, discriminator=None, confi
             "size": int(images.shape[1]), "config": dataclasses.asdict(config), "count": int(len(images)),
             "kept": int(len(kept)), "kept_share": round(len(kept) / len(images), 4),
             "seconds": round(time.perf_counter() - began, 1), "command": command,
-            "items": [{"source": sources[i], "loss": round(float(result["loss"][i]), 5),
+            "items": [{"source": sources[i], "initial_loss": round(float(result["initial_loss"][i]), 5),
+                       "loss": round(float(result["loss"][i]), 5),
                        "pixel": round(float(result["pixel"][i]), 5), "feature": round(float(result["feature"][i]), 5),
                        "pair": f"{REAL_DIR}/{int(np.searchsorted(kept, i)):06d}.png" if result["kept"][i] else None}
                       for i in range(len(images))],
@@ -252,4 +255,15 @@ def load_pairs(folder) -> tuple[np.ndarray, np.ndarray, dict]:
     return real, latents, manifest
 
 
-__all__ = ["InversionConfig", "invert_images", "load_pairs", "mean_w", "split_generator", "write_pairs"]
+def synthesize(generator, latents, batch_size: int = 64) -> np.ndarray:
+    """uint8 images of ``latents`` (W or W+) through the generator's synthesis network."""
+    import tensorflow as tf
+
+    _, synthesis = split_generator(generator)
+    layers = int(synthesis.input_shape[1])
+    images = [np.asarray(synthesis(broadcast(tf.constant(latents[i:i + batch_size]), layers), training=False))
+              for i in range(0, len(latents), batch_size)]
+    return np.clip(np.rint((np.concatenate(images) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+__all__ = ["InversionConfig", "synthesize", "invert_images", "load_pairs", "mean_w", "split_generator", "write_pairs"]
