@@ -183,3 +183,19 @@ def test_cli_end_to_end_with_a_trained_dct_detector(tmp_path, capsys):
     assert launch(["regularize", "sweep", str(tmp_path / "pairs"), "--thresholds", "1-5",
                    "--out", str(tmp_path / "sweep")]) == 0
     assert json.loads((tmp_path / "sweep" / "sweep.json").read_text())["thresholds"] == [1, 2, 3, 4, 5]
+
+
+def test_report_table_of_the_benchmark_section():
+    from tfforensics.regularization.benchmark import report_table
+
+    run = {"adv_weight": 1.0, "kind": "cos", "band": "threshold:10", "epochs": 2, "steps": 20, "learning_rate": 1e-3,
+           "detection_rate_before": 1.0, "kid_before": 0.5, "kid_after": 0.4, "spectral_distance_before": 0.8,
+           "spectral_distance_after": 0.7}
+    section = {"size": 64, "pairs": {"kept": 10}, "profile": {"n_images": 100}, "quality_proxy": "KID",
+               "lowered_by_fourier": True,
+               "runs": {"fourier": {**run, "fourier_weight": 1e3, "detection_rate_after": 0.9},
+                        "no_fourier": {**run, "fourier_weight": 0.0, "detection_rate_after": 1.0}}}
+    title, note, header, rows = report_table(section)
+    assert len(header) == len(rows[0]) == 5
+    assert rows[0][1:3] == ["100.0", "90.0"] and rows[1][2] == "100.0"
+    assert "lowers the detection rate: yes" in note
