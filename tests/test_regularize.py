@@ -199,3 +199,23 @@ def test_report_table_of_the_benchmark_section():
     assert len(header) == len(rows[0]) == 5
     assert rows[0][1:3] == ["100.0", "90.0"] and rows[1][2] == "100.0"
     assert "lowers the detection rate: yes" in note
+
+
+def test_lgrad_detector_scores_discriminator_gradients(tmp_path):
+    from tfforensics.benchmark.gans import training_crops
+    from tfforensics.io.atomic import save_keras
+    from tfforensics.models import lgrad
+    from tfforensics.models.gans import build_stylegan_discriminator
+
+    from tfforensics.regularization.evaluation import lgrad_detector
+
+    model = lgrad.build_detector("small")
+    save_keras(model, tmp_path / "model.keras")
+    discriminator = build_stylegan_discriminator(SIZE)
+    detector = lgrad_detector(tmp_path, discriminator)  # a run folder and a discriminator model
+    images = training_crops(4, SIZE, seed=2)
+    scores = np.asarray(detector.score(images))
+    expected = 1 / (1 + np.exp(-np.asarray(model.predict_on_batch(
+        lgrad.compute_gradients(discriminator, images).astype(np.float32))).reshape(-1)))
+    np.testing.assert_allclose(scores, expected, rtol=1e-5)
+    assert detector.fake_rate(images) == np.mean(expected > 0.5)
