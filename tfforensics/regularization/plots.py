@@ -131,7 +131,7 @@ def plot_runs(runs, out) -> list[Path]:
     figure.suptitle("mean log|DFT| of the gray samples (centred)", fontsize=10)
     paths.append(_save(figure, out / "spectra.png"))
 
-    figure = _figure(4.5 * len(items), 5.0)
+    figure = _figure(4.5 * len(items), 2.8)
     axes = figure.subplots(2, len(items), squeeze=False)
     for column, (folder, record, epoch) in enumerate(items):
         for row, shown in enumerate((0, epoch)):
