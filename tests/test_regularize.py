@@ -219,3 +219,22 @@ def test_lgrad_detector_scores_discriminator_gradients(tmp_path):
         lgrad.compute_gradients(discriminator, images).astype(np.float32))).reshape(-1)))
     np.testing.assert_allclose(scores, expected, rtol=1e-5)
     assert detector.fake_rate(images) == np.mean(expected > 0.5)
+
+
+@pytest.mark.slow
+def test_a_resumed_run_trains_as_an_uninterrupted_one(pairs, tmp_path):
+    import keras
+
+    from tfforensics.models.gans import build_stylegan_discriminator, build_stylegan_generator
+    from tfforensics.regularization.finetune import RegularizeConfig, finetune
+
+    def nets():
+        keras.utils.set_random_seed(5)
+        return dict(generator=build_stylegan_generator(SIZE), discriminator=build_stylegan_discriminator(SIZE))
+
+    config = lambda epochs: RegularizeConfig(1.0, 1e3, "cos", 1e-3, 8, epochs=epochs)
+    finetune(pairs, tmp_path / "a", config(1), progress=False, **nets())
+    resumed = finetune(pairs, tmp_path / "a", config(2), progress=False, **nets())
+    straight = finetune(pairs, tmp_path / "b", config(2), progress=False, **nets())
+    for key in ("loss", "adversarial", "fourier"):
+        assert resumed["epochs"][2][key] == pytest.approx(straight["epochs"][2][key], rel=1e-4)

@@ -139,7 +139,6 @@ class RegularizationTrainer:
         self.checkpoint = tf.train.Checkpoint(generator=generator, optimizer=self.optimizer, epoch=self.epoch)
         adv, lam = float(config.adv_weight), float(config.fourier_weight)
 
-        @tf.function(reduce_retracing=True)
         def step(latents, reals):
             reals = tf.cast(reals, tf.float32) / 127.5 - 1.0
             variables = self.synthesis.trainable_variables
@@ -151,7 +150,18 @@ class RegularizationTrainer:
             self.optimizer.apply_gradients(zip(tape.gradient(total, variables), variables))
             return {"loss": total, "adversarial": adversarial, "fourier": fourier}
 
-        self.step = step
+        self._step = step
+        self.reset_step()
+
+    def reset_step(self):
+        """A freshly traced train step: its random noise stream starts again from the global seed.
+
+        (The port's noise layers draw with stateful ops, whose state no checkpoint holds; tracing
+        the step anew after seeding each epoch makes a resumed run draw what an uninterrupted one does.)
+        """
+        import tensorflow as tf
+
+        self.step = tf.function(self._step, reduce_retracing=True)
 
 
 def _read_run(run: Path) -> dict:
@@ -194,12 +204,13 @@ def finetune(pairs, run, config: RegularizeConfig, *, detectors=(), quality=None
     if run.exists() and any(run.iterdir()):
         if not previous:
             raise UserError(f"{run}: exists and is not a regularize run of tfforensics; choose another folder.")
-        if previous.get("training") != config.training_keys() or previous.get("pairs") != str(Path(pairs).resolve()):
+        if (previous.get("training") != config.training_keys() or previous.get("generator") != generator_source
+                or previous.get("pairs") != str(Path(pairs).resolve())):
             if not overwrite:
                 raise UserError(f"{run}: holds a run with other options or pairs; pass --overwrite to start again.")
             remove_tree(run)
             previous = {}
-    if overwrite and previous and previous.get("training") == config.training_keys():
+    if overwrite and previous:
         remove_tree(run)
         previous = {}
     run.mkdir(parents=True, exist_ok=True)
@@ -247,10 +258,12 @@ def finetune(pairs, run, config: RegularizeConfig, *, detectors=(), quality=None
         record(0, {"loss": None, "adversarial": None, "fourier": None})
         save(0)
     began = time.perf_counter()
-    rng = np.random.default_rng([config.seed, start])
     latents_t, reals_t = tf.constant(latents), tf.constant(reals)
     for epoch in range(start + 1, config.epochs + 1):
-        order = rng.permutation(len(reals))
+        # seeded per epoch (order and the generator's noise), so a resumed run trains as an uninterrupted one
+        keras.utils.set_random_seed(config.seed * 1000 + epoch)
+        trainer.reset_step()
+        order = np.random.default_rng([config.seed, epoch]).permutation(len(reals))
         sums = {"loss": 0.0, "adversarial": 0.0, "fourier": 0.0}
         for position, index in enumerate(tqdm(order, desc=f"epoch {epoch}/{config.epochs}", unit="pair",
                                               disable=not progress)):
