@@ -36,6 +36,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
+import keras
 import numpy as np
 
 from tfforensics.data.encodings import LOG_EPSILON  # log|DCT| as the records
@@ -333,14 +334,8 @@ def fourier_dissimilarity_numpy(fake, real, kind: str = "cos", band="20", *, spe
 
 # ----------------------------------------------------------------------------- Keras
 
-def _keras_loss_base():
-    import keras
-
-    return keras.losses.Loss
-
-
-@__import__("keras").saving.register_keras_serializable(package="tfforensics")
-class FourierLoss(_keras_loss_base()):
+@keras.saving.register_keras_serializable(package="tfforensics")
+class FourierLoss(keras.losses.Loss):
     """Keras loss ``loss(real, generated)``: the mean over the batch of :func:`fourier_dissimilarity`.
 
     Args:
