@@ -54,6 +54,7 @@ def wrap_with_preprocessing(classifier: keras.Model, manifest, *, channels: int 
 def load_model(path) -> keras.Model:
     """Load a ``.keras`` model with ``safe_mode`` (no arbitrary code), our layers registered."""
     import tfforensics.layers  # noqa: F401  (registers the custom layers)
+    import tfforensics.models.attribution  # noqa: F401  (and those of the attribution network)
 
     path = Path(path)
     if path.is_dir() and (path / "model.keras").is_file():

@@ -1,0 +1,218 @@
+"""Yu et al. attribution: the network, its TF1-pickle port, the `attribute` command."""
+
+from __future__ import annotations
+
+import pickle
+import sys
+import types
+
+import keras
+import numpy as np
+import pytest
+
+from tfforensics.models.attribution import (
+    GaussianDownscale,
+    build_attribution,
+    feature_maps,
+    load_released,
+    logits_model,
+)
+from tfforensics.models.stylegan.pkl import RefusedGlobalError, load_pkl
+
+# -- the network ------------------------------------------------------------------------
+
+
+def _conv_layers(model):
+    return [layer for layer in model.layers if layer.name.endswith(("_conv0", "_conv1"))]
+
+
+def test_feature_maps_follow_the_paper_at_128():
+    model = build_attribution((128, 128, 3), 5)
+    filters = [layer.filters for layer in _conv_layers(model)]
+    assert filters == [16, 32, 32, 64, 64, 128, 128, 256, 256, 512, 512]
+    assert model.get_layer("4x4_dense1").units == 512 and model.get_layer("logits").units == 5
+    assert model.get_layer("128x128_conv0").scope == "128x128/Conv0"
+    assert model.get_layer("128x128_conv0").padding == "reflect"
+
+
+def test_fewer_levels_at_64_and_predownscale():
+    model = build_attribution((64, 64, 3), 3)
+    assert [layer.name for layer in _conv_layers(model)][:2] == ["64x64_conv0", "64x64_conv1"]
+    assert len(_conv_layers(model)) == 9 and model.output_shape == (None, 3)
+    pre = build_attribution((64, 64, 3), 3, mode="predownscale", switching_res=16)
+    names = [layer.name for layer in pre.layers]
+    assert "64x64_gaussian_down" in names and "32x32_gaussian_down" in names and "16x16_conv0" in names
+    assert "32x32_conv0" not in names
+
+
+def test_bad_shapes_are_user_errors():
+    from tfforensics.errors import UserError
+
+    with pytest.raises(UserError, match="power of two"):
+        build_attribution((48, 48, 3), 3)
+    with pytest.raises(UserError, match="switching-res"):
+        build_attribution((64, 64, 3), 3, mode="predownscale", switching_res=128)
+
+
+def test_gaussian_downscale_matches_numpy(rng):
+    x = rng.normal(size=(2, 16, 16, 3)).astype("float32")
+    got = GaussianDownscale(2)(x).numpy()
+    np.testing.assert_allclose(got, _np_gaussian_down(x.transpose(0, 3, 1, 2)).transpose(0, 2, 3, 1), atol=1e-5)
+
+
+# -- an independent NumPy forward pass of C_patch (NCHW, as the TF1 graph) ------------------
+
+def _np_conv(x, w, b, wscale):
+    k = w.shape[0]
+    if k > 1:
+        x = np.pad(x, [(0, 0), (0, 0), (k // 2, k // 2), (k // 2, k // 2)], mode="reflect")
+    n, c, h, wd = x.shape
+    out = np.zeros((n, w.shape[3], h - k + 1, wd - k + 1), np.float64)
+    for i in range(k):
+        for j in range(k):
+            patch = x[:, :, i:i + h - k + 1, j:j + wd - k + 1]
+            out += np.einsum("nchw,co->nohw", patch, w[i, j])
+    return out * wscale + b[None, :, None, None]
+
+
+def _lrelu(x):
+    return np.maximum(x, 0.2 * x)
+
+
+def _np_gaussian_down(x):
+    f = np.outer([1, 4, 6, 4, 1], [1, 4, 6, 4, 1]) / 256.0
+    x = np.pad(x, [(0, 0), (0, 0), (2, 2), (2, 2)], mode="reflect")
+    h, w = x.shape[2] - 4, x.shape[3] - 4
+    out = sum(f[i, j] * x[:, :, i:i + h, j:j + w] for i in range(5) for j in range(5))
+    return out[:, :, ::2, ::2]
+
+
+def numpy_c_patch(images_nchw, variables, *, resolution, label_size, fmap_base, fmap_max, mode="postpool",
+                  switching_res=4):
+    x = images_nchw.astype(np.float64)
+
+    def conv(x, scope):
+        w, b = variables[f"{scope}/weight"], variables[f"{scope}/bias"]
+        fan_in = np.prod(w.shape[:-1])
+        return _lrelu(_np_conv(x, w, b, np.sqrt(2) / np.sqrt(fan_in)))
+
+    for res in range(int(np.log2(resolution)), 2, -1):
+        scope = f"{2 ** res}x{2 ** res}"
+        if mode == "postpool" or res <= np.log2(switching_res):
+            x = conv(conv(x, f"{scope}/Conv0"), f"{scope}/Conv1")
+            n, c, h, w = x.shape
+            x = x.reshape(n, c, h // 2, 2, w // 2, 2).mean(axis=(3, 5))
+        else:
+            x = _np_gaussian_down(x)
+    x = conv(x, "4x4/Conv0")
+    x = x.reshape(len(x), -1)  # NCHW flatten
+    w1, b1 = variables["4x4/Dense1/weight"], variables["4x4/Dense1/bias"]
+    x = _lrelu(x @ w1 * (np.sqrt(2) / np.sqrt(w1.shape[0])) + b1)
+    w2, b2 = variables["4x4/Dense2/weight"], variables["4x4/Dense2/bias"]
+    return x @ w2 * (1.0 / np.sqrt(w2.shape[0])) + b2
+
+
+def _c_patch_variables(rng, *, resolution, label_size, fmap_base, fmap_max, mode="postpool", switching_res=4):
+    """Variables named and shaped as GANFingerprints' C_patch creates them (random values)."""
+    def nf(stage):
+        return feature_maps(stage, fmap_base, 1.0, fmap_max)
+
+    out = {}
+    channels = 3
+    for res in range(int(np.log2(resolution)), 2, -1):
+        if mode == "postpool" or res <= np.log2(switching_res):
+            for conv, fmaps in (("Conv0", nf(res - 1)), ("Conv1", nf(res - 2))):
+                out[f"{2 ** res}x{2 ** res}/{conv}/weight"] = rng.normal(size=(3, 3, channels, fmaps))
+                out[f"{2 ** res}x{2 ** res}/{conv}/bias"] = rng.normal(size=fmaps) * 0.1
+                channels = fmaps
+    out["4x4/Conv0/weight"] = rng.normal(size=(3, 3, channels, nf(1)))
+    out["4x4/Conv0/bias"] = rng.normal(size=nf(1)) * 0.1
+    out["4x4/Dense1/weight"] = rng.normal(size=(nf(1) * 16, max(nf(1), label_size)))
+    out["4x4/Dense1/bias"] = rng.normal(size=max(nf(1), label_size)) * 0.1
+    out["4x4/Dense2/weight"] = rng.normal(size=(max(nf(1), label_size), label_size))
+    out["4x4/Dense2/bias"] = rng.normal(size=label_size) * 0.1
+    return {k: v.astype(np.float32) for k, v in out.items()}
+
+
+def write_ganfingerprints_pkl(path, variables, **static_kwargs):
+    """A pickle as GANFingerprints' ``misc.save_pkl(C_im, ...)`` writes it (tfutil.Network state)."""
+    module = types.ModuleType("tfutil")
+
+    class Network:
+        def __getstate__(self):
+            return self.state
+
+    Network.__module__, Network.__qualname__ = "tfutil", "Network"
+    module.Network = Network
+    net = Network()
+    net.state = {
+        "version": 2,
+        "name": "C_im",
+        "static_kwargs": dict(static_kwargs),
+        "build_module_src": "raise RuntimeError('the build module must never run')\n",
+        "build_func_name": "C_patch",
+        "variables": list(variables.items()),
+    }
+    sys.modules["tfutil"] = module
+    try:
+        data = pickle.dumps(net, protocol=4)  # HIGHEST_PROTOCOL of the Python 3.6 that wrote them
+    finally:
+        del sys.modules["tfutil"]
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("mode, switching_res", [("postpool", 4), ("predownscale", 8)])
+def test_released_pickle_matches_numpy_reference(tmp_path, rng, mode, switching_res):
+    options = dict(resolution=32, label_size=5, fmap_base=64, fmap_max=32, mode=mode, switching_res=switching_res)
+    variables = _c_patch_variables(rng, **options)
+    path = write_ganfingerprints_pkl(tmp_path / "C.pkl", variables, num_channels=3, latent_res=-1, **options)
+    model = load_released(path)
+    assert model.output_shape == (None, 5)
+    images = rng.integers(0, 256, size=(3, 32, 32, 3)).astype("float32")
+    from tfforensics.models.wrapped import class_names_of, unwrap
+
+    assert class_names_of(model) == ["real", "ProGAN", "SNGAN", "CramerGAN", "MMDGAN"]
+    _, classifier = unwrap(model)
+    logits = logits_model(classifier).predict(images / 127.5 - 1.0, verbose=0)
+    expected = numpy_c_patch((images / 127.5 - 1.0).transpose(0, 3, 1, 2), variables, **options)
+    scale = np.abs(expected).max()
+    assert np.abs(logits - expected).max() / scale < 1e-4
+    probabilities = model.predict(images, verbose=0)
+    np.testing.assert_allclose(probabilities, keras.ops.softmax(expected).numpy(), atol=1e-5)
+
+
+def test_released_pickle_with_wrong_variables_is_refused(tmp_path, rng):
+    options = dict(resolution=16, label_size=3, fmap_base=32, fmap_max=16)
+    variables = _c_patch_variables(rng, **options)
+    variables["4x4/Dense2/weight"] = variables["4x4/Dense2/weight"][:, :2]
+    path = write_ganfingerprints_pkl(tmp_path / "bad.pkl", variables, latent_res=-1, **options)
+    with pytest.raises(ValueError, match="4x4/Dense2/weight"):
+        load_released(path, class_names=["a", "b", "c"])
+
+
+class _Evil:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch SHOULD_NOT_EXIST",))
+
+
+def test_pickle_with_other_global_is_refused_without_running(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "evil.pkl"
+    path.write_bytes(pickle.dumps({"C_im": _Evil()}))
+    with pytest.raises(RefusedGlobalError) as info:
+        load_released(path)
+    message = str(info.value)
+    assert "\n" not in message and "system" in message and str(path) in message
+    assert not (tmp_path / "SHOULD_NOT_EXIST").exists()
+
+
+def test_pickle_size_limit_before_reading(tmp_path):
+    from tfforensics.errors import UserError
+
+    path = tmp_path / "big.pkl"
+    path.write_bytes(b"\x80\x04" + b"0" * 100)
+    with pytest.raises(UserError, match="more than the 50 bytes"):
+        load_pkl(path, max_bytes=50)
