@@ -31,6 +31,7 @@ import tensorflow as tf
 
 from tfforensics.errors import UserError
 from tfforensics.models.stylegan.layers import Downscale2D, EqualizedConv2D, EqualizedDense
+import tfforensics.models.visnet  # noqa: F401,E402  (registers VisNet for loading saved models)
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,8 @@ Architectures (from the originals' code, re-written here):
   10 residual blocks of 64 filters (conv-ReLU-BN-conv-BN, add, ReLU), a 64-filter
   convolution, global average pooling, dense 256 ReLU, dropout 0.5, dense head.
 - ``attribution`` / ``attribution_predown``: Yu et al.'s GAN-fingerprint attribution
-  network and its pre-downscale variant (:mod:`tfforensics.models.attribution`).
+  network and its pre-downscale variant (:mod:`tfforensics.models.attribution`);
+  ``visnet`` its fingerprint-visualisation network (:mod:`tfforensics.models.visnet`).
 - ``cnn004``: the CNN of the "Detecting AI Generated Images" project (004): 3x3
   "valid" ReLU convolutions with 32, 64, 64 filters with 2x max pooling after the
   first two, flatten, dense 512 ReLU, dense head.
@@ -174,9 +175,11 @@ MODELS = {
 
 def _register_attribution() -> None:
     from tfforensics.models.attribution import build_attribution, build_attribution_predown
+    from tfforensics.models.visnet import build_visnet
 
     MODELS["attribution"] = build_attribution
     MODELS["attribution_predown"] = build_attribution_predown
+    MODELS["visnet"] = build_visnet
 
 
 _register_attribution()
