@@ -216,3 +216,139 @@ def test_pickle_size_limit_before_reading(tmp_path):
     path.write_bytes(b"\x80\x04" + b"0" * 100)
     with pytest.raises(UserError, match="more than the 50 bytes"):
         load_pkl(path, max_bytes=50)
+
+
+# -- the `attribute` command -------------------------------------------------------------
+
+def _launch(*argv):
+    from tfforensics.cli.main import launch
+
+    return launch([str(a) for a in argv])
+
+
+@pytest.fixture(scope="module")
+def small_run(three_sources, tmp_path_factory):
+    """`attribute train` straight on image folders, a narrow network and two epochs (fast)."""
+    out = tmp_path_factory.mktemp("attribution") / "run"
+    assert _launch("attribute", "train", three_sources, "--out", out, "--fmap-max", 16, "-e", 2,
+                   "--early-stopping", 0, "-q", "--workers", 1) == 0
+    return out
+
+
+def test_train_from_folders_prepares_pixel_records(small_run):
+    import json
+
+    from tfforensics.data.manifest import Manifest
+
+    manifest = Manifest.load(small_run / "data")
+    assert manifest.encoding.transform == "raw" and manifest.encoding.color
+    run = json.loads((small_run / "run.json").read_text())
+    assert run["model"] == "attribution" and run["arguments"]["model_options"] == {"fmap_max": 16}
+    assert run["epochs_run"] == 2 and run["class_names"] == ["a_real", "b_nearest", "c_bilinear"]
+
+
+def test_test_on_one_image_folder_and_records(small_run, three_sources, tmp_path, capsys):
+    from PIL import Image
+
+    capsys.readouterr()
+    image = three_sources / "b_nearest" / "0003.png"
+    assert _launch("attribute", "test", small_run, image) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(str(image) + ": ") and len(lines) == 1 + 3
+    assert "of the images are from b_nearest" in lines[2]
+    # a folder of source folders: labels from the names, accuracy and confusion matrix
+    assert _launch("attribute", "test", small_run, three_sources, "-q", "--out", tmp_path / "t") == 0
+    out = capsys.readouterr().out
+    assert "accuracy" in out and "true \\ predicted" in out and "c_bilinear" in out
+    assert (tmp_path / "t" / "metrics.json").is_file()
+    # the records of the run
+    assert _launch("attribute", "test", small_run, small_run / "data", "-q") == 0
+    assert "test:" in capsys.readouterr().out
+    # another size: resized with a warning, not refused
+    big = tmp_path / "big.png"
+    Image.open(image).resize((48, 48)).save(big)
+    assert _launch("attribute", "test", small_run, big) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith(str(big))
+
+
+def test_attribute_errors_are_one_line(small_run, tmp_path, capsys):
+    capsys.readouterr()
+    assert _launch("attribute", "test", small_run, tmp_path / "missing.png") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tfforensics: error: ") and err.count("\n") == 1
+    assert _launch("attribute", "fingerprints", small_run, "--out", tmp_path / "f") == 2
+    assert "--model visnet" in capsys.readouterr().err
+
+
+def test_registered_model_trains_through_tfforensics_train(small_run, tmp_path):
+    from tfforensics.training.fit import train
+
+    result = train("attribution_predown", small_run / "data", out=tmp_path / "pre", epochs=1, early_stopping=0,
+                   verbose=0, model_options={"fmap_max": 16, "switching_res": 16})
+    names = [layer.name for layer in result.classifier.layers]
+    assert "32x32_gaussian_down" in names and "16x16_conv0" in names
+    optimizer = result.classifier.optimizer
+    assert float(optimizer.beta_1) == 0.0 and float(optimizer.beta_2) == 0.99
+
+
+def test_visnet_fingerprints_and_panels(small_run, three_sources, tmp_path):
+    from tfforensics.models.visnet import find_visnet
+    from tfforensics.models.wrapped import load_model
+
+    run = tmp_path / "vis"
+    assert _launch("attribute", "train", small_run / "data", "--model", "visnet", "--out", run, "--fmap-max", 8,
+                   "-e", 1, "--early-stopping", 0, "-q") == 0
+    model = load_model(run)
+    visnet = find_visnet(model)
+    assert visnet.model_fingerprints().shape == (3, 32, 32, 3)
+    assert len(visnet.discriminator.weights) > 0
+    figures = tmp_path / "fig"
+    sub = tmp_path / "two"
+    for name in ("a_real", "c_bilinear"):
+        (sub / name).mkdir(parents=True)
+        (sub / name / "x.png").write_bytes((three_sources / name / "0000.png").read_bytes())
+    assert _launch("attribute", "fingerprints", run, "--images", sub, "--out", figures, "-q") == 0
+    names = sorted(p.name for p in figures.iterdir())
+    assert "model_fingerprints.pdf" in names and "fingerprint_1_b_nearest.png" in names
+    assert sum(n.startswith("panel_") and n.endswith(".pdf") for n in names) == 2
+    assert sum(n.startswith("panel_") and n.endswith(".png") for n in names) == 2
+    # refused without --overwrite, replaced with it
+    assert _launch("attribute", "fingerprints", run, "--out", figures, "-q") == 2
+    assert _launch("attribute", "fingerprints", run, "--out", figures, "-q", "--overwrite") == 0
+
+
+def test_visnet_losses_follow_the_paper():
+    from tfforensics.models.visnet import VisNet
+
+    model = VisNet((16, 16, 3), 3, fmap_max=8)
+    assert (model.rec_weight, model.adv_weight, model.gp_weight, model.drift) == (20.0, 0.1, 10.0, 1e-3)
+    x = np.random.default_rng(0).uniform(-1, 1, size=(2, 16, 16, 3)).astype("float32")
+    reconstruction, fingerprint, logits = (np.asarray(t) for t in model.decompose(x))
+    np.testing.assert_allclose(fingerprint, x - reconstruction, atol=1e-6)
+    expected = np.einsum("nhwc,khwc->nk", fingerprint, model.model_fingerprints())
+    np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-5)
+    assert np.abs(reconstruction).max() <= 1.0
+
+
+def test_relight_perturbation_is_seeded_and_changes_light(rng):
+    from tfforensics.preprocess.perturb import perturb
+
+    image = rng.integers(60, 200, size=(24, 24, 3)).astype(np.uint8)
+    a, b = perturb(image, "relight", 3), perturb(image, "relight", 3)
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == image.shape and np.abs(a.astype(float) - image).mean() > 2
+
+
+def test_immunize_table(small_run, tmp_path, capsys):
+    capsys.readouterr()
+    assert _launch("attribute", "immunize", small_run, "--kinds", "noise", "jpeg", "-e", 1, "--out",
+                   tmp_path / "imm", "-q") == 0
+    out = capsys.readouterr().out
+    assert "| perturbation | accuracy before (%) | after fine-tuning (%) |" in out
+    assert "| noise |" in out and "| jpeg |" in out and "| clean |" in out
+    import json
+
+    result = json.loads((tmp_path / "imm" / "immunization.json").read_text())
+    assert [r["perturbation"] for r in result["rows"]] == ["clean", "noise", "jpeg"]
+    assert all(0.0 <= r["before"] <= 1.0 and 0.0 <= r["after"] <= 1.0 for r in result["rows"])

@@ -32,6 +32,8 @@ def add_parser(subparsers) -> None:
     commands = parser.add_subparsers(title="attribute commands", metavar="ACTION")
     _add_train(commands)
     _add_test(commands)
+    _add_fingerprints(commands)
+    _add_immunize(commands)
     parser.set_defaults(run=lambda args: (parser.print_help(), 0)[1])
 
 
@@ -101,6 +103,82 @@ def _add_test(commands) -> None:
     parser.add_argument("--out", "--output", "-o", dest="out", default=None, help="directory for metrics.json")
     parser.add_argument("--quiet", "-q", action="store_true", help="summary only, not one line per image")
     parser.set_defaults(run=_test)
+
+
+def _add_fingerprints(commands) -> None:
+    parser = add_command(
+        commands, "fingerprints",
+        help="save a visnet's model fingerprints and the demo panel of given images",
+        description=(
+            "Write the model fingerprints of MODEL (a run of `attribute train --model visnet`) as one PNG per "
+            "source and a grid (PNG and PDF) into OUT; with --images, also the demo panel of each image: the "
+            "input, its image fingerprint, the model fingerprints, the response to each, and a bar plot of the "
+            "responses (green: the true source when the folder names it, red: a wrong prediction)."
+        ),
+        examples="""
+            tfforensics attribute fingerprints runs/yu_visnet --out figures/
+            tfforensics attribute fingerprints runs/yu_visnet --images datasets/gan_sources --limit 10 --out figures/
+        """,
+    )
+    parser.add_argument("model", metavar="MODEL", help="visnet model.keras or run directory")
+    parser.add_argument("--images", default=None, help="an image, a folder, or a folder of source folders")
+    parser.add_argument("--limit", type=int, default=None, help="panels for at most this many images")
+    parser.add_argument("--out", "--output", "-o", dest="out", required=True, help="folder for the figures")
+    add_output_args(parser)
+    parser.add_argument("--quiet", "-q", action="store_true", help="print only the folder")
+    parser.set_defaults(run=_fingerprints)
+
+
+def _add_immunize(commands) -> None:
+    from tfforensics.evaluation.attribution import IMMUNIZE_KINDS
+
+    parser = add_command(
+        commands, "immunize",
+        help="accuracy under perturbations before and after fine-tuning on perturbed data",
+        description=(
+            "Perturb the test split of the run's records (noise, blur, JPEG, crop, relighting, as `tfforensics "
+            "perturb`), score MODEL on each, fine-tune it on perturbed copies of the train split (one model on a "
+            "mixture, or --per-kind one model per perturbation as the paper) and score again. Prints one table; "
+            "OUT/immunization.json holds the numbers."
+        ),
+        examples="""
+            tfforensics attribute immunize runs/yu
+            tfforensics attribute immunize runs/yu --per-kind -e 10 --out runs/yu_immunized
+        """,
+    )
+    parser.add_argument("model", metavar="RUN", help="run directory written by `attribute train`")
+    parser.add_argument("--dataset", default=None, help="pixel records (default: those the run trained on)")
+    parser.add_argument("--kinds", nargs="+", default=list(IMMUNIZE_KINDS), choices=IMMUNIZE_KINDS,
+                        help="perturbations (default: all five)")
+    parser.add_argument("--per-kind", action="store_true", help="fine-tune one model per perturbation")
+    parser.add_argument("--epochs", "-e", type=int, default=5, help="fine-tuning epochs (default: 5)")
+    parser.add_argument("--batch-size", "-b", type=int, default=32, help="batch size (default: 32)")
+    parser.add_argument("--lr", type=float, default=None, help="fine-tuning learning rate (default: the run's / 10)")
+    parser.add_argument("--out", "--output", "-o", dest="out", default=None, help="output folder (default: RUN/immunize)")
+    add_output_args(parser)
+    add_runtime_args(parser)
+    parser.set_defaults(run=_immunize)
+
+
+def _fingerprints(args) -> int:
+    from tfforensics.evaluation.attribution import write_fingerprints
+
+    setup_logging(args.quiet)
+    written = write_fingerprints(args.model, args.out, images=args.images, overwrite=args.overwrite, limit=args.limit)
+    logger.info("%d fingerprints, %d panel files", len(written["fingerprints"]), len(written["panels"]))
+    print(args.out)
+    return 0
+
+
+def _immunize(args) -> int:
+    from tfforensics.evaluation.attribution import format_immunization, immunize
+
+    setup_logging(args.quiet)
+    result = immunize(args.model, args.dataset, args.out, kinds=args.kinds, per_kind=args.per_kind,
+                      epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
+                      overwrite=args.overwrite, verbose=0 if args.quiet else 2)
+    print("\n".join(format_immunization(result)))
+    return 0
 
 
 def _train(args) -> int:
