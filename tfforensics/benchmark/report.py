@@ -64,6 +64,15 @@ def _tables(results: dict) -> list[tuple[str, str, list[str], list[list[str]]]]:
             "gradients of the mini StyleGAN discriminator (img2grad); ForenSynths protocol in miniature.",
             ["family", "ACC", "real ACC", "fake ACC", "AP"], rows,
         ))
+    immunization = (results.get("attribution") or {}).get("immunization")
+    if immunization:
+        tables.append((
+            "Immunizability (Yu et al.): attribution accuracy (%) under perturbations",
+            f"the attribution network on perturbed test images, before and after fine-tuning "
+            f"({immunization['fine_tuning']}, {immunization['epochs']} epochs) on perturbed train images.",
+            ["perturbation", "before", "after fine-tuning"],
+            [[r["perturbation"], _pct(r["before"]), _pct(r["after"])] for r in immunization["rows"]],
+        ))
     timings = results.get("timings_s") or {}
     tables.append(("Timings (s)", f"{results.get('cores')} cores, {results.get('platform')}", ["stage", "seconds"],
                    [[k, f"{v:.1f}"] for k, v in timings.items()] + [["total", f"{sum(timings.values()):.1f}"]]))
@@ -103,6 +112,11 @@ def to_markdown(results: dict) -> str:
         lines += [f"| {r['source']} | {r['mean_abs_difference_to_real']:.3f} | {r['high_frequency_energy']:.3f} |"
                   for r in spectra["sources"]]
         lines.append("")
+    panel = (results.get("attribution") or {}).get("panel")
+    if panel:
+        lines += ["## GAN fingerprints (visNet)", "",
+                  "Input, image fingerprint, the model fingerprints, the response to each and the responses "
+                  "as bars (green: true source, red: a wrong prediction).", "", f"![fingerprint panel]({panel})", ""]
     return "\n".join(lines)
 
 
@@ -122,6 +136,9 @@ def to_html(results: dict) -> str:
     spectra = results.get("spectra")
     if spectra:
         parts.append(f"<h2>Mean DCT spectra per source</h2><img src='{html.escape(spectra['figure'])}' width='720'>")
+    panel = (results.get("attribution") or {}).get("panel")
+    if panel:
+        parts.append(f"<h2>GAN fingerprints (visNet)</h2><img src='{html.escape(panel)}' width='900'>")
     parts.append("</body></html>")
     return "\n".join(parts)
 

@@ -549,7 +549,8 @@ def format_immunization(result: dict) -> list[str]:
 
 def attribution_rows(dataset, out, *, epochs: int = 20, seed: int = 0, model_options: dict | None = None,
                      visnet: bool = True, visnet_epochs: int | None = None, panel_images: int = 1,
-                     immunize_kinds=IMMUNIZE_KINDS, immunize_epochs: int = 3, early_stopping: int = 5) -> dict:
+                     immunize_kinds=IMMUNIZE_KINDS, immunize_epochs: int = 3, early_stopping: int = 5,
+                     report_dir=None) -> dict:
     """Yu et al.'s rows of the attribution table, one fingerprint panel and the immunization table.
 
     Args:
@@ -562,9 +563,11 @@ def attribution_rows(dataset, out, *, epochs: int = 20, seed: int = 0, model_opt
         visnet: also train the visNet, add its row and draw ``panel_images`` demo panels.
         immunize_kinds, immunize_epochs: the immunization experiment on the attribution
             network (``()`` skips it).
+        report_dir: where the report is written; ``panel`` is then given relative to it.
 
     Returns:
-        ``{"rows": [...], "fingerprints": {...} or None, "immunization": {...} or None}``;
+        ``{"rows": [...], "fingerprints": {...} or None, "panel": path of the first panel
+        PNG or None, "immunization": {...} or None}``;
         each row has the keys of ``reproduce``'s classifier rows (``method`` ``yu`` or
         ``yu_visnet``, ``input`` ``pixels``, ``attribution_accuracy``,
         ``real_vs_fake_accuracy``, ``real_vs_fake_ap``, ``epochs_run``).
@@ -592,11 +595,19 @@ def attribution_rows(dataset, out, *, epochs: int = 20, seed: int = 0, model_opt
         fingerprints = write_fingerprints(results["yu_visnet"].model, out / "fingerprints", images=images,
                                           overwrite=True, limit=panel_images)
         fingerprints = {k: [str(p) for p in v] for k, v in fingerprints.items()}
+    panel = None
+    if fingerprints and fingerprints["panels"]:
+        panel = Path(next(p for p in fingerprints["panels"] if p.endswith(".png")))
+        if report_dir is not None:
+            import os
+
+            panel = Path(os.path.relpath(panel.resolve(), Path(report_dir).resolve()))
+        panel = panel.as_posix()
     immunization = None
     if immunize_kinds:
         immunization = immunize(out / "yu", manifest, out / "immunize", kinds=tuple(immunize_kinds),
                                 epochs=immunize_epochs, seed=seed, overwrite=True)
-    return {"rows": rows, "fingerprints": fingerprints, "immunization": immunization}
+    return {"rows": rows, "fingerprints": fingerprints, "panel": panel, "immunization": immunization}
 
 
 def manifest_images(manifest, folder, *, per_class: int = 1, limit: int | None = None) -> Path:
