@@ -227,10 +227,18 @@ def _launch(*argv):
 
 
 @pytest.fixture(scope="module")
-def small_run(three_sources, tmp_path_factory):
+def tiny_sources(tmp_path_factory):
+    """real / nearest / bilinear 16x16 crops, 12 per source (the CI tests stay fast)."""
+    from conftest import make_three_sources
+
+    return make_three_sources(tmp_path_factory.mktemp("tiny") / "sources", count=12, size=16)
+
+
+@pytest.fixture(scope="module")
+def small_run(tiny_sources, tmp_path_factory):
     """`attribute train` straight on image folders, a narrow network and two epochs (fast)."""
     out = tmp_path_factory.mktemp("attribution") / "run"
-    assert _launch("attribute", "train", three_sources, "--out", out, "--fmap-max", 16, "-e", 2,
+    assert _launch("attribute", "train", tiny_sources, "--out", out, "--fmap-max", 16, "-e", 2,
                    "--early-stopping", 0, "-q", "--workers", 1) == 0
     return out
 
@@ -247,7 +255,8 @@ def test_train_from_folders_prepares_pixel_records(small_run):
     assert run["epochs_run"] == 2 and run["class_names"] == ["a_real", "b_nearest", "c_bilinear"]
 
 
-def test_test_on_one_image_folder_and_records(small_run, three_sources, tmp_path, capsys):
+def test_test_on_one_image_folder_and_records(small_run, tiny_sources, tmp_path, capsys):
+    three_sources = tiny_sources
     from PIL import Image
 
     capsys.readouterr()
@@ -266,7 +275,7 @@ def test_test_on_one_image_folder_and_records(small_run, three_sources, tmp_path
     assert "test:" in capsys.readouterr().out
     # another size: resized with a warning, not refused
     big = tmp_path / "big.png"
-    Image.open(image).resize((48, 48)).save(big)
+    Image.open(image).resize((24, 24)).save(big)
     assert _launch("attribute", "test", small_run, big) == 0
     captured = capsys.readouterr()
     assert captured.out.startswith(str(big))
@@ -285,37 +294,63 @@ def test_registered_model_trains_through_tfforensics_train(small_run, tmp_path):
     from tfforensics.training.fit import train
 
     result = train("attribution_predown", small_run / "data", out=tmp_path / "pre", epochs=1, early_stopping=0,
-                   verbose=0, model_options={"fmap_max": 16, "switching_res": 16})
+                   verbose=0, model_options={"fmap_max": 16, "switching_res": 8})
     names = [layer.name for layer in result.classifier.layers]
-    assert "32x32_gaussian_down" in names and "16x16_conv0" in names
+    assert "16x16_gaussian_down" in names and "8x8_conv0" in names
     optimizer = result.classifier.optimizer
     assert float(optimizer.beta_1) == 0.0 and float(optimizer.beta_2) == 0.99
 
 
-def test_visnet_fingerprints_and_panels(small_run, three_sources, tmp_path):
+def test_visnet_fingerprints_and_panels(tiny_sources, tmp_path):
+    """An (untrained) visNet behind the pixel scaling, saved and loaded like a trained one."""
+    from tfforensics.io.atomic import save_keras
+    from tfforensics.models.attribution import pixel_wrapper
+    from tfforensics.models.visnet import VisNet, find_visnet
+    from tfforensics.models.wrapped import load_model
+
+    names = ["a_real", "b_nearest", "c_bilinear"]
+    path = save_keras(pixel_wrapper(VisNet((16, 16, 3), 3, fmap_max=8), names), tmp_path / "vis.keras")
+    visnet = find_visnet(load_model(path))
+    assert visnet.model_fingerprints().shape == (3, 16, 16, 3) and len(visnet.discriminator.weights) > 0
+    figures = tmp_path / "fig"
+    sub = tmp_path / "two"
+    for name in ("a_real", "c_bilinear"):
+        (sub / name).mkdir(parents=True)
+        (sub / name / "x.png").write_bytes((tiny_sources / name / "0000.png").read_bytes())
+    assert _launch("attribute", "fingerprints", path, "--images", sub, "--out", figures, "-q") == 0
+    written = sorted(p.name for p in figures.iterdir())
+    assert "model_fingerprints.pdf" in written and "fingerprint_1_b_nearest.png" in written
+    assert sum(n.startswith("panel_") and n.endswith(".pdf") for n in written) == 2
+    assert sum(n.startswith("panel_") and n.endswith(".png") for n in written) == 2
+    # refused without --overwrite, replaced with it
+    assert _launch("attribute", "fingerprints", path, "--out", figures, "-q") == 2
+    assert _launch("attribute", "fingerprints", path, "--out", figures, "-q", "--overwrite") == 0
+
+
+def test_visnet_train_step_updates_all_parts():
+    from tfforensics.models.visnet import build_visnet
+    from tfforensics.training.fit import compile_classifier
+
+    model = build_visnet((8, 8, 3), 3, fmap_max=4)
+    compile_classifier(model, 3, 1e-3, {"beta_1": 0.0, "beta_2": 0.99})
+    before = [w.numpy().copy() for w in (model.autoencoder.weights[0], model.discriminator.weights[0],
+                                         model.correlation.weight)]
+    x = np.random.default_rng(0).uniform(-1, 1, size=(8, 8, 8, 3)).astype("float32")
+    history = model.fit(x, np.arange(8) % 3, batch_size=8, epochs=1, verbose=0).history
+    assert {"loss", "accuracy", "rec_loss", "d_loss"} <= set(history) and history["loss"][0] > 0
+    after = [model.autoencoder.weights[0], model.discriminator.weights[0], model.correlation.weight]
+    assert all(not np.allclose(a, b.numpy()) for a, b in zip(before, after))
+
+
+@pytest.mark.slow
+def test_visnet_trains_through_attribute_train(small_run, tmp_path):
     from tfforensics.models.visnet import find_visnet
     from tfforensics.models.wrapped import load_model
 
     run = tmp_path / "vis"
     assert _launch("attribute", "train", small_run / "data", "--model", "visnet", "--out", run, "--fmap-max", 8,
                    "-e", 1, "--early-stopping", 0, "-q") == 0
-    model = load_model(run)
-    visnet = find_visnet(model)
-    assert visnet.model_fingerprints().shape == (3, 32, 32, 3)
-    assert len(visnet.discriminator.weights) > 0
-    figures = tmp_path / "fig"
-    sub = tmp_path / "two"
-    for name in ("a_real", "c_bilinear"):
-        (sub / name).mkdir(parents=True)
-        (sub / name / "x.png").write_bytes((three_sources / name / "0000.png").read_bytes())
-    assert _launch("attribute", "fingerprints", run, "--images", sub, "--out", figures, "-q") == 0
-    names = sorted(p.name for p in figures.iterdir())
-    assert "model_fingerprints.pdf" in names and "fingerprint_1_b_nearest.png" in names
-    assert sum(n.startswith("panel_") and n.endswith(".pdf") for n in names) == 2
-    assert sum(n.startswith("panel_") and n.endswith(".png") for n in names) == 2
-    # refused without --overwrite, replaced with it
-    assert _launch("attribute", "fingerprints", run, "--out", figures, "-q") == 2
-    assert _launch("attribute", "fingerprints", run, "--out", figures, "-q", "--overwrite") == 0
+    assert find_visnet(load_model(run)).model_fingerprints().shape == (3, 16, 16, 3)
 
 
 def test_visnet_losses_follow_the_paper():

@@ -168,6 +168,8 @@ class VisNet(keras.Model):
         return self.correlation.model_fingerprints()
 
     def compile(self, optimizer=None, loss=None, metrics=None, **kwargs):
+        # XLA would compile the double-backprop step for minutes on a CPU; plain graphs run as fast.
+        kwargs.setdefault("jit_compile", False)
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
         config = optimizer.get_config() if optimizer is not None else {"learning_rate": 1e-3}
         self.d_optimizer = keras.optimizers.Adam(learning_rate=float(config["learning_rate"]),
