@@ -275,7 +275,12 @@ def small_data(three_sources, tmp_path_factory):
     return prepare(three_sources, tmp_path_factory.mktemp("small") / "data", encoding, workers=1, progress=False)
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+#: Full-width ProGAN-style networks: a minute or more per epoch on 2 CPU cores; their fast
+#: training tests (narrow widths) live in tests/test_attribution.py.
+_HEAVY = {"attribution", "attribution_predown", "visnet"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in _HEAVY else n for n in MODEL_NAMES])
 def test_every_model_trains_saves_and_loads(small_data, three_sources, tmp_path, name):
     result = _fit(name, small_data, tmp_path / name, epochs=1, early_stopping=0)
     loaded = keras.saving.load_model(result.model_path, safe_mode=True)

@@ -212,7 +212,7 @@ def test_crop_fraction_and_geometry(mid_grey_photo):
 
 
 def test_perturb_is_deterministic_and_combined_steps_are_coin_flips(mid_grey_photo):
-    for kind in ("noise", "blur", "jpeg", "crop", "combined"):
+    for kind in ("noise", "blur", "jpeg", "crop", "combined", "relight"):
         np.testing.assert_array_equal(perturb(mid_grey_photo, kind, 7), perturb(mid_grey_photo, kind, 7))
     assert not np.array_equal(perturb(mid_grey_photo, "noise", 1), perturb(mid_grey_photo, "noise", 2))
     draws = [sample_params("combined", np.random.default_rng(seed))["steps"] for seed in range(400)]
@@ -227,7 +227,7 @@ def test_perturb_is_deterministic_and_combined_steps_are_coin_flips(mid_grey_pho
 
 def test_perturb_folder_all_kinds_seeded(tmp_path, three_sources):
     result = perturb_folder(three_sources, tmp_path / "all", "all", probability=1.0, seed=5, limit=4, progress=False)
-    assert set(result.details) == {"noise", "blur", "jpeg", "crop", "combined"}
+    assert set(result.details) == {"noise", "blur", "jpeg", "crop", "combined", "relight"}
     for kind in ("noise", "blur", "jpeg", "crop"):
         tree = tmp_path / "all" / kind
         assert sorted(p.name for p in tree.iterdir() if p.is_dir()) == ["a_real", "b_nearest", "c_bilinear"]

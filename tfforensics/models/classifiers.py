@@ -17,6 +17,9 @@ Architectures (from the originals' code, re-written here):
 - ``resnet``: 3x3 "valid" convolutions with 32 and 64 filters, 3x3 max pooling,
   10 residual blocks of 64 filters (conv-ReLU-BN-conv-BN, add, ReLU), a 64-filter
   convolution, global average pooling, dense 256 ReLU, dropout 0.5, dense head.
+- ``attribution`` / ``attribution_predown``: Yu et al.'s GAN-fingerprint attribution
+  network and its pre-downscale variant (:mod:`tfforensics.models.attribution`);
+  ``visnet`` its fingerprint-visualisation network (:mod:`tfforensics.models.visnet`).
 - ``cnn004``: the CNN of the "Detecting AI Generated Images" project (004): 3x3
   "valid" ReLU convolutions with 32, 64, 64 filters with 2x max pooling after the
   first two, flatten, dense 512 ReLU, dense head.
@@ -168,6 +171,18 @@ MODELS = {
     "resnet": build_resnet,
     "cnn004": build_cnn004,
 }
+
+
+def _register_attribution() -> None:
+    from tfforensics.models.attribution import build_attribution, build_attribution_predown
+    from tfforensics.models.visnet import build_visnet
+
+    MODELS["attribution"] = build_attribution
+    MODELS["attribution_predown"] = build_attribution_predown
+    MODELS["visnet"] = build_visnet
+
+
+_register_attribution()
 
 
 def build_model(name: str, input_shape, num_classes: int, **kwargs) -> keras.Model:

@@ -86,6 +86,7 @@ def keras_load_error(path, error: BaseException) -> UserError:
 def load_keras(path, **kwargs) -> keras.Model:
     """``keras.saving.load_model(path, safe_mode=True, **kwargs)`` with one-line errors (see :func:`keras_load_error`)."""
     import tfforensics.layers  # noqa: F401  (registers the custom layers)
+    import tfforensics.models.attribution  # noqa: F401  (and those of the attribution network)
 
     kwargs.setdefault("safe_mode", True)
     if not kwargs["safe_mode"]:

@@ -6,6 +6,11 @@ Gaussian blur with a kernel of 3, 5, 7 or 9 pixels (the original passes
 quality drawn from the integers 10..74 (the original's ``randint(10, 75)``); a crop of
 5-20 % of each side length (half on each side) resized back with bicubic interpolation.
 ``combined`` applies noise, blur, JPEG and crop in that order, each with probability 0.5.
+``relight`` (Yu et al.'s fifth attack, not in Frank et al.) changes the illumination: a
+gamma drawn from U[0.7, 1.4] and a directional light, a linear gain ramp across the image
+in a random direction from U[0.6, 1.0] at one border to U[1.0, 1.4] at the other. Yu et al.
+relit faces with SfSNet, which needs trained weights; this stand-in changes the same
+global, low-frequency property of an image.
 
 Where this differs from the original code, on purpose:
 
@@ -37,7 +42,7 @@ from tfforensics.preprocess._folder import (
 
 logger = logging.getLogger(__name__)
 
-KINDS = ("noise", "blur", "jpeg", "crop", "combined")
+KINDS = ("noise", "blur", "jpeg", "crop", "combined", "relight")
 NOISE_STD_RANGE = (5.0, 20.0)
 BLUR_KERNELS = (3, 5, 7, 9)
 #: sigma the original ends up using (``cv2.BORDER_DEFAULT`` passed as ``sigmaX``).
@@ -47,6 +52,9 @@ JPEG_QUALITY_RANGE = (10, 75)
 CROP_FRACTION_RANGE = (0.05, 0.20)
 #: Chance that each step of ``combined`` is applied.
 COMBINED_PROBABILITY = 0.5
+RELIGHT_GAMMA_RANGE = (0.7, 1.4)
+RELIGHT_LOW_RANGE = (0.6, 1.0)
+RELIGHT_HIGH_RANGE = (1.0, 1.4)
 LOG_NAME = "perturbations.json"
 
 
@@ -70,6 +78,10 @@ def sample_params(kind: str, rng: np.random.Generator, *, probability: float = C
         return {"kind": "jpeg", "quality": int(rng.integers(*JPEG_QUALITY_RANGE))}
     if kind == "crop":
         return {"kind": "crop", "fraction": float(rng.uniform(*CROP_FRACTION_RANGE))}
+    if kind == "relight":
+        return {"kind": "relight", "gamma": float(rng.uniform(*RELIGHT_GAMMA_RANGE)),
+                "angle": float(rng.uniform(0.0, 2.0 * np.pi)), "low": float(rng.uniform(*RELIGHT_LOW_RANGE)),
+                "high": float(rng.uniform(*RELIGHT_HIGH_RANGE))}
     steps = []
     for step in ("noise", "blur", "jpeg", "crop"):
         if rng.random() < probability:
@@ -114,6 +126,18 @@ def crop_and_resize(image: np.ndarray, fraction: float) -> np.ndarray:
     return out.reshape(image.shape)
 
 
+def relight(image: np.ndarray, gamma: float, angle: float, low: float, high: float) -> np.ndarray:
+    """Gamma, then a directional gain ramp from ``low`` to ``high`` along ``angle`` (radians)."""
+    height, width = image.shape[:2]
+    rows, cols = np.mgrid[0:height, 0:width].astype(np.float32)
+    along = np.cos(angle) * (cols / max(width - 1, 1) - 0.5) + np.sin(angle) * (rows / max(height - 1, 1) - 0.5)
+    along = (along - along.min()) / max(float(along.max() - along.min()), 1e-6)
+    gain = low + (high - low) * along
+    values = 255.0 * (image.astype(np.float32) / 255.0) ** np.float32(gamma)
+    values = values * gain.reshape(height, width, *([1] * (image.ndim - 2)))
+    return np.clip(np.rint(values), 0, 255).astype(np.uint8)
+
+
 def apply_params(image: np.ndarray, params: dict) -> np.ndarray:
     """Apply parameters drawn by :func:`sample_params` to a uint8 (H, W, C) image."""
     image = np.asarray(image, dtype=np.uint8)
@@ -126,6 +150,8 @@ def apply_params(image: np.ndarray, params: dict) -> np.ndarray:
         return jpeg_compress(image, params["quality"])
     if kind == "crop":
         return crop_and_resize(image, params["fraction"])
+    if kind == "relight":
+        return relight(image, params["gamma"], params["angle"], params["low"], params["high"])
     if kind == "combined":
         for step in params["steps"]:
             image = apply_params(image, step)

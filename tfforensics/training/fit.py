@@ -106,8 +106,13 @@ def records_dataset(manifest, split: str, *, batch_size: int, binary: bool, shuf
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def compile_classifier(model, num_classes: int, learning_rate: float):
-    """Adam, cross-entropy (binary for one sigmoid unit, sparse categorical otherwise)."""
+def compile_classifier(model, num_classes: int, learning_rate: float, adam_options: dict | None = None):
+    """Adam, cross-entropy (binary for one sigmoid unit, sparse categorical otherwise).
+
+    ``adam_options`` (``beta_1``, ``beta_2``, ``epsilon``) default to Keras'; a builder in
+    the registry may declare its own as ``builder.adam_options`` (the attribution network
+    uses the original's beta1 0, beta2 0.99).
+    """
     import keras
 
     from tfforensics.models.classifiers import is_binary
@@ -116,7 +121,8 @@ def compile_classifier(model, num_classes: int, learning_rate: float):
         loss, accuracy = keras.losses.BinaryCrossentropy(), keras.metrics.BinaryAccuracy(name="accuracy")
     else:
         loss, accuracy = keras.losses.SparseCategoricalCrossentropy(), keras.metrics.SparseCategoricalAccuracy(name="accuracy")
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss=loss, metrics=[accuracy])
+    optimizer = keras.optimizers.Adam(learning_rate=learning_rate, **(adam_options or {}))
+    model.compile(optimizer=optimizer, loss=loss, metrics=[accuracy])
     return model
 
 
@@ -180,6 +186,9 @@ def train(
     overwrite: bool = False,
     verbose="auto",
     command: str = "",
+    model_options: dict | None = None,
+    initial_weights=None,
+    train_dataset=None,
 ) -> TrainResult:
     """Train ``model_name`` on the train split of ``dataset`` and save a run directory.
 
@@ -200,6 +209,13 @@ def train(
             3 on a gray dataset adds PIL's luma conversion inside the model).
         cache: keep the parsed records in memory (default: when the split is < 1 GiB).
         verbose: Keras ``fit`` verbosity.
+        model_options: extra keyword arguments of the builder (e.g. ``mode``,
+            ``switching_res``, ``fmap_max`` of ``attribution``); recorded in run.json.
+        initial_weights: a classifier (or ``.weights.h5`` path) to start from instead of a
+            fresh initialisation, for fine-tuning (same builder and options).
+        train_dataset: a ``tf.data`` pipeline of ``(encoded images, labels)`` batches to
+            train on instead of the manifest's train split (e.g. perturbed copies);
+            the manifest still gives shapes, classes and the val split.
     """
     import keras
 
@@ -243,13 +259,22 @@ def train(
     strategy = distribution_strategy()
     binary = is_binary(num_classes)
 
-    train_data = records_dataset(manifest, "train", batch_size=batch_size, binary=binary, shuffle=True, seed=seed,
-                                 cache=cache)
+    if train_dataset is not None:
+        train_data = train_dataset
+    else:
+        train_data = records_dataset(manifest, "train", batch_size=batch_size, binary=binary, shuffle=True,
+                                     seed=seed, cache=cache)
     val_data = records_dataset(manifest, "val", batch_size=batch_size, binary=binary, cache=cache) if has_val else None
 
     with strategy.scope():
-        classifier = MODELS[model_name](shape, num_classes, l1=l1, l2=l2)
-        compile_classifier(classifier, num_classes, learning_rate)
+        builder = MODELS[model_name]
+        classifier = builder(shape, num_classes, l1=l1, l2=l2, **(model_options or {}))
+        if initial_weights is not None:
+            if isinstance(initial_weights, (str, Path)):
+                classifier.load_weights(str(initial_weights))
+            else:
+                classifier.set_weights(initial_weights.get_weights())
+        compile_classifier(classifier, num_classes, learning_rate, getattr(builder, "adam_options", None))
 
     monitor = "val_loss" if has_val else "loss"
     checkpoints = run_dir / "checkpoints"
@@ -297,7 +322,8 @@ def train(
         "arguments": {
             "epochs": epochs, "batch_size": batch_size, "l1": l1, "l2": l2, "learning_rate": learning_rate,
             "early_stopping": early_stopping, "seed": seed, "deterministic": deterministic,
-            "num_classes": num_classes,
+            "num_classes": num_classes, "model_options": dict(model_options or {}),
+            "fine_tuned": initial_weights is not None,
         },
         "strategy": {"name": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync},
         "epochs_run": epochs_run,

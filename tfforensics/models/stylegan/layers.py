@@ -231,17 +231,23 @@ class EqualizedConv2D(ScopedLayer):
         resample: None, ``"up"`` or ``"down"``.
         fused: fuse the re-sampling into the convolution.
         use_bias / activation: bias then activation after the conv.
+        padding: ``"same"`` (zeros, as StyleGAN/ProGAN) or ``"reflect"`` (the
+            GANFingerprints classifier's ``tf.pad(..., mode="REFLECT")`` before a VALID
+            conv); a fused re-sampling conv always pads with zeros, as in TF1.
     """
 
     def __init__(self, filters: int, kernel_size: int = 3, gain: float = float(np.sqrt(2)), use_wscale: bool = True,
                  lrmul: float = 1.0, resample=None, fused: bool = False, use_bias: bool = True,
-                 activation: str = "linear", **kwargs):
+                 activation: str = "linear", padding: str = "same", **kwargs):
         super().__init__(**kwargs)
         if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f"`kernel_size` must be a positive odd int. Received: kernel_size={kernel_size!r}")
         if resample not in (None, "up", "down"):
             raise ValueError(f"`resample` must be None, 'up' or 'down'. Received: resample={resample!r}")
+        if padding not in ("same", "reflect"):
+            raise ValueError(f"`padding` must be 'same' or 'reflect'. Received: padding={padding!r}")
         _check_activation(activation)
+        self.padding = padding
         self.filters, self.kernel_size = int(filters), kernel_size
         self.gain, self.use_wscale, self.lrmul = float(gain), bool(use_wscale), float(lrmul)
         self.resample, self.fused = resample, bool(fused)
@@ -275,7 +281,12 @@ class EqualizedConv2D(ScopedLayer):
         else:
             if self.resample == "up":
                 x = upscale2d(x)
-            y = tf.nn.conv2d(x, w, strides=[1, 1, 1, 1], padding="SAME")
+            if self.padding == "reflect" and self.kernel_size > 1:
+                half = self.kernel_size // 2
+                x = tf.pad(x, [[0, 0], [half, half], [half, half], [0, 0]], mode="REFLECT")
+                y = tf.nn.conv2d(x, w, strides=[1, 1, 1, 1], padding="VALID")
+            else:
+                y = tf.nn.conv2d(x, w, strides=[1, 1, 1, 1], padding="SAME")
             if self.resample == "down":
                 y = downscale2d(y)
         if self.use_bias:
@@ -290,7 +301,7 @@ class EqualizedConv2D(ScopedLayer):
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size, "gain": self.gain,
                 "use_wscale": self.use_wscale, "lrmul": self.lrmul, "resample": self.resample, "fused": self.fused,
-                "use_bias": self.use_bias, "activation": self.activation}
+                "use_bias": self.use_bias, "activation": self.activation, "padding": self.padding}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

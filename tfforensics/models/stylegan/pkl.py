@@ -9,6 +9,12 @@ that knows only the handful of globals such a file needs; the Network class is m
 to :class:`NetworkState`, which just keeps the state dict. ``build_module_src`` is never
 executed: :func:`build_from_state` builds the Keras port from ``build_func_name`` and
 ``static_kwargs`` and copies the variables by name.
+
+The same reader takes the pickles of the ProGAN code base and of projects built on it
+(GANFingerprints, Yu et al. ICCV 2019): there the class is ``tfutil.Network`` and its
+state has the same keys (``version`` 2). :mod:`tfforensics.models.attribution` builds the
+attribution classifier from such a state. Files larger than :data:`MAX_PICKLE_BYTES` are
+refused before they are read.
 """
 
 from __future__ import annotations
@@ -29,6 +35,10 @@ from tfforensics.errors import MissingInputError, UserError
 
 #: The pickle global of the official Network class.
 NETWORK_GLOBAL = ("dnnlib.tflib.network", "Network")
+#: The Network class of the ProGAN code base (``tfutil.py``), used by GANFingerprints.
+PROGAN_NETWORK_GLOBAL = ("tfutil", "Network")
+#: Largest pickle read (bytes); the biggest official StyleGAN file (FFHQ 1024) is ~310 MB.
+MAX_PICKLE_BYTES = 2 << 30
 #: Variables of the progressive-growing template graph that the fully grown network does
 #: not use: the progress scalar and the to/from-RGB layers of lower resolutions.
 UNUSED_VARIABLE = re.compile(r"^(lod|(FromRGB|ToRGB)_lod[1-9][0-9]*/(weight|bias))$")
@@ -109,6 +119,7 @@ def _numpy_globals() -> dict:
 
 _ALLOWED = {
     NETWORK_GLOBAL: NetworkState,
+    PROGAN_NETWORK_GLOBAL: NetworkState,
     ("dnnlib.util", "EasyDict"): _EasyDict,
     ("collections", "OrderedDict"): collections.OrderedDict,
     ("_codecs", "encode"): _codecs_encode,
@@ -197,9 +208,10 @@ class RestrictedUnpickler(pickle.Unpickler):
             return _guarded(_ALLOWED[(module, name)], self.source, self.limit)
         except KeyError:
             raise RefusedGlobalError(
-                f"{self.source}: refuses to load global '{module}.{name}': an official StyleGAN pickle only "
-                "references dnnlib.tflib.network.Network and NumPy arrays; this file may run code when "
-                "unpickled, do not open it with pickle.load."
+                f"{self.source}: refuses to load global '{module}.{name}': an official StyleGAN, ProGAN or "
+                "GANFingerprints pickle only references the Network class (dnnlib.tflib.network.Network or "
+                "tfutil.Network) and NumPy arrays; this file may run code when unpickled, do not open it "
+                "with pickle.load."
             ) from None
 
     def persistent_load(self, pid):
@@ -343,17 +355,23 @@ def loads_pkl(data: bytes, source: str = "<bytes>"):
     return tuple(networks)
 
 
-def load_pkl(path):
-    """Read an official StyleGAN pickle; returns its :class:`NetworkState` objects, ``(G, D, Gs)``.
+def load_pkl(path, *, max_bytes: int = MAX_PICKLE_BYTES):
+    """Read an official StyleGAN (or ProGAN-style) pickle; returns its :class:`NetworkState` objects.
 
+    A StyleGAN file gives ``(G, D, Gs)``, a GANFingerprints classifier one network.
     Raises ``pickle.UnpicklingError`` naming the global if the file references anything
-    besides the StyleGAN Network class and NumPy arrays (nothing in it is executed), and
-    :class:`UserError` naming the file for anything else it cannot use.
+    besides the Network class and NumPy arrays (nothing in it is executed), and
+    :class:`UserError` naming the file for anything else it cannot use (a file over
+    ``max_bytes`` is refused before it is read).
     """
     path = Path(path)
     if not path.is_file():
         raise MissingInputError(f"{os.fsdecode(path)}: StyleGAN pickle not found; download it as described in "
                                 "docs/stylegan-lgrad.md.")
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise UserError(f"{os.fsdecode(path)}: {size} bytes is more than the {max_bytes} bytes a network pickle "
+                        "may have; this is not a StyleGAN/ProGAN network file.")
     return loads_pkl(path.read_bytes(), source=os.fsdecode(path))
 
 
@@ -451,12 +469,12 @@ def assign_variables(model, network: NetworkState, *, own_only: bool = False) ->
         raise UserError(f"{_where(network)}: variable {missing[0]!r} (shape "
                          f"{tuple(targets[missing[0]].shape)}) is missing from the pickle"
                          + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
-                         + "; the file does not match this StyleGAN configuration.")
+                         + "; the file does not match this network configuration.")
     unexpected = [name for name in values if name not in targets and not UNUSED_VARIABLE.match(name)]
     if unexpected:
         raise UserError(f"{_where(network)}: the pickle holds variable {unexpected[0]!r} (shape "
                          f"{np.shape(values[unexpected[0]])}) that the Keras port does not have; "
-                         "the file does not match this StyleGAN configuration.")
+                         "the file does not match this network configuration.")
     for name, variable in targets.items():
         value = np.asarray(values[name], dtype=np.float32)
         if tuple(value.shape) != tuple(variable.shape):
