@@ -139,13 +139,19 @@ def _sections(results: dict) -> list[dict]:
     immunization = (results.get("attribution") or {}).get("immunization")
     if immunization:
         sections.append(dict(
-            key="attribution", title="Immunizability (Yu et al.): attribution accuracy (%) under perturbations",
+            key="yu", title="Immunizability (Yu et al.): attribution accuracy (%) under perturbations",
             note=(f"the attribution network on perturbed test images, before and after fine-tuning "
                   f"({immunization['fine_tuning']}, {immunization['epochs']} epochs) on perturbed train images; "
                   "the fingerprint panel shows input, image fingerprint, model fingerprints and responses."),
             header=["perturbation", "before", "after fine-tuning"],
             rows=[[r["perturbation"], _pct(r["before"]), _pct(r["after"])] for r in immunization["rows"]],
         ))
+    regularization = results.get("regularization")
+    if regularization:
+        from tfforensics.regularization.benchmark import report_table
+
+        title, note, header, rows = report_table(regularization)
+        sections.append(dict(key="regularization", title=title, note=note, header=header, rows=rows))
     known = {section["key"] for section in sections}
     for key in dict.fromkeys(f.get("section", "figures") for f in figures_of(results)):
         if key not in known:  # figures of a stage this module has no table for

@@ -87,15 +87,18 @@ def train_attribution(source, out=None, *, model: str = "attribution", epochs: i
 
     if model not in ATTRIBUTION_MODELS:
         raise UserError(f"--model must be one of {', '.join(ATTRIBUTION_MODELS)}. Received: {model!r}")
-    from tfforensics.training.fit import MODEL_FILE, RUN_FILE
+    from tfforensics.training.fit import MODEL_FILE, RUN_FILE, claim_run_dir
 
     run_dir = Path(out) if out is not None else default_run_dir(model, getattr(source, "root", source))
     if not overwrite and any((run_dir / name).exists() for name in (RUN_FILE, MODEL_FILE)):
         raise UserError(f"{run_dir}: holds a finished run; pass --overwrite or choose another --out.")
+    # Claimed first (an unfinished train run from here on), so the records of image folders can
+    # live inside it as RUN/data and train continues in it; --overwrite replaces a finished run whole.
+    claim_run_dir(run_dir, overwrite)
     manifest = records_for(source, run_dir, fractions=fractions, workers=workers, seed=seed, skip_bad=skip_bad,
-                           overwrite=overwrite, progress=progress, command=command)
+                           progress=progress, command=command)
     return train(model, manifest, out=run_dir, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                 early_stopping=early_stopping, seed=seed, overwrite=overwrite, verbose=verbose, command=command,
+                 early_stopping=early_stopping, seed=seed, verbose=verbose, command=command,
                  model_options=model_options)
 
 

@@ -131,7 +131,7 @@ def default_run_dir(model_name: str, manifest) -> Path:
     return Path("runs") / f"{model_name}-{Path(manifest.root).name}-{stamp}"
 
 
-def _prepare_run_dir(out: Path, overwrite: bool) -> None:
+def claim_run_dir(out: Path, overwrite: bool) -> None:
     """Check the run folder before training (see :mod:`tfforensics.io.outputs`) and mark it as ours.
 
     A folder left by an interrupted ``train`` is used again; a finished run is replaced only
@@ -254,7 +254,7 @@ def train(
         logger.warning("%s: no val split, so no early stopping; all %d epochs run.", manifest.root, epochs)
 
     run_dir = Path(out) if out is not None else default_run_dir(model_name, manifest)
-    _prepare_run_dir(run_dir, overwrite)
+    claim_run_dir(run_dir, overwrite)
     deterministic = configure_determinism(seed, deterministic)
     strategy = distribution_strategy()
     binary = is_binary(num_classes)

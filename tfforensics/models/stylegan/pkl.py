@@ -223,7 +223,7 @@ class RestrictedUnpickler(pickle.Unpickler):
 KWARG_RANGES = {
     "resolution": (4, 4096), "num_channels": (1, 4), "fmap_base": (1, 1 << 15), "fmap_max": (1, 4096),
     "latent_size": (1, 4096), "dlatent_size": (1, 4096), "mapping_layers": (1, 64), "mapping_fmaps": (1, 4096),
-    "mbstd_group_size": (0, 1024), "mbstd_num_features": (0, 64), "label_size": (0, 0),
+    "mbstd_group_size": (0, 1024), "mbstd_num_features": (0, 64), "label_size": (0, 4096),
     "truncation_cutoff": (0, 64), "dlatent_broadcast": (1, 64),
 }
 #: Component nesting of an official pickle: G_style -> G_mapping / G_synthesis.
@@ -231,8 +231,9 @@ MAX_DEPTH = 2
 
 
 def _fail(source, problem):
-    raise UserError(f"{source}: {problem}; not a StyleGAN pickle this loader reads (use an official "
-                    "karras2019stylegan-*.pkl, or the port's own .keras / .npz weights).")
+    raise UserError(f"{source}: {problem}; not a network pickle this loader reads (use an official "
+                    "karras2019stylegan-*.pkl, a released GANFingerprints classifier .pkl, or the port's own "
+                    ".keras / .npz weights).")
 
 
 def _check_kwargs(network, source, file_size: int) -> None:
