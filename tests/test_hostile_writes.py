@@ -473,3 +473,30 @@ def test_prepare_over_a_damaged_output_needs_overwrite_and_then_works(src, tmp_p
     code, err = cli(["prepare", src, out, "--overwrite"], capsys)
     assert code == 0, err
     assert Manifest.load(out).class_names == ["a", "b"]
+
+
+def test_user_errors_are_one_line_and_bugs_keep_their_traceback(capsys, monkeypatch):
+    """The CLI's contract: UserError -> one line, exit 2; anything else -> traceback + bug line, exit 1."""
+    import tfforensics.cli.prepare as prepare_cli
+    from tfforensics.errors import UserError
+
+    def run_with(error):
+        def run(args):
+            raise error
+        monkeypatch.setattr(prepare_cli, "run", run, raising=False)
+        parser_hook = prepare_cli.add_parser
+
+        def add_parser(subparsers):
+            parser_hook(subparsers)
+            subparsers.choices["prepare"].set_defaults(run=run)
+        monkeypatch.setattr(prepare_cli, "add_parser", add_parser)
+        return cli(["prepare", "a", "b"], capsys)
+
+    code, err = run_with(UserError("some/file: is broken; fix it."))
+    assert code == 2 and err.strip() == "tfforensics: error: some/file: is broken; fix it."
+    code, err = run_with(ValueError("an internal inconsistency"))
+    assert code == 1 and "Traceback" in err and "ValueError: an internal inconsistency" in err
+    assert "a bug in tfforensics" in err.strip().splitlines()[-1]
+    code, err = run_with(PermissionError(13, "Permission denied", "/some/out"))
+    assert code == 2 and err.strip().splitlines() == [
+        "tfforensics: error: /some/out: Permission denied; check the path, its permissions and the free disk space."]

@@ -23,7 +23,7 @@ import numpy as np
 
 from tfforensics.data.encodings import dct2, log_scale
 from tfforensics.data.stats import RunningMoments
-from tfforensics.errors import UserError
+from tfforensics.errors import MissingInputError, UserError
 from tfforensics.io.atomic import atomic_open, atomic_write_json
 from tfforensics.io.images import BadImageError, list_images, load_image
 
@@ -48,7 +48,7 @@ def parse_source(spec) -> tuple[Path, str]:
         path, name = text, Path(text).name
     path = Path(path)
     if not path.is_dir():
-        raise FileNotFoundError(f"{path}: source folder not found.")
+        raise MissingInputError(f"{path}: source folder not found.")
     return path, name or path.name
 
 
@@ -56,7 +56,7 @@ def expand_sources(specs) -> list[tuple[Path, str]]:
     """Source folders and names; one folder holding only class sub-folders expands to them (sorted)."""
     specs = list(specs)
     if not specs:
-        raise ValueError("no source folders given; pass the reference (real) folder first, then the others.")
+        raise UserError("no source folders given; pass the reference (real) folder first, then the others.")
     if len(specs) == 1:
         path, _ = parse_source(specs[0])
         sub = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -65,7 +65,7 @@ def expand_sources(specs) -> list[tuple[Path, str]]:
     sources = [parse_source(spec) for spec in specs]
     names = [name for _, name in sources]
     if len(set(names)) != len(names):
-        raise ValueError(f"source names must differ, got {names}; name them with PATH,NAME.")
+        raise UserError(f"source names must differ, got {names}; name them with PATH,NAME.")
     return sources
 
 
@@ -184,7 +184,7 @@ def compute_spectra(sources, *, amount: int | None = None, color: bool = False, 
     for path, name in sources:
         files = [str(p) for p in list_images(path)][:amount]
         if not files:
-            raise ValueError(f"{path}: source folder has no images; add images or drop it.")
+            raise UserError(f"{path}: source folder has no images; add images or drop it.")
         plans.append((path, name, files))
     total = sum(len(files) for _, _, files in plans)
     names, paths, counts, means, stds, skipped = [], [], [], [], [], []
@@ -196,7 +196,7 @@ def compute_spectra(sources, *, amount: int | None = None, color: bool = False, 
                                   shape=shape, skipped=bad, progress=bar)
             skipped += bad
             if moments.count < 2:
-                raise ValueError(f"{path}: needs at least 2 readable images for a standard deviation, found {moments.count}.")
+                raise UserError(f"{path}: needs at least 2 readable images for a standard deviation, found {moments.count}.")
             shape = moments.mean.shape
             names.append(name)
             paths.append(str(path))
@@ -415,7 +415,7 @@ def mean_var_from_folders(sources, output, *, amount: int | None = None, color: 
         for folder in specs:
             files = [str(p) for p in list_images(folder)][:amount]
             if not files:
-                raise ValueError(f"{folder}: source folder has no images; add images or drop it.")
+                raise UserError(f"{folder}: source folder has no images; add images or drop it.")
             paths += files
         mode = "first images of each folder"
     skipped = []
@@ -423,7 +423,7 @@ def mean_var_from_folders(sources, output, *, amount: int | None = None, color: 
         moments = dct_moments(paths, color=color, log=log, batch_size=batch_size, skip_bad=skip_bad,
                               workers=workers, skipped=skipped, progress=bar)
     if moments.count < 2:
-        raise ValueError(f"mean/var needs at least 2 readable images; found {moments.count} in {[str(s) for s in specs]}.")
+        raise UserError(f"mean/var needs at least 2 readable images; found {moments.count} in {[str(s) for s in specs]}.")
     info = {"count": moments.count, "mode": mode, "sources": [str(s) for s in specs], "color": color, "log": log,
             "transform": "dct", "seed": seed, "fractions": list(fractions) if fractions else None,
             "skipped": skipped, "variance": "population (M2 / n)"}
@@ -461,7 +461,7 @@ def mean_var_from_dataset(dataset, output, *, limit: int | None = None, overwrit
             if limit is not None and moments.count >= limit:
                 break
     if moments.count < 2:
-        raise ValueError(f"{manifest.root}: the train split has {moments.count} records; mean/var needs at least 2.")
+        raise UserError(f"{manifest.root}: the train split has {moments.count} records; mean/var needs at least 2.")
     info.update(count=moments.count, mode="train split records")
     return _write_mean_var(output, moments.mean, moments.variance, info, overwrite)
 

@@ -36,6 +36,7 @@ from tfforensics.baselines.knn import K_GRID, knn_grid, make_knn
 from tfforensics.baselines.persist import load_model, save_model
 from tfforensics.baselines.prnu import PRNUClassifier
 from tfforensics.data.manifest import Manifest
+from tfforensics.errors import UserError
 from tfforensics.io.atomic import atomic_write_json
 
 logger = logging.getLogger(__name__)
@@ -161,7 +162,7 @@ METHODS = {
 
 def get_method(name: str) -> Method:
     if name not in METHODS:
-        raise ValueError(f"unknown baseline {name!r}; choose one of {sorted(METHODS)}.")
+        raise UserError(f"unknown baseline {name!r}; choose one of {sorted(METHODS)}.")
     return METHODS[name]
 
 
@@ -171,7 +172,7 @@ def to_pixels(X: np.ndarray, manifest) -> np.ndarray:
     """Undo a raw encoding (statistics, then ``x / 127.5 - 1``): pixel values 0..255."""
     encoding = manifest.encoding
     if encoding.transform != "raw":
-        raise ValueError(
+        raise UserError(
             f"{manifest.root}: PRNU works on pixels but this dataset holds {encoding.describe()} values; "
             "prepare the images with `tfforensics prepare --raw` for PRNU."
         )
@@ -217,7 +218,7 @@ def load_split(dataset, split: str, method: Method):
 
     manifest = Manifest.load(dataset)
     if manifest.count(split) == 0:
-        raise ValueError(f"{manifest.root}: the {split} split is empty; prepare the dataset with a non-empty {split} split.")
+        raise UserError(f"{manifest.root}: the {split} split is empty; prepare the dataset with a non-empty {split} split.")
     cache = _SESSIONS[-1]["splits"] if _SESSIONS else None
     key = _split_key(manifest, split, method.needs_pixels)
     if cache is not None and key in cache:
@@ -471,7 +472,7 @@ def test(method: str, dataset, out, *, model=None, split: str = "test") -> dict:
     model = Path(model) if model else model_path(out, method, dataset)
     estimator, info = load_model(model)
     if info.get("method", method) != method:
-        raise ValueError(f"{model}: holds a {info.get('method')} baseline, not {method}; pass the matching method.")
+        raise UserError(f"{model}: holds a {info.get('method')} baseline, not {method}; pass the matching method.")
     X, y, manifest = load_split(dataset, split, spec)
     if info.get("encoding") and info["encoding"] != dataclasses.asdict(manifest.encoding):
         logger.warning("%s: encoded as %s, but %s was trained on another encoding.", manifest.root.name,
@@ -481,7 +482,7 @@ def test(method: str, dataset, out, *, model=None, split: str = "test") -> dict:
                        manifest.root.name, manifest.class_names, info["class_names"], model.name)
     n_features = estimator.n_features_in_  # a Pipeline reports its first step's
     if X.shape[1] != n_features:
-        raise ValueError(
+        raise UserError(
             f"{manifest.root}: images of shape {manifest.image_shape} ({X.shape[1]} values) but {model.name} was "
             f"trained on {n_features} values; test on a dataset prepared like the training one."
         )

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tfforensics.errors import MissingInputError, UserError
 from tfforensics.models.gans import GAN_FAMILIES, build_discriminator, build_generator, family
 
 logger = logging.getLogger(__name__)
@@ -145,7 +146,7 @@ def train_gan(family_name: str, crops: np.ndarray, *, size: int | None = None, c
     if crops.shape[1] != size:
         raise ValueError(f"crops are {crops.shape[1]}x{crops.shape[2]} but size={size}")
     if len(crops) < config.batch_size:
-        raise ValueError(f"{len(crops)} crops are fewer than one batch of {config.batch_size}; make more crops.")
+        raise UserError(f"{len(crops)} crops are fewer than one batch of {config.batch_size}; make more crops.")
     keras.utils.set_random_seed(config.seed)
     trainer = GanTrainer(family_name, size, config)
     output = Path(output) if output is not None else None
@@ -209,7 +210,7 @@ def shipped_weights(family_name: str) -> Path:
     """Path of the generator of ``family_name`` that ships with the package."""
     path = WEIGHTS_DIR / f"{family(family_name).name}.keras"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: the shipped weights of {family_name!r} are missing; reinstall tfforensics "
+        raise MissingInputError(f"{path}: the shipped weights of {family_name!r} are missing; reinstall tfforensics "
                                 f"or train them with `tfforensics gan train {family_name} OUT`.")
     return path
 
@@ -225,16 +226,16 @@ def load_generator(family_name: str, weights=None):
     if path.is_dir():
         path = path / GENERATOR_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: generator weights not found; pass a .keras file written by "
+        raise MissingInputError(f"{path}: generator weights not found; pass a .keras file written by "
                                 f"`tfforensics gan train` or its output folder.")
     if path.suffix != ".keras":
-        raise ValueError(f"{path}: generators are stored as .keras files (written by `tfforensics gan train`).")
+        raise UserError(f"{path}: generators are stored as .keras files (written by `tfforensics gan train`).")
     model = keras.saving.load_model(path, safe_mode=True, compile=False)
     if len(model.input_shape) != 2 or len(model.output_shape) != 4 or model.output_shape[-1] != 3:
-        raise ValueError(f"{path}: not a generator (input {model.input_shape}, output {model.output_shape}).")
+        raise UserError(f"{path}: not a generator (input {model.input_shape}, output {model.output_shape}).")
     expected = "G_style" if entry.upsampling == "stylegan" else f"{entry.upsampling}_generator"
     if model.name != expected:
-        raise ValueError(f"{path}: holds the generator {model.name!r}, not one of family {entry.name!r}; "
+        raise UserError(f"{path}: holds the generator {model.name!r}, not one of family {entry.name!r}; "
                          f"pass the family it was trained as.")
     return model
 
@@ -249,7 +250,7 @@ def load_discriminator(family_name: str = "stylegan", weights=None):
     if path.is_dir():
         path = path / DISCRIMINATOR_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: discriminator weights not found.")
+        raise MissingInputError(f"{path}: discriminator weights not found.")
     return keras.saving.load_model(path, safe_mode=True, compile=False)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tfforensics.errors import MissingInputError
 from tfforensics.io.images import load_image
 
 #: (package, path inside the package) of bundled colour photographs.
@@ -44,7 +45,7 @@ def bundled_photo_paths() -> list[Path]:
         if path.is_file():
             paths.append(path)
     if not paths:
-        raise FileNotFoundError("no bundled photos found; install scikit-image (it ships the test photos).")
+        raise MissingInputError("no bundled photos found; install scikit-image (it ships the test photos).")
     return paths
 
 

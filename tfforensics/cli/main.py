@@ -55,11 +55,12 @@ def launch(argv=None) -> int:
         # Expected failures: one line naming the file and the fix, no traceback.
         print(f"tfforensics: error: {error}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, FileExistsError, ValueError, KeyError) as error:
-        # Legacy: expected failures not yet raised as UserError. Being converted; once they all
-        # are, this clause goes and such errors print as bugs below.
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        print(f"tfforensics: error: {message}", file=sys.stderr)
+    except OSError as error:
+        # The system refused (disk full, permission denied, a path that vanished): not a bug of
+        # ours, so one line, with the file the system named.
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"tfforensics: error: {where}{error.strerror or error}; check the path, its permissions and "
+              "the free disk space.", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("tfforensics: interrupted; run the same command again to continue.", file=sys.stderr)

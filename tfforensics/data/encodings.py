@@ -12,6 +12,8 @@ import dataclasses
 import numpy as np
 import scipy.fft
 
+from tfforensics.errors import UserError
+
 #: Added before the logarithm, as in Frank et al. (``log(|x| + 1e-12)``).
 LOG_EPSILON = 1e-12
 
@@ -39,7 +41,7 @@ class Encoding:
         if self.transform not in ("dct", "raw"):
             raise ValueError(f"`transform` must be 'dct' or 'raw'. Received: transform={self.transform!r}")
         if self.log and self.transform != "dct":
-            raise ValueError("`log` scaling applies to DCT coefficients only; drop --log or --raw.")
+            raise UserError("`log` scaling applies to DCT coefficients only; drop --log or --raw.")
 
     @property
     def channels(self) -> int:

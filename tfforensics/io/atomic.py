@@ -14,6 +14,8 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from tfforensics.errors import UserError
+
 #: Prefix of temporary names; anything that starts with it is unfinished.
 INCOMPLETE_PREFIX = ".incomplete-"
 
@@ -90,7 +92,7 @@ def replace_dir(src, dst) -> None:
     src, dst = Path(src), Path(dst)
     if dst.exists():
         if any(dst.iterdir()):
-            raise FileExistsError(f"{dst}: exists and is not empty; pass --overwrite or choose another output.")
+            raise UserError(f"{dst}: exists and is not empty; pass --overwrite or choose another output.")
         dst.rmdir()
     os.replace(src, dst)
 

@@ -30,6 +30,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from tfforensics.errors import UserError
+
 #: Default penalties of the original command line (``--l1``/``--l2``).
 DEFAULT_L1 = 0.01
 DEFAULT_L2 = 0.01
@@ -188,5 +190,5 @@ _register_attribution()
 def build_model(name: str, input_shape, num_classes: int, **kwargs) -> keras.Model:
     """Build the registered model ``name``; raises a ValueError listing the choices."""
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}.")
+        raise UserError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}.")
     return MODELS[name](input_shape, num_classes, **kwargs)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import keras
 
+from tfforensics.errors import UserError
 from tfforensics.models.names import GAN_FAMILIES, GanFamily  # noqa: F401  (re-exported)
 from tfforensics.models.stylegan.layers import MinibatchStddev, PixelNorm
 
@@ -25,7 +26,7 @@ LATENT_DIM = 64
 def family(name: str) -> GanFamily:
     """The registry entry, or a ValueError listing the families."""
     if name not in GAN_FAMILIES:
-        raise ValueError(f"unknown GAN family {name!r}; choose one of {', '.join(GAN_FAMILIES)}.")
+        raise UserError(f"unknown GAN family {name!r}; choose one of {', '.join(GAN_FAMILIES)}.")
     return GAN_FAMILIES[name]
 
 

@@ -23,7 +23,7 @@ import keras
 import numpy as np
 from PIL import Image
 
-from tfforensics.errors import UserError
+from tfforensics.errors import MissingInputError, UserError
 from tfforensics.io.atomic import INCOMPLETE_PREFIX, atomic_write_json, default_dir_mode, remove_tree, save_keras
 from tfforensics.io.images import BadImageError, list_images, load_image, save_image
 
@@ -51,7 +51,7 @@ def load_discriminator(pkl=None, weights=None):
     from tfforensics.models.stylegan.pkl import build_from_state, find_network, load_network, load_pkl
 
     if (pkl is None) == (weights is None):
-        raise ValueError("give exactly one of --pkl (official StyleGAN pickle) or --weights (.keras/.npz of the port).")
+        raise UserError("give exactly one of --pkl (official StyleGAN pickle) or --weights (.keras/.npz of the port).")
     if pkl is not None:
         model = build_from_state(find_network(load_pkl(pkl), "D"), independent_images=True)
     else:
@@ -303,7 +303,7 @@ def _small(inputs, weights=None):
     from keras import layers
 
     if weights is not None:
-        raise ValueError("--arch small has no pretrained weights; drop --weights.")
+        raise UserError("--arch small has no pretrained weights; drop --weights.")
     x = layers.Conv2D(16, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(inputs)
     x = layers.BatchNormalization(name="stem_bn")(x)
     x = layers.ReLU(name="stem_relu")(x)
@@ -365,13 +365,13 @@ def find_labelled_images(root, classes=None) -> list[tuple[Path, int]]:
     items = []
     for base in roots:
         if not base.is_dir():
-            raise FileNotFoundError(f"{base}: not a directory; check the path and --classes.")
+            raise MissingInputError(f"{base}: not a directory; check the path and --classes.")
         for path in list_images(base, recursive=True):
             label = label_of(path.relative_to(root))
             if label is not None:
                 items.append((path, int(LABEL_FOLDER.match(label).group(1))))
     if not items:
-        raise ValueError(f"{root}: no images in 0_real/1_fake folders; lay the data out as "
+        raise UserError(f"{root}: no images in 0_real/1_fake folders; lay the data out as "
                          "<root>/[<class>/]0_real|1_fake (CNNDetection layout).")
     return items
 
@@ -408,10 +408,10 @@ def _check_records(root):
     manifest = Manifest.load(root)
     encoding = manifest.encoding
     if encoding.transform != "raw" or not encoding.color or encoding.needs_statistics:
-        raise ValueError(f"{root}: records must hold RGB pixels scaled to [-1, 1] (as written by "
+        raise UserError(f"{root}: records must hold RGB pixels scaled to [-1, 1] (as written by "
                          f"`img2grad --format tfrecords`); this dataset has encoding {encoding.describe()}.")
     if manifest.class_names != ["0_real", "1_fake"]:
-        raise ValueError(f"{root}: classes must be ['0_real', '1_fake'] (real = 0, fake = 1); "
+        raise UserError(f"{root}: classes must be ['0_real', '1_fake'] (real = 0, fake = 1); "
                          f"this dataset has {manifest.class_names}.")
     return manifest
 
@@ -480,10 +480,10 @@ def train_detector(train_root, output, config: TrainConfig = TrainConfig(), *, c
     import keras
 
     if config.crop_size > config.load_size:
-        raise ValueError(f"--crop-size {config.crop_size} is larger than --load-size {config.load_size}.")
+        raise UserError(f"--crop-size {config.crop_size} is larger than --load-size {config.load_size}.")
     if is_records(train_root):
         if classes:
-            raise ValueError(f"{train_root}: --classes selects folders of an image tree, not records; drop it.")
+            raise UserError(f"{train_root}: --classes selects folders of an image tree, not records; drop it.")
         manifest = _check_records(train_root)
         per_class = manifest.splits["train"]["per_class"]
         counts = collections.Counter({0: per_class["0_real"], 1: per_class["1_fake"]})
@@ -497,7 +497,7 @@ def train_detector(train_root, output, config: TrainConfig = TrainConfig(), *, c
         counts = collections.Counter(label for _, label in items)
         dataset = None
     if min(counts.get(0, 0), counts.get(1, 0)) == 0:
-        raise ValueError(f"{train_root}: training needs both 0_real and 1_fake images; found {dict(counts)} (label: count).")
+        raise UserError(f"{train_root}: training needs both 0_real and 1_fake images; found {dict(counts)} (label: count).")
     keras.utils.set_random_seed(config.seed)
     model = build_detector(config.arch, config.weights)
     model.compile(
@@ -573,13 +573,13 @@ def find_families(root, families=None) -> dict[str, list[tuple[Path, int]]]:
     """``{family: [(path, label)]}`` of a CNNDetection-like test tree (sub-classes pooled)."""
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"{root}: test directory not found.")
+        raise MissingInputError(f"{root}: test directory not found.")
     if any(LABEL_FOLDER.match(p.name) for p in root.iterdir() if p.is_dir()):
         return {root.name: find_labelled_images(root)}
     names = families or sorted((p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")),
                                key=lambda n: (FAMILIES.index(n) if n in FAMILIES else len(FAMILIES), n))
     if not names:
-        raise ValueError(f"{root}: has no family folders; expected <root>/<family>/[<class>/]0_real|1_fake.")
+        raise UserError(f"{root}: has no family folders; expected <root>/<family>/[<class>/]0_real|1_fake.")
     return {name: find_labelled_images(root / name) for name in names}
 
 
@@ -601,7 +601,7 @@ def evaluate_detector(model, root, *, families=None, batch_size: int = 32, progr
                 logits.append(np.asarray(model.predict_on_batch(pixels)).reshape(-1))
                 labels.append(label)
         if not labels:
-            raise ValueError(f"{root}: split {split!r} is empty; choose another with --split.")
+            raise UserError(f"{root}: split {split!r} is empty; choose another with --split.")
         scores = 1.0 / (1.0 + np.exp(-np.concatenate(logits)))
         results[Path(root).name] = family_metrics(np.concatenate(labels), scores)
     else:
