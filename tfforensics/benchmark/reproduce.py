@@ -49,21 +49,15 @@ class Profile:
     knn_grid: tuple
     eigen_grid: dict
     prnu_grid: dict
-    attribution: dict  # options of evaluation.attribution.attribution_rows
-    regularization: str  # profile name in regularization.benchmark.PROFILES
 
 
 PROFILES = {
     "quick": Profile(per_source=300, epochs=40, cnn_epochs=20, lgrad_epochs=15, knn_grid=(1, 3, 9),
                      eigen_grid={"pca_variance": [0.5, 0.95], "C": [1e-3, 1e-1]},
-                     prnu_grid={"levels": [2], "sigma": [0.5, 0.9]},
-                     attribution={"epochs": 10, "model_options": {"fmap_max": 32}, "immunize_epochs": 2},
-                     regularization="quick"),
+                     prnu_grid={"levels": [2], "sigma": [0.5, 0.9]}),
     "default": Profile(per_source=1000, epochs=60, cnn_epochs=30, lgrad_epochs=30, knn_grid=(1, 3, 5, 9, 17, 33, 65),
                        eigen_grid={"pca_variance": [0.25, 0.5, 0.75, 0.95], "C": [1e-4, 1e-3, 1e-2, 1e-1]},
-                       prnu_grid={"levels": [1, 2, 3, 4], "sigma": [0.3, 0.6, 0.9]},
-                       attribution={"epochs": 30, "model_options": {"fmap_max": 64}, "immunize_epochs": 3},
-                       regularization="default"),
+                       prnu_grid={"levels": [1, 2, 3, 4], "sigma": [0.3, 0.6, 0.9]}),
 }
 
 
@@ -170,51 +164,21 @@ def _leave_one_out_rows(source: Path, class_names: list[str], out: Path, profile
     return rows
 
 
-def _baseline_rows(datasets: dict, out: Path, profile: Profile, workers=None) -> list[dict]:
-    from tfforensics.baselines import search
+def _baseline_rows(datasets: dict, out: Path, profile: Profile) -> list[dict]:
+    from tfforensics.baselines.search import grid_search
 
     rows = []
     jobs = [("knn", enc, {"n_neighbors": list(profile.knn_grid)}) for enc in datasets]
     jobs += [("eigenfaces", enc, {"pca__n_components": profile.eigen_grid["pca_variance"],
                                   "svm__C": profile.eigen_grid["C"]}) for enc in datasets]
     jobs += [("prnu", "pixels", dict(profile.prnu_grid))]
-    cores = workers or os.cpu_count() or 1
-    # one input at a time, so each split is decoded once for all methods (search.session);
-    # the rows keep the order above
-    done = {}
-    for encoding in datasets:
-        with search.session():
-            for method, enc, grid in jobs:
-                if enc != encoding:
-                    continue
-                start = time.perf_counter()
-                # kNN points are one BLAS product each, already on all cores; eigenfaces' SVMs
-                # (threads) and PRNU's wavelets (processes) run one point per core
-                n_jobs = 1 if method == "knn" else cores
-                with owned_dir(out / "baselines" / enc, "reproduce"):  # kept: a re-run continues its searches
-                    row = search.grid_search(method, datasets[enc], out / "baselines" / enc, grid=grid,
-                                             n_jobs=n_jobs, progress=False)
-                logger.info("  %s on %s: %.1f s", method, enc, time.perf_counter() - start)
-                done[method, enc] = {"method": method, "input": enc, "params": row["params"], "grid": grid,
-                                     "val_accuracy": row["val_accuracy"], "attribution_accuracy": row["test_accuracy"]}
-    return [done[method, enc] for method, enc, _ in jobs]
-
-
-def _attribution(pixels, out: Path, profile: Profile, seed: int) -> dict:
-    """Yu et al.'s rows of the attribution table (on pixels), a fingerprint panel, immunization."""
-    from tfforensics.evaluation.attribution import attribution_rows
-
-    with owned_dir(out / "attribution", "reproduce", fresh=True):
-        return attribution_rows(pixels, out / "attribution", seed=seed, report_dir=out, **profile.attribution)
-
-
-def _regularization(out: Path, profile: Profile, seed: int, workers) -> dict:
-    """The StyleGAN family fine-tuned with and without the Fourier term (same seed, same steps)."""
-    from tfforensics.regularization.benchmark import PROFILES as SECTION_PROFILES, regularization_section
-
-    with owned_dir(out / "regularization", "reproduce", fresh=True):
-        return regularization_section(out / "regularization", profile=SECTION_PROFILES[profile.regularization],
-                                      seed=seed, workers=workers)
+    for method, encoding, grid in jobs:
+        with owned_dir(out / "baselines" / encoding, "reproduce"):  # kept: a re-run continues its searches
+            row = grid_search(method, datasets[encoding], out / "baselines" / encoding, grid=grid, n_jobs=1,
+                              progress=False)
+        rows.append({"method": method, "input": encoding, "params": row["params"], "grid": grid,
+                     "val_accuracy": row["val_accuracy"], "attribution_accuracy": row["test_accuracy"]})
+    return rows
 
 
 def mini_discriminator():
@@ -310,13 +274,6 @@ def _figures(results: dict, out: Path) -> list[dict]:
     if results.get("spectra"):
         figures.append({"section": "spectra", "path": results["spectra"]["figure"],
                         "caption": "mean log|DCT| per source and its difference to the real source"})
-    panel = (results.get("attribution") or {}).get("panel")
-    if panel:
-        figures.append({"section": "yu", "path": Path(panel).as_posix(),
-                        "caption": "visNet: input, image fingerprint, model fingerprints and the responses"})
-    for path in (results.get("regularization") or {}).get("figures", []):
-        figures.append({"section": "regularization", "path": (Path("regularization") / path).as_posix(),
-                        "caption": f"Fourier regularisation: {Path(path).stem.replace('_', ' ')}"})
     return figures
 
 
@@ -378,7 +335,7 @@ def _reproduce(out: Path, *, data, quick: bool, seed: int, workers, command: str
     from tfforensics.data import Encoding, prepare
 
     profile = PROFILES["quick" if quick else "default"]
-    timer = Timer(10)
+    timer = Timer(8)
     results = {"tfforensics_version": __version__, "command": command, "seed": seed,
                "profile": "quick" if quick else "default", "platform": platform.platform(),
                "cores": os.cpu_count(), "data": str(data) if data else "embedded mini benchmark"}
@@ -409,25 +366,18 @@ def _reproduce(out: Path, *, data, quick: bool, seed: int, workers, command: str
     with timer.stage("classifiers (log2, cnn) on pixels and DCT"):
         results["classifiers"] = _classifier_rows(datasets, out, profile, seed)
 
-    with timer.stage("attribution (Yu et al.: network, visNet, immunization)"):
-        results["attribution"] = _attribution(datasets["pixels"], out, profile, seed)
-        results["classifiers"] += results["attribution"]["rows"]
-
     with timer.stage("leave-one-family-out detection"):
         results["leave_one_out"] = (_leave_one_out_rows(source, class_names, out, profile, seed, workers)
                                     if len(class_names) > 2 else [])
 
     with timer.stage("baselines (kNN, eigenfaces, PRNU)"):
-        results["baselines"] = _baseline_rows(datasets, out, profile, workers)
+        results["baselines"] = _baseline_rows(datasets, out, profile)
 
     with timer.stage("LGrad (img2grad + detector)"):
         results["lgrad"] = _lgrad_rows(source, class_names, out, profile, seed)
 
     with timer.stage("mean spectra"):
         results["spectra"] = _spectra(source, class_names, out)
-
-    with timer.stage("Fourier regularisation of the StyleGAN family"):
-        results["regularization"] = _regularization(out, profile, seed, workers) if data is None else None
 
     with timer.stage("report"):
         results["figures"] = _figures(results, out)
