@@ -346,21 +346,11 @@ def claim_mean_var(output, overwrite: bool = False, sources=(), inside_ok: bool 
     """Check, before any work, that ``mean.npy``/``var.npy``/``mean_var.json`` may be written into ``output``:
     files of a previous ``mean-var`` are replaced only with ``overwrite`` and only when its
     ``mean_var.json`` is one tfforensics wrote."""
-    from tfforensics.io.outputs import OVERWRITE_HINT, check_sources, check_writable, json_is_ours
+    from tfforensics.io.outputs import check_sources, claim_files
 
-    output = Path(output)
-    check_sources(output, sources, inside_ok=inside_ok)
-    if output.exists() and not output.is_dir():
-        raise UserError(f"{output}: exists and is a file; --out takes a folder (for mean.npy, var.npy).")
-    check_writable(output)
-    existing = [output / name for name in MEAN_VAR_FILES if (output / name).exists() or (output / name).is_symlink()]
-    if existing:
-        if not overwrite:
-            raise UserError(f"{existing[0]}: exists; pass --overwrite to replace the previous mean/var "
-                            f"({OVERWRITE_HINT}) or choose another output folder.")
-        if not json_is_ours(output / "mean_var.json"):
-            raise UserError(f"{existing[0]}: exists and was not written by `tfforensics mean-var`, so --overwrite "
-                            "will not replace it; choose another output folder.")
+    check_sources(Path(output), sources, inside_ok=inside_ok)
+    claim_files(output, MEAN_VAR_FILES, record="mean_var.json", command="mean-var", previous="mean/var",
+                contents="mean.npy, var.npy", instead="output folder", overwrite=overwrite)
 
 
 def _write_mean_var(output, mean, var, info: dict, overwrite: bool) -> dict:

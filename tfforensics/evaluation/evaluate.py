@@ -34,21 +34,11 @@ def claim_test_out(out, overwrite: bool = False) -> bool:
     ``metrics.json`` is one tfforensics wrote. Returns True when ``out`` is new or empty (then it
     gets a marker listing the files, see :mod:`tfforensics.io.outputs`).
     """
-    from tfforensics.io.outputs import OVERWRITE_HINT, check_writable, json_is_ours, read_marker
+    from tfforensics.io.outputs import claim_files, read_marker
 
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out}: exists and is a file; --out takes a folder (for metrics.json, predictions.csv, "
-                        "plots).")
-    check_writable(out)
-    existing = [out / name for name in TEST_FILES if (out / name).exists() or (out / name).is_symlink()]
-    if existing:
-        if not overwrite:
-            raise UserError(f"{existing[0]}: exists; pass --overwrite to replace the previous test results "
-                            f"({OVERWRITE_HINT}) or choose another --out.")
-        if not json_is_ours(out / METRICS_FILE):
-            raise UserError(f"{existing[0]}: exists and was not written by `tfforensics test`, so --overwrite "
-                            "will not replace it; choose another --out.")
+    claim_files(out, TEST_FILES, record=METRICS_FILE, command="test", previous="test results",
+                contents="metrics.json, predictions.csv, plots", instead="--out", overwrite=overwrite)
     marker = read_marker(out) if out.is_dir() else None
     return not out.exists() or not any(out.iterdir()) or (marker is not None and marker.get("command") == "test")
 

@@ -344,3 +344,28 @@ def json_is_ours(path) -> bool:
     except (OSError, ValueError):
         return False
     return isinstance(data, dict) and (data.get("producer") == PRODUCER or "tfforensics_version" in data)
+
+
+def claim_files(folder, names, *, record: str, command: str, previous: str, contents: str, instead: str,
+                overwrite: bool = False) -> None:
+    """Check, before any work, that the files ``names`` may be written into ``folder``.
+
+    ``folder`` must not be a file and must be writable. Files of a previous run of ``command``
+    are replaced only with ``overwrite`` and only when its JSON ``record`` (one of ``names``) is
+    one tfforensics wrote. ``previous``, ``contents`` and ``instead`` word the messages
+    (e.g. "test results", "metrics.json, predictions.csv, plots", "--out").
+    """
+    folder = Path(folder)
+    flag = instead if instead.startswith("--") else "--out"
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder}: exists and is a file; {flag} takes a folder (for {contents}).")
+    check_writable(folder)
+    existing = [folder / name for name in names if (folder / name).exists() or (folder / name).is_symlink()]
+    if existing:
+        if not overwrite:
+            raise UserError(f"{existing[0]}: exists; pass --overwrite to replace the previous {previous} "
+                            f"({OVERWRITE_HINT}) or choose another {instead}.")
+        if not json_is_ours(folder / record):
+            raise UserError(f"{existing[0]}: exists and was not written by `tfforensics {command}`, so --overwrite "
+                            f"will not replace it; choose another {instead}.")
+
