@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from tfforensics.cli._common import add_command, add_output_args, add_runtime_args, setup_logging
+from tfforensics.cli._common import (
+    add_command, add_output_args, add_runtime_args, nonnegative_int, positive_int, setup_logging,
+)
 from tfforensics.evaluation.attribution import ATTRIBUTION_MODELS
 
 logger = logging.getLogger(__name__)
@@ -57,15 +59,15 @@ def _add_train(commands) -> None:
     parser.add_argument("--model", default="attribution", choices=ATTRIBUTION_MODELS,
                         help="attribution (default), attribution_predown, or visnet")
     fit = parser.add_argument_group("training")
-    fit.add_argument("--epochs", "-e", type=int, default=30, help="epochs (default: 30)")
-    fit.add_argument("--batch-size", "-b", type=int, default=32, help="global batch size (default: 32)")
+    fit.add_argument("--epochs", "-e", type=positive_int, default=30, help="epochs (default: 30)")
+    fit.add_argument("--batch-size", "-b", type=positive_int, default=32, help="global batch size (default: 32)")
     fit.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
-    fit.add_argument("--early-stopping", type=int, default=5, metavar="PATIENCE",
+    fit.add_argument("--early-stopping", type=nonnegative_int, default=5, metavar="PATIENCE",
                      help="stop after PATIENCE epochs without a lower val loss; 0 turns it off (default: 5)")
     net = parser.add_argument_group("network")
-    net.add_argument("--switching-res", type=int, default=None,
+    net.add_argument("--switching-res", type=positive_int, default=None,
                      help="attribution_predown: blur and sub-sample the input to this side first (default: half)")
-    net.add_argument("--fmap-max", type=int, default=None, help="most feature maps per layer (default: 512)")
+    net.add_argument("--fmap-max", type=positive_int, default=None, help="most feature maps per layer (default: 512)")
     net.add_argument("--split", type=float, nargs=3, default=None, metavar=("TRAIN", "VAL", "TEST"),
                      help="fractions when SOURCE is image folders (default: 0.7 0.2 0.1)")
     parser.add_argument("--out", "--output", "-o", dest="out", default=None,
@@ -99,7 +101,7 @@ def _add_test(commands) -> None:
                         help="split of a dataset INPUT (default: test)")
     parser.add_argument("--class-names", nargs="+", default=None,
                         help="source names of a .pkl in label order (default: the original's 5 or 11 names)")
-    parser.add_argument("--batch-size", "-b", type=int, default=32, help="batch size (default: 32)")
+    parser.add_argument("--batch-size", "-b", type=positive_int, default=32, help="batch size (default: 32)")
     parser.add_argument("--out", "--output", "-o", dest="out", default=None, help="directory for metrics.json")
     parser.add_argument("--quiet", "-q", action="store_true", help="summary only, not one line per image")
     parser.set_defaults(run=_test)
@@ -122,7 +124,7 @@ def _add_fingerprints(commands) -> None:
     )
     parser.add_argument("model", metavar="MODEL", help="visnet model.keras or run directory")
     parser.add_argument("--images", default=None, help="an image, a folder, or a folder of source folders")
-    parser.add_argument("--limit", type=int, default=None, help="panels for at most this many images")
+    parser.add_argument("--limit", type=positive_int, default=None, help="panels for at most this many images")
     parser.add_argument("--out", "--output", "-o", dest="out", required=True, help="folder for the figures")
     add_output_args(parser)
     parser.add_argument("--quiet", "-q", action="store_true", help="print only the folder")
@@ -151,8 +153,8 @@ def _add_immunize(commands) -> None:
     parser.add_argument("--kinds", nargs="+", default=list(IMMUNIZE_KINDS), choices=IMMUNIZE_KINDS,
                         help="perturbations (default: all five)")
     parser.add_argument("--per-kind", action="store_true", help="fine-tune one model per perturbation")
-    parser.add_argument("--epochs", "-e", type=int, default=5, help="fine-tuning epochs (default: 5)")
-    parser.add_argument("--batch-size", "-b", type=int, default=32, help="batch size (default: 32)")
+    parser.add_argument("--epochs", "-e", type=positive_int, default=5, help="fine-tuning epochs (default: 5)")
+    parser.add_argument("--batch-size", "-b", type=positive_int, default=32, help="batch size (default: 32)")
     parser.add_argument("--lr", type=float, default=None, help="fine-tuning learning rate (default: the run's / 10)")
     parser.add_argument("--out", "--output", "-o", dest="out", default=None, help="output folder (default: RUN/immunize)")
     add_output_args(parser)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from tfforensics.cli._common import add_command, add_runtime_args, setup_logging
+from tfforensics.cli._common import add_command, add_output_args, add_runtime_args, positive_int, setup_logging
 
 logger = logging.getLogger(__name__)
 TYPES = ("l1", "frobenius", "l2", "cos", "azimuthal")
@@ -55,11 +55,11 @@ def add_parser(subparsers) -> None:
     )
     source = invert.add_mutually_exclusive_group()
     source.add_argument("--images", default=None, help="folder of real images at the generator's size")
-    source.add_argument("--crops", type=int, default=256,
+    source.add_argument("--crops", type=positive_int, default=256,
                         help="number of crops of the bundled photos to invert when --images is not given (default: 256)")
     _out(invert, "folder for the pairs")
     options = invert.add_argument_group("inversion")
-    options.add_argument("--steps", type=int, default=200, help="Adam steps per image (default: 200, the original)")
+    options.add_argument("--steps", type=positive_int, default=200, help="Adam steps per image (default: 200, the original)")
     options.add_argument("--lr", type=float, default=0.01, help="Adam learning rate on w (default: 0.01, idinvert's)")
     options.add_argument("--feature-weight", type=float, default=1.0,
                          help="weight of the feature MSE (default: 1; 0 = pixels only)")
@@ -68,9 +68,9 @@ def add_parser(subparsers) -> None:
     options.add_argument("--keep-below", type=float, default=0.3, help="keep pairs whose loss ends below (default: 0.3)")
     options.add_argument("--space", choices=("w", "wplus"), default="w",
                          help="one w for every layer, or one per layer (default: w)")
-    options.add_argument("--batch-size", type=int, default=64, help="images optimised together (default: 64)")
+    options.add_argument("--batch-size", type=positive_int, default=64, help="images optimised together (default: 64)")
     _generator_args(invert)
-    invert.add_argument("--overwrite", action="store_true", help="replace pairs written by tfforensics")
+    add_output_args(invert)
     add_runtime_args(invert)
     invert.set_defaults(run=run_invert)
 
@@ -91,7 +91,7 @@ def add_parser(subparsers) -> None:
     train.add_argument("fourier_weight", metavar="FOURIER_WEIGHT", type=float, help="weight of the Fourier term")
     train.add_argument("kind", metavar="TYPE", choices=TYPES, help=", ".join(TYPES))
     train.add_argument("learning_rate", metavar="LR", type=float, help="learning rate (Adam runs at LR / 2)")
-    train.add_argument("n_images", metavar="N_IMAGES", type=int, help="samples scored per epoch")
+    train.add_argument("n_images", metavar="N_IMAGES", type=positive_int, help="samples scored per epoch")
     train.add_argument("--pairs", required=True, help="folder written by `regularize invert`")
     _out(train, "run folder")
     loss = train.add_argument_group("Fourier term")
@@ -101,7 +101,7 @@ def add_parser(subparsers) -> None:
     loss.add_argument("--spectrum", choices=("dft", "dct"), default="dft",
                       help="|rfft2| of the gray image (the original) or the detectors' log|DCT| (default: dft)")
     loss.add_argument("--color", action="store_true", help="compare each RGB channel's spectrum, not the gray one")
-    train.add_argument("--epochs", type=int, default=20, help="epochs over the pairs (default: 20, the original)")
+    train.add_argument("--epochs", type=positive_int, default=20, help="epochs over the pairs (default: 20, the original)")
     scoring = train.add_argument_group("scoring")
     scoring.add_argument("--detector", required=True, help="DCT classifier saved by `tfforensics train` (.keras)")
     scoring.add_argument("--real-class", default=None, help="the detector's real class (name or index; default 0)")
@@ -112,7 +112,7 @@ def add_parser(subparsers) -> None:
                          help="folder of real images for the quality proxy (default: N_IMAGES crops of the bundled "
                               "photos)")
     _generator_args(train)
-    train.add_argument("--overwrite", action="store_true", help="start afresh even if OUT holds a run")
+    add_output_args(train)
     add_runtime_args(train)
     train.set_defaults(run=run_train)
 
