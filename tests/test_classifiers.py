@@ -25,7 +25,7 @@ from tfforensics.evaluation.metrics import classification_report, real_vs_fake, 
 from tfforensics.io.images import load_image
 from tfforensics.models.classifiers import MODELS, build_model
 from tfforensics.models.names import MODEL_NAMES
-from tfforensics.models.wrapped import class_names_of
+from tfforensics.models.wrapped import class_names_of, unwrap
 from tfforensics.training.fit import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -299,3 +299,22 @@ def test_training_under_mirrored_strategy(small_data, tmp_path, monkeypatch):
     result = _fit("cnn", small_data, tmp_path / "run", epochs=1)
     assert result.run["strategy"] == {"name": "MirroredStrategy", "replicas": 1}
     assert keras.saving.load_model(result.model_path, safe_mode=True).output_shape == (None, 3)
+
+
+def test_weights_heat_map_of_a_linear_model(small_data, tmp_path, capsys):
+    result = _fit("log", small_data, tmp_path / "log", epochs=1, early_stopping=0)
+    out = tmp_path / "weights"
+    assert launch(["weights", str(result.model_path), "--out", str(out), "--format", "png", "-q"]) == 0
+    maps = np.load(out / "weights.npy")
+    _, classifier = unwrap(keras.saving.load_model(result.model_path, safe_mode=True))
+    kernel = np.asarray(next(layer for layer in classifier.layers if getattr(layer, "kernel", None) is not None).kernel)
+    assert maps.shape == (32, 32, 3)  # one map per class
+    np.testing.assert_allclose(maps, np.abs(kernel.reshape(32, 32, 1, 3).mean(axis=2)), rtol=1e-6)
+    assert sorted(p.name for p in out.glob("*.png")) == ["weights_a_real.png", "weights_b_nearest.png",
+                                                          "weights_c_bilinear.png"]
+    assert launch(["weights", str(result.model_path), "--out", str(out), "-q"]) == 2
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    assert launch(["weights", str(result.model_path), "--out", str(out), "--overwrite", "-q"]) == 0
+    cnn = _fit("cnn", small_data, tmp_path / "cnn", epochs=1, early_stopping=0)
+    assert launch(["weights", str(cnn.model_path), "--out", str(tmp_path / "w2"), "-q"]) == 2
+    assert "is not a dense layer over the 32x32x1 input" in capsys.readouterr().err

@@ -254,6 +254,83 @@ def test_perturb_probability_half_leaves_the_rest_unchanged(tmp_path, three_sour
     np.testing.assert_array_equal(load_image(tmp_path / "half" / untouched), load_image(three_sources / "a_real" / untouched))
 
 
+def _original_script(mode, folders, seed):
+    """What ``create_perturbed_imagedata.py MODE DIR...`` writes after ``np.random.seed(seed)``.
+
+    Written here from the original's documented behaviour, independently of the package:
+    the global NumPy stream, one coin ``sample() > .5`` per image, ``combined`` rotating its
+    four functions, OpenCV's JPEG with the quality passed as a flag id.
+    """
+    np.random.seed(seed)
+
+    def noise(image):
+        variance = np.random.uniform(low=5., high=20.)
+        return np.clip(image.astype(np.float64) + variance * np.random.randn(*image.shape), 0., 255.).astype(np.uint8)
+
+    def blur(image):
+        k = np.random.choice([3, 5, 7, 9])
+        return cv2.GaussianBlur(image, (k, k), sigmaX=cv2.BORDER_DEFAULT)
+
+    def jpeg(image):
+        _, data = cv2.imencode(".jpg", image, [np.random.randint(low=10, high=75), 90])
+        return cv2.imdecode(data, 1)
+
+    def cropping(image):
+        share = np.random.uniform(low=.05, high=.2)
+        x, y, _ = image.shape
+        return cv2.resize(image[int(x * share * .5):-int(x * share * .5), int(y * share * .5):-int(y * share * .5)],
+                          dsize=(x, y), interpolation=cv2.INTER_CUBIC)
+
+    functions = {"noise": [noise], "blur": [blur], "jpeg": [jpeg], "cropping": [cropping],
+                 "combined": [noise, blur, jpeg, cropping]}[mode]
+    out = {}
+    for folder in folders:
+        for i, path in enumerate(sorted(folder.glob("*.png"))):
+            function = functions.pop(0)
+            image = np.asarray(Image.open(path))
+            if np.random.sample() > .5:
+                image = function(image)
+            functions.append(function)
+            out[f"{folder.name}/{mode}_{i:06}.png"] = image
+    return out
+
+
+@pytest.fixture(scope="module")
+def sources_64(tmp_path_factory):
+    """64 px crops: the original's cropping cuts 0 pixels (and fails) below 40 px."""
+    from conftest import make_three_sources
+
+    return make_three_sources(tmp_path_factory.mktemp("sources_64"), count=10, size=64, seed=2)
+
+
+@pytest.mark.parametrize("mode", ["noise", "blur", "jpeg", "cropping", "combined"])
+def test_perturb_compat_original_equals_the_original_script(tmp_path, sources_64, mode):
+    three_sources = sources_64
+    folders = sorted(p for p in three_sources.iterdir() if p.is_dir())
+    expected = _original_script(mode, folders, seed=3)
+    result = perturb_folder(three_sources, tmp_path / mode, mode, seed=3, compat="original", progress=False)
+    written = {p.relative_to(result.output).as_posix(): p for p in result.output.rglob("*.png")}
+    assert sorted(written) == sorted(expected)
+    for name, array in expected.items():
+        np.testing.assert_array_equal(np.asarray(Image.open(written[name])), array, err_msg=name)
+    changed = sum(not np.array_equal(np.asarray(Image.open(written[n])), np.asarray(Image.open(three_sources / n.split("/")[0] / f"{int(n[-10:-4]):04d}.png")))
+                  for n in expected)
+    assert 0.25 * len(expected) < changed < 0.75 * len(expected)  # one coin per image
+    log = read_log(result.output)
+    assert log["compat"] == "original" and len(log["files"]) == len(expected)
+    if mode == "jpeg":
+        assert {e["params"]["quality"] for e in log["files"].values() if e["params"]} == {95}
+
+
+def test_perturb_compat_original_all_runs_one_stream_in_the_original_order(tmp_path, sources_64, three_sources):
+    result = perturb_folder(sources_64 / "a_real", tmp_path / "all", "all", seed=1, limit=3, compat="original",
+                            progress=False)
+    assert list(result.details) == ["noise", "blur", "crop", "jpeg", "combined"]
+    assert sorted(p.name for p in (result.output / "crop").glob("*.png")) == [f"cropping_{i:06}.png" for i in range(3)]
+    with pytest.raises(UserError, match="relight"):
+        perturb_folder(three_sources, tmp_path / "r", "relight", compat="original", progress=False)
+
+
 # ----------------------------------------------------------------------------- CLI
 
 def test_cli_commands_run(tmp_path, three_sources, photos):
@@ -268,6 +345,11 @@ def test_cli_commands_run(tmp_path, three_sources, photos):
     assert len(list((tmp_path / "s" / "train").rglob("*.png"))) == 63
     assert launch(["perturb", "blur", str(three_sources), str(tmp_path / "p"), "--limit", "2", "-p", "1", "-q"]) == 0
     assert json.loads((tmp_path / "p" / "perturbations.json").read_text())["kind"] == "blur"
+    assert launch(["perturb", "cropping", str(three_sources), str(tmp_path / "pc"), "--limit", "2", "-q"]) == 0
+    assert json.loads((tmp_path / "pc" / "perturbations.json").read_text())["kind"] == "crop"
+    assert launch(["perturb", "noise", str(three_sources), str(tmp_path / "po"), "--limit", "2", "--compat",
+                   "original", "-q"]) == 0
+    assert sorted(p.name for p in (tmp_path / "po" / "a_real").iterdir()) == ["noise_000000.png", "noise_000001.png"]
     for command in ("crop", "resize", "split", "perturb", "stats", "mean-var"):
         with pytest.raises(SystemExit) as exit_info:
             launch([command, "--help"])

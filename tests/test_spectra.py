@@ -148,3 +148,9 @@ def test_cli_stats_and_mean_var(tmp_path, three_sources, capsys):
     assert np.load(tmp_path / "mv" / "mean.npy").shape == (32, 32, 1)
     assert launch(["stats", str(tmp_path / "missing"), "-o", str(tmp_path / "x"), "-q"]) == 2
     assert "missing: source folder not found" in capsys.readouterr().err
+    assert launch(["stats", f"{real},REAL", f"{nearest},NN", "-o", str(tmp_path / "five"), "-n", "4", "--cmap",
+                   "original", "--format", "png", "-q"]) == 0
+    assert sorted(p.name for p in (tmp_path / "five").iterdir() if p.is_dir()) == sorted(
+        ["inferno", "Spectral", "spring", "jet", "coolwarm"])
+    assert launch(["stats", f"{real},REAL", "-o", str(tmp_path / "bad"), "--cmap", "nosuchmap", "-q"]) == 2
+    assert "unknown matplotlib colour map 'nosuchmap'" in capsys.readouterr().err

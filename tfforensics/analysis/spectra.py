@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 BATCH_SIZE = 64
 CHANNEL_NAMES = ("red", "green", "blue")
 DEFAULT_CMAPS = ("inferno",)
+#: The five colour maps ``compute_statistics.py`` writes (``stats --cmap original``).
+ORIGINAL_CMAPS = ("inferno", "Spectral", "spring", "jet", "coolwarm")
 FORMATS = ("png", "pdf")
 
 
@@ -206,7 +208,8 @@ def compute_spectra(sources, *, amount: int | None = None, color: bool = False, 
     return SpectraResult(names, paths, counts, np.stack(means), np.stack(stds), color, skipped)
 
 
-def _heatmap(path_stem: Path, data: np.ndarray, *, cmap: str, formats, vmin=None, vmax=None, dpi: int = 150) -> list[Path]:
+def heatmap(path_stem: Path, data: np.ndarray, *, cmap: str, formats, vmin=None, vmax=None, dpi: int = 150) -> list[Path]:
+    """One heat map of ``data`` with a colour bar, saved as ``path_stem.<format>`` for each format."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -236,10 +239,10 @@ def _plot_group(directory: Path, prefix: str, names, arrays, *, align: bool, cma
     for name, array in zip(names, arrays):
         if array.shape[-1] == 3:
             for channel, channel_name in enumerate(CHANNEL_NAMES):
-                written += _heatmap(directory / f"{prefix}_{name}_{channel_name}", array[..., channel],
+                written += heatmap(directory / f"{prefix}_{name}_{channel_name}", array[..., channel],
                                     cmap=cmap, formats=formats, **limits)
         else:
-            written += _heatmap(directory / f"{prefix}_{name}", array[..., 0], cmap=cmap, formats=formats, **limits)
+            written += heatmap(directory / f"{prefix}_{name}", array[..., 0], cmap=cmap, formats=formats, **limits)
     return written
 
 

@@ -12,7 +12,7 @@ logger = logging.getLogger(__name__)
 
 
 def add_parser(subparsers) -> None:
-    from tfforensics.preprocess.perturb import KINDS
+    from tfforensics.preprocess.perturb import ALIASES, COMPAT_MODES, KINDS
 
     parser = add_command(
         subparsers, "perturb",
@@ -24,21 +24,28 @@ def add_parser(subparsers) -> None:
             "resized back, bicubic), combined (each of the four in turn with probability P). As the "
             "original, each image is perturbed with probability P (default 0.5) and copied unchanged "
             "otherwise. `all` writes OUT/<kind>/ for every kind. OUT/perturbations.json records the "
-            "parameters of each file; the same --seed gives the same output."
+            "parameters of each file; the same --seed gives the same output. --compat original rebuilds the "
+            "paper's perturbed sets as the original script made them (JPEG always at quality 95, combined "
+            "rotating one step per image, noise truncated, names <mode>_<i>.png; see docs)."
         ),
         examples="""
             tfforensics perturb jpeg data/celeba128 data/celeba128_jpeg
             tfforensics perturb all data/celeba128 data/celeba128_perturbed --seed 1
             tfforensics perturb noise data/mini data/mini_noise --probability 1 --workers 2
+            tfforensics perturb cropping data/celeba128 data/celeba128_cropping --compat original
         """,
     )
-    parser.add_argument("kind", metavar="KIND", choices=KINDS + ("all",), help="one of " + ", ".join(KINDS + ("all",)))
+    parser.add_argument("kind", metavar="KIND", choices=KINDS + ("all",) + tuple(ALIASES),
+                        help="one of " + ", ".join(KINDS + ("all",)) + " (cropping: the original's name of crop)")
     parser.add_argument("source", metavar="SRC", help="folder of images, or of class sub-folders")
     parser.add_argument("output", metavar="OUT", help="output folder (created; must be empty or absent)")
     parser.add_argument("--probability", "-p", type=fraction, default=0.5,
                         help="chance that an image (for combined: each step) is perturbed (default: 0.5)")
     parser.add_argument("--limit", type=positive_int, default=None,
                         help="at most this many images per folder, in sorted order (the original's --size)")
+    parser.add_argument("--compat", choices=COMPAT_MODES, default=None,
+                        help="original: the original script's draws, order, JPEG quality 95 and file names, "
+                             "seeded by --seed (one process)")
     add_skip_bad(parser)
     add_output_args(parser)
     add_runtime_args(parser, workers=True)
@@ -51,7 +58,7 @@ def run(args) -> int:
     setup_logging(args.quiet)
     result = perturb_folder(args.source, args.output, args.kind, probability=args.probability, seed=args.seed,
                             limit=args.limit, workers=args.workers, skip_bad=args.skip_bad,
-                            overwrite=args.overwrite, progress=not args.quiet)
+                            overwrite=args.overwrite, progress=not args.quiet, compat=args.compat)
     for kind, counts in result.details.items():
         logger.info("%s: %d images written, %d perturbed", kind, counts["written"], counts["perturbed"])
     logger.info("%s: done, %d skipped", result.output, len(result.skipped))

@@ -27,6 +27,7 @@ def add_parser(subparsers) -> None:
             tfforensics stats data/celeba128/real,REAL data/celeba128/progan,ProGAN --amount 10000 -o spectra/celeba
             tfforensics stats data/mini --color -o spectra/mini
             tfforensics stats data/ffhq/real data/ffhq/fake --cmap inferno coolwarm --format png
+            tfforensics stats data/ffhq/real data/ffhq/fake --cmap original --format pdf
         """,
     )
     parser.add_argument("sources", metavar="SRC", nargs="+", help="source folders, reference first (PATH or PATH,NAME)")
@@ -35,7 +36,8 @@ def add_parser(subparsers) -> None:
                         help="at most this many images per source, sorted by name (default: all)")
     parser.add_argument("--color", "-c", action="store_true", help="RGB, one plot per channel (default: grayscale)")
     parser.add_argument("--cmap", nargs="+", default=["inferno"],
-                        help="matplotlib colour maps, one folder each (default: inferno)")
+                        help="matplotlib colour maps, one folder each; `original` stands for the original's five "
+                             "(inferno Spectral spring jet coolwarm) (default: inferno)")
     parser.add_argument("--format", nargs="+", choices=["png", "pdf", "svg"], default=["png", "pdf"],
                         help="plot file formats (default: png pdf)")
     parser.add_argument("--batch-size", type=positive_int, default=64, help="images per DCT batch (default: 64)")
@@ -45,12 +47,27 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(run=run)
 
 
+def colormaps(names) -> tuple[str, ...]:
+    """``--cmap`` values checked against matplotlib, ``original`` expanded, duplicates dropped."""
+    import matplotlib
+
+    from tfforensics.analysis.spectra import ORIGINAL_CMAPS
+    from tfforensics.errors import UserError
+
+    expanded = [c for name in names for c in (ORIGINAL_CMAPS if name == "original" else (name,))]
+    unknown = [name for name in expanded if name not in matplotlib.colormaps]
+    if unknown:
+        raise UserError(f"--cmap: unknown matplotlib colour map {unknown[0]!r} (e.g. inferno, viridis, coolwarm, "
+                        "or `original` for the original's five).")
+    return tuple(dict.fromkeys(expanded))
+
+
 def run(args) -> int:
     from tfforensics.analysis.spectra import spectrum_stats
 
     setup_logging(args.quiet)
     amount = args.amount if args.amount and args.amount > 0 else None
-    result = spectrum_stats(args.sources, args.output, amount=amount, color=args.color, cmaps=tuple(args.cmap),
+    result = spectrum_stats(args.sources, args.output, amount=amount, color=args.color, cmaps=colormaps(args.cmap),
                             formats=tuple(args.format), batch_size=args.batch_size, skip_bad=args.skip_bad,
                             workers=args.workers, overwrite=args.overwrite, progress=not args.quiet)
     for entry in result.summary()["sources"]:

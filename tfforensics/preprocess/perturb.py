@@ -23,6 +23,13 @@ Where this differs from the original code, on purpose:
 
 Parameters are drawn first (:func:`sample_params`) and then applied
 (:func:`apply_params`), so a folder run can log exactly what each file received.
+
+``compat="original"`` (:func:`original_perturbation`) rebuilds the paper's perturbed sets
+instead: one legacy ``np.random.RandomState(seed)`` stream consumed in the original's call
+order, each image perturbed when ``random_sample() > 0.5``, ``combined`` rotating through
+noise, blur, JPEG, cropping image by image, JPEG at OpenCV's default quality 95 on the RGB
+array passed as BGR, noise truncated (not rounded) to uint8, images read as PIL gives them,
+and the original's file names (``<mode>_<i:06>.png``).
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tfforensics.errors import UserError
 from tfforensics.io.atomic import atomic_write_json
 from tfforensics.io.images import load_image
 from tfforensics.preprocess._folder import (
@@ -43,6 +51,13 @@ from tfforensics.preprocess._folder import (
 logger = logging.getLogger(__name__)
 
 KINDS = ("noise", "blur", "jpeg", "crop", "combined", "relight")
+#: The original's spellings of the kinds (``create_perturbed_imagedata.py``).
+ALIASES = {"cropping": "crop"}
+#: The order of the original's ``all`` (one RNG stream runs through all of them).
+ORIGINAL_ALL = ("noise", "blur", "crop", "jpeg", "combined")
+#: ``combined`` of the original: one of these per image, in turn.
+ORIGINAL_ROTATION = ("noise", "blur", "jpeg", "crop")
+COMPAT_MODES = ("original",)
 NOISE_STD_RANGE = (5.0, 20.0)
 BLUR_KERNELS = (3, 5, 7, 9)
 #: sigma the original ends up using (``cv2.BORDER_DEFAULT`` passed as ``sigmaX``).
@@ -56,6 +71,11 @@ RELIGHT_GAMMA_RANGE = (0.7, 1.4)
 RELIGHT_LOW_RANGE = (0.6, 1.0)
 RELIGHT_HIGH_RANGE = (1.0, 1.4)
 LOG_NAME = "perturbations.json"
+
+
+def canonical_kind(kind: str) -> str:
+    """``kind`` with the original's spellings (``cropping``) mapped to ours."""
+    return ALIASES.get(kind, kind)
 
 
 def _check_kind(kind: str, allowed=KINDS) -> None:
@@ -168,6 +188,95 @@ def perturb(image: np.ndarray, kind: str, rng: np.random.Generator | int | None 
     return apply_params(image, sample_params(kind, rng))
 
 
+def original_perturbation(image: np.ndarray, kind: str, rs: np.random.RandomState) -> tuple[np.ndarray, dict]:
+    """One step of the original script on ``image``, drawing from the legacy stream ``rs``.
+
+    The draws and the arithmetic follow ``create_perturbed_imagedata.py``: noise
+    ``uniform(5, 20) * randn(*shape)`` in float64, clipped and truncated to uint8; blur
+    ``choice([3, 5, 7, 9])`` with sigma ``cv2.BORDER_DEFAULT`` (4); JPEG ``randint(10, 75)``
+    handed to OpenCV as a flag id, so the quality stays 95; cropping ``uniform(.05, .2)``
+    with ``int(side * fraction * .5)`` cut per border and the bicubic resize given
+    ``dsize=(rows, cols)``, as the original does.
+    """
+    import cv2
+
+    if kind == "noise":
+        std = rs.uniform(low=5.0, high=20.0)
+        values = np.array(image, dtype=np.float64) + std * rs.randn(*image.shape)
+        return np.clip(values, 0.0, 255.0).astype(np.uint8), {"kind": "noise", "std": float(std)}
+    if kind == "blur":
+        kernel = int(rs.choice([3, 5, 7, 9]))
+        return cv2.GaussianBlur(image, (kernel, kernel), sigmaX=cv2.BORDER_DEFAULT), {"kind": "blur", "kernel": kernel}
+    if kind == "jpeg":
+        ignored = int(rs.randint(low=10, high=75))
+        ok, data = cv2.imencode(".jpg", image, [ignored, 90])
+        if not ok:
+            raise UserError(f"OpenCV could not JPEG-encode an image of shape {image.shape}.")
+        return cv2.imdecode(data, 1), {"kind": "jpeg", "quality": 95, "drawn_quality": ignored}
+    if kind == "crop":
+        fraction = float(rs.uniform(low=0.05, high=0.2))
+        rows, cols = image.shape[:2]
+        cut_rows, cut_cols = int(rows * fraction * 0.5), int(cols * fraction * 0.5)
+        if not cut_rows or not cut_cols:
+            raise UserError(f"an image of {rows}x{cols} pixels is too small for the original's cropping "
+                            "(it cuts int(side * 0.05..0.2 / 2) pixels, here 0); use it without --compat original.")
+        cropped = np.ascontiguousarray(image[cut_rows:-cut_rows, cut_cols:-cut_cols])
+        return (cv2.resize(cropped, dsize=(rows, cols), interpolation=cv2.INTER_CUBIC),
+                {"kind": "crop", "fraction": fraction})
+    raise UserError(f"--compat original knows {ORIGINAL_ALL}. Received: {kind!r}")
+
+
+def _perturb_original(planned, work: Path, kind: str, *, seed: int, probability: float, skip_bad: bool,
+                      progress: bool, kinds) -> tuple[int, list, dict]:
+    """The original script over ``planned`` in one process: each folder is one of its DATASETS.
+
+    The stream is one ``RandomState(seed)`` through every kind (in the original's ``all``
+    order) and every folder, in sorted order, so the run equals the original invoked as
+    ``create_perturbed_imagedata.py MODE DIR1 DIR2 ...`` after ``np.random.seed(seed)``.
+    """
+    from PIL import Image
+    from tqdm.auto import tqdm
+
+    rs = np.random.RandomState(seed)
+    written, skipped, details = 0, [], {}
+    for current in kinds:
+        root = work / current if kind == "all" else work
+        rotation = list(ORIGINAL_ROTATION if current == "combined" else (current,))
+        mode = {v: k for k, v in ALIASES.items()}.get(current, current)
+        index_in_folder, files, perturbed = {}, {}, 0
+        for path, relative, _ in tqdm(planned, desc=f"perturb {current} (original)", disable=not progress):
+            try:
+                with Image.open(path) as opened:
+                    image = np.asarray(opened)
+            except (OSError, ValueError) as error:
+                if not skip_bad:
+                    raise UserError(f"{path}: cannot be read as an image ({error}); fix or remove it, "
+                                    "or pass --skip-bad.") from None
+                if current == kinds[0]:
+                    skipped.append({"path": str(path), "reason": str(error)})
+                continue
+            step = rotation.pop(0)
+            rotation.append(step)
+            params = None
+            if rs.random_sample() > 1.0 - probability:
+                image, params = original_perturbation(image, step, rs)
+                perturbed += 1
+            folder = relative.parent
+            index = index_in_folder.get(folder, 0)
+            index_in_folder[folder] = index + 1
+            name = folder / f"{mode}_{index:06d}.png"
+            write_png(image, root / name)
+            files[name.as_posix()] = {"source": relative.as_posix(), "params": params}
+        root.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(root / LOG_NAME, {
+            "kind": current, "compat": "original", "seed": seed, "probability": probability,
+            "skipped": skipped, "files": files,
+        })
+        written += len(files)
+        details[current] = {"written": len(files), "perturbed": perturbed}
+    return written, skipped, details
+
+
 def file_rng(seed: int, kind: str, relative) -> np.random.Generator:
     """Generator of one file: depends on the seed, the kind and the file's relative path only,
     so the result does not change with the worker count or with other files in the folder."""
@@ -189,7 +298,7 @@ def _perturb_job(job):
 
 def perturb_folder(source, output, kind: str, *, probability: float = 0.5, seed: int = 0,
                    limit: int | None = None, workers: int | None = None, skip_bad: bool = False,
-                   overwrite: bool = False, progress: bool = True) -> FolderResult:
+                   overwrite: bool = False, progress: bool = True, compat: str | None = None) -> FolderResult:
     """Write a perturbed PNG copy of every image under ``source`` (class sub-folders kept).
 
     Args:
@@ -199,16 +308,27 @@ def perturb_folder(source, output, kind: str, *, probability: float = 0.5, seed:
             original's 0.5; for ``combined`` the chance of each of its four steps.
         seed: with the same seed and inputs the output is identical (any worker count).
         limit: at most this many images per folder (the original's ``--size``).
+        compat: ``"original"`` rebuilds the original script's output (module docstring;
+            one process, ``workers`` is ignored; ``relight`` is not part of it).
 
     ``perturbations.json`` in each output tree records the parameters of every file.
     """
+    kind = canonical_kind(kind)
     _check_kind(kind, KINDS + ("all",))
     if not 0.0 <= probability <= 1.0:
         raise ValueError(f"`probability` must be between 0 and 1. Received: probability={probability}")
+    if compat not in (None,) + COMPAT_MODES:
+        raise UserError(f"--compat must be one of {COMPAT_MODES}. Received: {compat!r}")
+    if compat and kind not in ORIGINAL_ALL + ("all",):
+        raise UserError(f"perturb {kind} is not part of the original script; drop --compat original.")
     planned = planned_pngs(source, limit=limit)
-    kinds = KINDS if kind == "all" else (kind,)
+    kinds = (ORIGINAL_ALL if compat else KINDS) if kind == "all" else (kind,)
     skipped, written, details = [], 0, {}
     with staged_output(output, overwrite=overwrite, sources=[source], command="perturb") as work:
+        if compat:
+            written, skipped, details = _perturb_original(planned, work, kind, seed=seed, probability=probability,
+                                                          skip_bad=skip_bad, progress=progress, kinds=kinds)
+            kinds = ()
         for current in kinds:
             root = work / current if kind == "all" else work
             jobs = [(str(path), str(root / name), relative.as_posix(), current, seed, probability)
