@@ -31,7 +31,9 @@ def add_parser(subparsers) -> None:
             tfforensics mean-var datasets/celeba_dct_log -o mean_var/celeba_records
         """,
     )
-    parser.add_argument("sources", metavar="SRC", nargs="+", help="prepared dataset, class-folder tree or image folders")
+    parser.add_argument("sources", metavar="SRC", nargs="+",
+                        help="prepared dataset (or the original prepare_dataset.py output), class-folder tree or "
+                             "image folders")
     parser.add_argument("--out", "--output", "-o", dest="output", default="mean_var", help="output folder (default: mean_var)")
     parser.add_argument("--amount", "-n", type=positive_int, default=None,
                         help="at most this many images per folder / class (for a dataset: records)")
@@ -49,10 +51,11 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     from tfforensics.analysis.spectra import mean_var_from_dataset, mean_var_from_folders
     from tfforensics.data.manifest import MANIFEST_NAME
+    from tfforensics.data.original import looks_original
 
     setup_logging(args.quiet)
     first = Path(args.sources[0])
-    if (first / MANIFEST_NAME).is_file() or first.name == MANIFEST_NAME:
+    if (first / MANIFEST_NAME).is_file() or first.name == MANIFEST_NAME or looks_original(first):
         if len(args.sources) > 1:
             raise UserError(f"{args.sources[1]}: give one prepared dataset, or image folders, not both.")
         info = mean_var_from_dataset(first, args.output, limit=args.amount, overwrite=args.overwrite,

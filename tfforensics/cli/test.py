@@ -22,7 +22,9 @@ def add_parser(subparsers) -> None:
         """,
     )
     parser.add_argument("model", metavar="MODEL", help="model.keras or run directory written by train")
-    parser.add_argument("dataset", metavar="DATASET", help="dataset directory (or manifest.json) written by prepare")
+    parser.add_argument("dataset", metavar="DATASET",
+                        help="dataset directory (or manifest.json) written by prepare, or the original "
+                             "prepare_dataset.py output (<stem>_test_tf[/data.tfrecords] or <stem>_test/ .npy)")
     parser.add_argument("--split", default="test", choices=["train", "val", "test"], help="split (default: test)")
     parser.add_argument("--batch-size", "-b", type=positive_int, default=64, help="batch size (default: 64)")
     parser.add_argument("--real-class", default=None,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 
 from tfforensics.cli._common import (
     add_command, add_output_args, add_runtime_args, setup_logging, nonnegative_int, positive_int,
 )
+from tfforensics.errors import UserError
 from tfforensics.models.names import MODEL_NAMES
 
 logger = logging.getLogger(__name__)
@@ -26,10 +28,18 @@ def add_parser(subparsers) -> None:
             tfforensics train log2 datasets/celeba_dct_log --out runs/ridge_dct
             tfforensics train resnet datasets/lsun_dct_log -e 20 -b 64 --early-stopping 3 --out runs/resnet
             tfforensics train log3 datasets/ffhq_raw --l1 0.001 --l2 0.01 --lr 1e-4 --seed 1
+            tfforensics train log2 data/ffhq_color_dct_log_scaled_train_tf data/ffhq_color_dct_log_scaled_val_tf --image_size 128
         """,
     )
     parser.add_argument("model", metavar="MODEL", choices=MODEL_NAMES, help="one of: " + ", ".join(MODEL_NAMES))
-    parser.add_argument("dataset", metavar="DATASET", help="dataset directory (or manifest.json) written by prepare")
+    parser.add_argument("dataset", metavar="DATASET",
+                        help="dataset directory (or manifest.json) written by prepare, or the original "
+                             "prepare_dataset.py output (<stem>_train_tf[/data.tfrecords] or <stem>_train/ .npy)")
+    parser.add_argument("val", metavar="VAL", nargs="?", default=None,
+                        help="the original's VAL_DATASET, for original record files whose val split is not "
+                             "beside DATASET (a tfforensics dataset has its val split inside)")
+    parser.add_argument("--class-names", nargs="+", default=None, metavar="NAME",
+                        help="class names in label order, for original data without a manifest (default: 0, 1, ...)")
     fit = parser.add_argument_group("training")
     fit.add_argument("--epochs", "-e", type=positive_int, default=50, help="epochs (default: 50)")
     fit.add_argument("--batch-size", "-b", type=positive_int, default=32, help="global batch size (default: 32)")
@@ -39,6 +49,11 @@ def add_parser(subparsers) -> None:
     fit.add_argument("--early-stopping", type=nonnegative_int, default=5, metavar="PATIENCE",
                      help="stop after PATIENCE epochs without a lower val loss and restore the best "
                           "weights; 0 turns it off (default: 5)")
+    # The original classifier.py's spellings, accepted so that its command lines still run.
+    for original, dest, kind in (("--batch_size", "batch_size", positive_int),
+                                 ("--early_stopping", "early_stopping", nonnegative_int),
+                                 ("--image_size", "image_size", positive_int)):
+        fit.add_argument(original, dest=dest, type=kind, help=argparse.SUPPRESS)
     shape = parser.add_argument_group("overrides (default: from the manifest)")
     shape.add_argument("--classes", type=positive_int, default=None, help="number of classes (1 or 2: one sigmoid unit)")
     shape.add_argument("--image-size", type=positive_int, default=None, help="image size; must match the records")
@@ -58,8 +73,19 @@ def run(args) -> int:
     from tfforensics.training.fit import train
 
     setup_logging(args.quiet)
+    dataset = args.dataset
+    if args.val is not None or args.class_names:
+        from tfforensics.data.manifest import Manifest
+        from tfforensics.data.original import infer_manifest, looks_original
+
+        if not looks_original(dataset):
+            raise UserError(f"{dataset}: VAL and --class-names are for the original prepare_dataset.py output "
+                            "(no manifest); a tfforensics dataset has its val split and class names inside.")
+        dataset = infer_manifest(dataset, val=args.val, class_names=args.class_names)
+        if isinstance(dataset, Manifest) and "val" not in dataset.splits:
+            logger.warning("%s: no val split found beside it; pass VAL for early stopping.", args.dataset)
     result = train(
-        args.model, args.dataset, out=args.out, epochs=args.epochs, batch_size=args.batch_size,
+        args.model, dataset, out=args.out, epochs=args.epochs, batch_size=args.batch_size,
         l1=args.l1, l2=args.l2, learning_rate=args.lr, early_stopping=args.early_stopping, seed=args.seed,
         deterministic=True if args.deterministic else None, num_classes=args.classes,
         image_size=args.image_size, channels=args.channels, overwrite=args.overwrite,

@@ -18,13 +18,19 @@ from tfforensics.errors import UserError
 LOG_EPSILON = 1e-12
 
 
+#: ``unknown`` only describes data read without a manifest; ``prepare`` writes dct or raw.
+TRANSFORMS = ("dct", "raw", "unknown")
+
+
 @dataclasses.dataclass(frozen=True)
 class Encoding:
     """How images become arrays; stored in every manifest.
 
     Attributes:
         transform: ``"dct"`` (2-D type-II orthonormal DCT per channel) or ``"raw"``
-            (pixels scaled to [-1, 1]).
+            (pixels scaled to [-1, 1]); ``"unknown"`` for arrays written by the original
+            tools without a manifest (:mod:`tfforensics.data.original`): models trained on
+            them take the stored arrays, not images.
         log: ``log(|x| + 1e-12)`` after the DCT (DCT only).
         color: keep RGB; otherwise PIL's luma (one channel), as the original default.
         abs_scale: divide each coefficient by its largest absolute value on the train split.
@@ -38,8 +44,8 @@ class Encoding:
     normalize: bool = False
 
     def __post_init__(self):
-        if self.transform not in ("dct", "raw"):
-            raise ValueError(f"`transform` must be 'dct' or 'raw'. Received: transform={self.transform!r}")
+        if self.transform not in TRANSFORMS:
+            raise ValueError(f"`transform` must be one of {TRANSFORMS}. Received: transform={self.transform!r}")
         if self.log and self.transform != "dct":
             raise UserError("`log` scaling applies to DCT coefficients only; drop --log or --raw.")
 

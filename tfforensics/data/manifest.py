@@ -298,6 +298,10 @@ class Manifest:
         if isinstance(path, Manifest):
             return path
         path = Path(path)
+        from tfforensics.data.original import infer_manifest, looks_original
+
+        if path.is_file() and path.name != MANIFEST_NAME and looks_original(path):
+            return infer_manifest(path)  # a bare record file, e.g. GANDCTAnalysis' data.tfrecords
         candidates = [path] if path.is_file() else [path / MANIFEST_NAME, path.parent / MANIFEST_NAME]
         for candidate in candidates:
             if candidate.is_file():
@@ -312,6 +316,8 @@ class Manifest:
                 manifest = cls.from_dict(data, root=candidate.parent)
                 manifest.check_files()
                 return manifest
+        if looks_original(path):  # e.g. GANDCTAnalysis' <stem>_train_tf/ or <stem>_train/ (.npy)
+            return infer_manifest(path)
         raise MissingInputError(
             f"{path}: no {MANIFEST_NAME} found; point to a directory written by `tfforensics prepare` "
             "(an interrupted prepare has no manifest: run it again to finish)."

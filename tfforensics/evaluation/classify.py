@@ -90,10 +90,14 @@ def classify_images(model, image_dir, *, size: int | None = None, batch_size: in
     from tqdm.auto import tqdm
 
     from tfforensics.evaluation.metrics import as_probabilities
-    from tfforensics.models.wrapped import class_names_of, load_model
+    from tfforensics.models.wrapped import class_names_of, load_model, metadata_of
 
     if isinstance(model, (str, Path)):
         model = load_model(model)
+    if (metadata_of(model).get("encoding") or {}).get("transform") == "unknown":
+        raise UserError(f"model {model.name!r} was trained on arrays without a manifest (the original "
+                        "prepare_dataset.py output), so it takes those encoded arrays, not images; score records "
+                        "with `tfforensics test`, or prepare the images with `tfforensics prepare` and train again.")
     if batch_size < 1:
         raise UserError(f"--batch-size must be >= 1. Received: batch_size={batch_size}")
     if size is not None and size < 1:

@@ -276,6 +276,8 @@ def preprocessing_layers(encoding, statistics: dict | None = None, shape=None, *
         rgb_input: prepend :class:`Grayscale` for a gray encoding, so the model accepts RGB.
     """
     layers = []
+    if encoding.transform == "unknown":  # arrays of the original tools: the model takes them as stored
+        return [keras.layers.Identity(name="as_stored")]
     if rgb_input and not encoding.color:
         layers.append(Grayscale(name="grayscale"))
     if encoding.transform == "raw":
