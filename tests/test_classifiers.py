@@ -318,3 +318,16 @@ def test_weights_heat_map_of_a_linear_model(small_data, tmp_path, capsys):
     cnn = _fit("cnn", small_data, tmp_path / "cnn", epochs=1, early_stopping=0)
     assert launch(["weights", str(cnn.model_path), "--out", str(tmp_path / "w2"), "-q"]) == 2
     assert "is not a dense layer over the 32x32x1 input" in capsys.readouterr().err
+
+
+def test_004_conveniences_hidden_units_and_cnn004_defaults(small_data, tmp_path, capsys):
+    assert launch(["train", "nn", str(small_data.root), "--hidden-units", "7", "-e", "1", "--out",
+                   str(tmp_path / "nn"), "-q"]) == 0
+    nn = keras.saving.load_model(tmp_path / "nn" / "model.keras", safe_mode=True)
+    assert unwrap(nn)[1].get_layer("hidden").units == 7
+    assert json.loads((tmp_path / "nn" / "run.json").read_text())["arguments"]["model_options"] == {"hidden_units": 7}
+    assert launch(["train", "log2", str(small_data.root), "--hidden_layer", "7", "--out", str(tmp_path / "x"), "-q"]) == 2
+    assert "--hidden-units sets the hidden layer of `nn`" in capsys.readouterr().err
+    from tfforensics.models.classifiers import MODELS
+
+    assert MODELS["cnn004"].train_defaults == {"epochs": 10, "early_stopping": 0}

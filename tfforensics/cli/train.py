@@ -41,18 +41,23 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--class-names", nargs="+", default=None, metavar="NAME",
                         help="class names in label order, for original data without a manifest (default: 0, 1, ...)")
     fit = parser.add_argument_group("training")
-    fit.add_argument("--epochs", "-e", type=positive_int, default=50, help="epochs (default: 50)")
+    fit.add_argument("--epochs", "-e", type=positive_int, default=None,
+                     help="epochs (default: 50; cnn004: 10, as the 004 project)")
     fit.add_argument("--batch-size", "-b", type=positive_int, default=32, help="global batch size (default: 32)")
     fit.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
     fit.add_argument("--l1", type=float, default=0.01, help="L1 penalty of log1/log3 (default: 0.01)")
     fit.add_argument("--l2", type=float, default=0.01, help="L2 penalty of log2/log3/nn (default: 0.01)")
-    fit.add_argument("--early-stopping", type=nonnegative_int, default=5, metavar="PATIENCE",
+    fit.add_argument("--early-stopping", type=nonnegative_int, default=None, metavar="PATIENCE",
                      help="stop after PATIENCE epochs without a lower val loss and restore the best "
-                          "weights; 0 turns it off (default: 5)")
+                          "weights; 0 turns it off (default: 5; cnn004: 0)")
+    fit.add_argument("--hidden-units", type=positive_int, default=None,
+                     help="nn: units of the hidden layer (the 004 project's --hidden_layer; default: 128)")
     # The original classifier.py's spellings, accepted so that its command lines still run.
     for original, dest, kind in (("--batch_size", "batch_size", positive_int),
                                  ("--early_stopping", "early_stopping", nonnegative_int),
-                                 ("--image_size", "image_size", positive_int)):
+                                 ("--image_size", "image_size", positive_int),
+                                 ("--epoch", "epochs", positive_int),  # the 004 project's
+                                 ("--hidden_layer", "hidden_units", positive_int)):
         fit.add_argument(original, dest=dest, type=kind, help=argparse.SUPPRESS)
     shape = parser.add_argument_group("overrides (default: from the manifest)")
     shape.add_argument("--classes", type=positive_int, default=None, help="number of classes (1 or 2: one sigmoid unit)")
@@ -84,9 +89,17 @@ def run(args) -> int:
         dataset = infer_manifest(dataset, val=args.val, class_names=args.class_names)
         if isinstance(dataset, Manifest) and "val" not in dataset.splits:
             logger.warning("%s: no val split found beside it; pass VAL for early stopping.", args.dataset)
+    from tfforensics.models.classifiers import MODELS
+
+    defaults = {"epochs": 50, "early_stopping": 5, **getattr(MODELS[args.model], "train_defaults", {})}
+    epochs = defaults["epochs"] if args.epochs is None else args.epochs
+    early_stopping = defaults["early_stopping"] if args.early_stopping is None else args.early_stopping
+    if args.hidden_units is not None and args.model != "nn":
+        raise UserError(f"--hidden-units sets the hidden layer of `nn`; {args.model} has no such option.")
+    model_options = {"hidden_units": args.hidden_units} if args.hidden_units is not None else None
     result = train(
-        args.model, dataset, out=args.out, epochs=args.epochs, batch_size=args.batch_size,
-        l1=args.l1, l2=args.l2, learning_rate=args.lr, early_stopping=args.early_stopping, seed=args.seed,
+        args.model, dataset, out=args.out, epochs=epochs, batch_size=args.batch_size, model_options=model_options,
+        l1=args.l1, l2=args.l2, learning_rate=args.lr, early_stopping=early_stopping, seed=args.seed,
         deterministic=True if args.deterministic else None, num_classes=args.classes,
         image_size=args.image_size, channels=args.channels, overwrite=args.overwrite,
         verbose=0 if args.quiet else "auto", command=args.command_line,

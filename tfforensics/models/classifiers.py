@@ -162,6 +162,9 @@ def build_cnn004(input_shape, num_classes, *, l1=DEFAULT_L1, l2=DEFAULT_L2) -> k
     return keras.Model(inputs, outputs, name="cnn004")
 
 
+#: The 004 project trained its CNN for 10 epochs with no early stopping (``train`` defaults).
+build_cnn004.train_defaults = {"epochs": 10, "early_stopping": 0}
+
 #: Model name (as on the command line) -> builder.
 MODELS = {
     "log": build_log,
