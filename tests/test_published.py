@@ -129,3 +129,136 @@ def test_not_a_checkpoint(tmp_path):
         load_state_dict(path)
     with pytest.raises(UserError, match="missing.pth: checkpoint not found"):
         load_state_dict(tmp_path / "missing.pth")
+
+
+# --- Keras ports against an independent NumPy forward pass (NCHW, torch's layout) -----------------
+
+def _torch_state(arch, rng, in_channels=3):
+    """A random state dict with the originals' key names and shapes (torch layouts)."""
+    state = collections.OrderedDict()
+
+    def conv(name, out, inp, k):
+        state[f"{name}.weight"] = (rng.standard_normal((out, inp, k, k)) * np.sqrt(2.0 / (inp * k * k))).astype(np.float32)
+
+    def bn(name, n, gain=1.0):
+        state[f"{name}.weight"] = (gain * rng.uniform(0.5, 1.5, n)).astype(np.float32)
+        state[f"{name}.bias"] = rng.uniform(-0.2, 0.2, n).astype(np.float32)
+        state[f"{name}.running_mean"] = rng.uniform(-0.2, 0.2, n).astype(np.float32)
+        state[f"{name}.running_var"] = rng.uniform(0.5, 1.5, n).astype(np.float32)
+        state[f"{name}.num_batches_tracked"] = np.array(100, dtype=np.int64)
+
+    conv("conv1", 64, in_channels, 7 if arch == "resnet50" else 3)
+    bn("bn1", 64)
+    stages = [(64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)][: 4 if arch == "resnet50" else 2]
+    inplanes = 64
+    for s, (planes, blocks, _stride) in enumerate(stages):
+        for b in range(blocks):
+            name = f"layer{s + 1}.{b}"
+            conv(f"{name}.conv1", planes, inplanes, 1); bn(f"{name}.bn1", planes)
+            conv(f"{name}.conv2", planes, planes, 3); bn(f"{name}.bn2", planes)
+            conv(f"{name}.conv3", planes * 4, planes, 1); bn(f"{name}.bn3", planes * 4, gain=0.3)
+            if b == 0:
+                conv(f"{name}.downsample.0", planes * 4, inplanes, 1); bn(f"{name}.downsample.1", planes * 4)
+            inplanes = planes * 4
+    head = "fc" if arch == "resnet50" else "fc1"
+    state[f"{head}.weight"] = (rng.standard_normal((1, inplanes)) / np.sqrt(inplanes)).astype(np.float32)
+    state[f"{head}.bias"] = np.array([0.1], np.float32)
+    return state
+
+
+def _np_conv(x, w, stride, pad):
+    x = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    k = w.shape[2]
+    windows = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::stride, ::stride]
+    return np.einsum("ncijkl,ockl->noij", windows, w.astype(np.float64), optimize=True)
+
+
+def _np_bn(x, s, name):
+    scale = s[f"{name}.weight"] / np.sqrt(s[f"{name}.running_var"].astype(np.float64) + 1e-5)
+    return (x - s[f"{name}.running_mean"][None, :, None, None]) * scale[None, :, None, None] + s[f"{name}.bias"][None, :, None, None]
+
+
+def _np_maxpool(x):
+    x = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
+    return np.lib.stride_tricks.sliding_window_view(x, (3, 3), axis=(2, 3))[:, :, ::2, ::2].max(axis=(-1, -2))
+
+
+def _np_forward(arch, s, images):
+    """torch's forward of CNNDetection's / NPR's model on 0..255 NHWC images -> (features, P(fake))."""
+    relu = lambda v: np.maximum(v, 0)  # noqa: E731
+    x = images.astype(np.float64).transpose(0, 3, 1, 2) / 255.0
+    x = (x - np.array([0.485, 0.456, 0.406])[None, :, None, None]) / np.array([0.229, 0.224, 0.225])[None, :, None, None]
+    if arch == "npr":  # x - interpolate(interpolate(x, 0.5), 2), nearest: source index floor(i * in / out)
+        h, w = x.shape[2:]
+        down = x[:, :, (np.arange(h // 2) * 2), :][:, :, :, (np.arange(w // 2) * 2)]
+        up = down[:, :, np.arange(h) // 2, :][:, :, :, np.arange(w) // 2]
+        x = (x - up) * 2.0 / 3.0
+    x = _np_maxpool(relu(_np_bn(_np_conv(x, s["conv1.weight"], 2, 3 if arch == "resnet50" else 1), s, "bn1")))
+    stages = [(3, 1), (4, 2), (6, 2), (3, 2)][: 4 if arch == "resnet50" else 2]
+    for i, (blocks, stride) in enumerate(stages):
+        for b in range(blocks):
+            n = f"layer{i + 1}.{b}"
+            st = stride if b == 0 else 1
+            y = relu(_np_bn(_np_conv(x, s[f"{n}.conv1.weight"], 1, 0), s, f"{n}.bn1"))
+            y = relu(_np_bn(_np_conv(y, s[f"{n}.conv2.weight"], st, 1), s, f"{n}.bn2"))
+            y = _np_bn(_np_conv(y, s[f"{n}.conv3.weight"], 1, 0), s, f"{n}.bn3")
+            short = _np_bn(_np_conv(x, s[f"{n}.downsample.0.weight"], st, 0), s, f"{n}.downsample.1") if b == 0 else x
+            x = relu(y + short)
+    features = x.mean(axis=(2, 3))
+    head = "fc" if arch == "resnet50" else "fc1"
+    logit = features @ s[f"{head}.weight"].T.astype(np.float64) + s[f"{head}.bias"]
+    return features, 1.0 / (1.0 + np.exp(-logit[:, 0]))
+
+
+def _images(count, size, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (count, size, size, 3)).astype(np.uint8)
+
+
+@pytest.mark.parametrize("arch,layout", [("resnet50", "zip"), ("npr", "legacy")])
+def test_converted_port_matches_numpy(tmp_path, capsys, arch, layout):
+    import keras
+
+    from tfforensics.cli.main import launch
+    from tfforensics.models.wrapped import class_names_of, load_model, unwrap
+
+    state = _torch_state(arch, np.random.default_rng(1))
+    # CNNDetection saves {'model': state_dict, 'optimizer': ..., 'total_steps': n}; DataParallel adds 'module.'.
+    wrapped = {"model": torchfmt.state_dict({f"module.{k}": v for k, v in state.items()}), "total_steps": 5}
+    path = tmp_path / f"{arch}.pth"
+    (torchfmt.save_zip if layout == "zip" else torchfmt.save_legacy)(wrapped, path)
+    out = tmp_path / f"{arch}.keras"
+    assert launch(["convert", "torch", str(path), "--arch", arch, "--out", str(out), "--image-size", "32", "-q"]) == 0
+    model = load_model(out)  # safe_mode
+    assert class_names_of(model) == ["real", "fake"] and model.input_shape == (None, 32, 32, 3)
+    images = _images(3, 32)
+    features, expected = _np_forward(arch, state, images)
+    got = np.asarray(model.predict(images.astype(np.float32), verbose=0))[:, 0]
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+    preprocessing, classifier = unwrap(model)
+    inner = keras.Model(classifier.inputs, classifier.get_layer("avgpool").output)
+    port_features = np.asarray(inner(preprocessing(images.astype(np.float32))))
+    assert np.max(np.abs(port_features - features)) <= 1e-4 * np.max(np.abs(features))
+    # An existing output is not replaced without --overwrite, and a wrong --arch is one line.
+    capsys.readouterr()
+    assert launch(["convert", "torch", str(path), "--arch", arch, "--out", str(out), "--image-size", "32"]) == 2
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    other = "npr" if arch == "resnet50" else "resnet50"
+    assert launch(["convert", "torch", str(path), "--arch", other, "--out", str(tmp_path / "x.keras"),
+                   "--image-size", "32"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{arch}.pth: " in err and "--arch" in err, err
+
+
+def test_npr_layer_and_registry():
+    from tfforensics.layers import NeighbourResidual
+    from tfforensics.models.classifiers import build_model
+
+    x = np.random.default_rng(0).standard_normal((2, 8, 6, 3)).astype(np.float32)
+    got = np.asarray(NeighbourResidual()(x))
+    up = np.repeat(np.repeat(x[:, ::2, ::2], 2, axis=1), 2, axis=2)
+    np.testing.assert_allclose(got, (x - up) * 2 / 3, atol=1e-6)
+    model = build_model("npr", (32, 32, 3), 2)
+    assert model.get_layer("predictions").units == 1 and model.get_layer("conv1").strides == (2, 2)
+    assert model.get_layer("layer2_3_conv3").filters == 512
+    with pytest.raises(ValueError, match="even image height"):
+        build_model("npr", (31, 32, 3), 2)

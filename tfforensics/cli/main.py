@@ -16,7 +16,7 @@ from tfforensics.errors import UserError
 #: registers its own command name (``mean_var`` registers ``mean-var``).
 COMMANDS = [
     "prepare", "crop", "resize", "split", "perturb", "stats", "mean_var",
-    "train", "test", "classify", "baselines", "attribute", "img2grad", "lgrad", "gan", "regularize", "reproduce",
+    "train", "test", "classify", "convert", "baselines", "attribute", "img2grad", "lgrad", "gan", "regularize", "reproduce",
     "report",
 ]
 

@@ -20,6 +20,9 @@ Architectures (from the originals' code, re-written here):
 - ``attribution`` / ``attribution_predown``: Yu et al.'s GAN-fingerprint attribution
   network and its pre-downscale variant (:mod:`tfforensics.models.attribution`);
   ``visnet`` its fingerprint-visualisation network (:mod:`tfforensics.models.visnet`).
+- ``resnet50`` / ``npr``: torchvision's ResNet-50 v1.5 (CNNDetection, LGrad) and NPR's
+  truncated ResNet on the neighbouring-pixel residual (:mod:`tfforensics.models.published`,
+  which also maps their released PyTorch weights).
 - ``cnn004``: the CNN of the "Detecting AI Generated Images" project (004): 3x3
   "valid" ReLU convolutions with 32, 64, 64 filters with 2x max pooling after the
   first two, flatten, dense 512 ReLU, dense head.
@@ -185,6 +188,16 @@ def _register_attribution() -> None:
 
 
 _register_attribution()
+
+
+def _register_published() -> None:
+    from tfforensics.models.published import build_npr, build_resnet50
+
+    MODELS["resnet50"] = build_resnet50
+    MODELS["npr"] = build_npr
+
+
+_register_published()
 
 
 def build_model(name: str, input_shape, num_classes: int, **kwargs) -> keras.Model:
