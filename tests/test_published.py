@@ -262,3 +262,113 @@ def test_npr_layer_and_registry():
     assert model.get_layer("layer2_3_conv3").filters == 512
     with pytest.raises(ValueError, match="even image height"):
         build_model("npr", (31, 32, 3), 2)
+
+
+# --- evaluate: the ForenSynths protocol ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def forensynths(tmp_path_factory):
+    """A tiny test set in CNNDetection's layout: progan with two classes, stylegan and deepfake flat."""
+    from conftest import write_folder
+    from tfforensics.benchmark.photos import load_photos, random_crops, upsampled
+
+    root = tmp_path_factory.mktemp("forensynths") / "test"
+    crops, _ = random_crops(load_photos(), 60, 32, seed=3)
+    folders = ["progan/car", "progan/cat", "stylegan", "deepfake"]
+    for i, folder in enumerate(folders):
+        part = crops[i * 12:(i + 1) * 12]
+        write_folder(root / folder / "0_real", part[:5])
+        write_folder(root / folder / "1_fake", upsampled(part[5:], "nearest"))
+    return root
+
+
+@pytest.fixture(scope="module")
+def detector(tmp_path_factory):
+    import keras
+
+    from tfforensics.io.atomic import save_keras
+    from tfforensics.models.classifiers import build_model
+    from tfforensics.models.published import detector_on_images
+
+    keras.utils.set_random_seed(2)
+    path = tmp_path_factory.mktemp("detector") / "cnn.keras"
+    save_keras(detector_on_images(build_model("cnn", (32, 32, 3), 2)), path)
+    return path
+
+
+def _sklearn_rows(model, root, family_dirs, transform=None):
+    from PIL import Image
+    from sklearn.metrics import accuracy_score, average_precision_score
+
+    rows = {}
+    for family, dirs in family_dirs.items():
+        paths, labels = [], []
+        for d in dirs:
+            for label, name in enumerate(("0_real", "1_fake")):
+                files = sorted((root / d / name).glob("*.png"))
+                paths += files
+                labels += [label] * len(files)
+        images = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in paths])
+        if transform is not None:
+            images = np.stack([transform(image) for image in images])
+        y, p = np.array(labels), np.asarray(model.predict(images.astype(np.float32), verbose=0))[:, 0]
+        rows[family] = {"accuracy": accuracy_score(y, p > 0.5), "real_accuracy": accuracy_score(y[y == 0], p[y == 0] > 0.5),
+                        "fake_accuracy": accuracy_score(y[y == 1], p[y == 1] > 0.5),
+                        "average_precision": average_precision_score(y, p)}
+    return rows
+
+
+def test_evaluate_equals_sklearn(forensynths, detector, tmp_path, capsys):
+    import csv
+    import json
+
+    from tfforensics.cli.main import launch
+    from tfforensics.models.wrapped import load_model
+    from tfforensics.preprocess.perturb import jpeg_compress
+
+    out = tmp_path / "results"
+    assert launch(["evaluate", str(detector), str(forensynths), "--jpeg", "60", "--blur", "1", "--out", str(out),
+                   "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert "| **mean** |" in printed and "## jpeg60" in printed and "## blur1" in printed
+    report = json.loads((out / "evaluation.json").read_text())
+    assert list(report["conditions"]) == ["clean", "jpeg60", "blur1"]
+    clean = report["conditions"]["clean"]
+    assert list(clean["families"]) == ["progan", "stylegan", "deepfake"]  # eval_test8gan's order
+    assert clean["families"]["progan"]["count"] == 24 and clean["families"]["progan"]["real"] == 10
+    model = load_model(detector)
+    dirs = {"progan": ["progan/car", "progan/cat"], "stylegan": ["stylegan"], "deepfake": ["deepfake"]}
+    for condition, transform in (("clean", None), ("jpeg60", lambda im: jpeg_compress(im, 60))):
+        expected = _sklearn_rows(model, forensynths, dirs, transform)
+        table = report["conditions"][condition]
+        for family, row in expected.items():
+            for key, value in row.items():
+                assert table["families"][family][key] == pytest.approx(value, abs=1e-9), (condition, family, key)
+        for key in row:
+            assert table["mean"][key] == pytest.approx(np.mean([r[key] for r in expected.values()]), abs=1e-9)
+    rows = list(csv.DictReader((out / "evaluation.csv").open()))
+    assert len(rows) == 3 * 4 and rows[3]["family"] == "mean"
+    assert float(rows[3]["average_precision"]) == pytest.approx(clean["mean"]["average_precision"], abs=1e-6)
+    assert "| progan |" in (out / "evaluation.md").read_text()
+    # again without --overwrite: refused in one line; with it, replaced
+    assert launch(["evaluate", str(detector), str(forensynths), "--out", str(out), "-q"]) == 2
+    assert "pass --overwrite" in capsys.readouterr().err
+    assert launch(["evaluate", str(detector), str(forensynths), "--out", str(out), "-q", "--overwrite"]) == 0
+
+
+def test_evaluate_and_classify_one_image(forensynths, detector, capsys):
+    from tfforensics.cli.main import launch
+    from tfforensics.evaluation.classify import classify_images
+    from tfforensics.evaluation.evaluate import evaluate_folders
+
+    image = forensynths / "stylegan" / "1_fake" / "0000.png"
+    report = evaluate_folders(detector, image)
+    (entry,) = report["images"]
+    assert entry["label"] == 1 and 0 <= entry["fake_score"] <= 1
+    row = report["conditions"]["clean"]["families"]["0000"]
+    assert row["count"] == 1 and row["average_precision"] is None
+    result = classify_images(detector, image, progress=False)
+    assert result.scores[0, 1] == pytest.approx(entry["fake_score"], abs=1e-6)
+    assert launch(["classify", str(detector), str(image), "-q"]) == 0
+    assert launch(["evaluate", str(detector), str(forensynths / "nowhere"), "-q"]) == 2
+    assert "nowhere: not found" in capsys.readouterr().err

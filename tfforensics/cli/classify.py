@@ -25,7 +25,7 @@ def add_parser(subparsers) -> None:
         """,
     )
     parser.add_argument("model", metavar="MODEL", help="model.keras or run directory written by train")
-    parser.add_argument("image_dir", metavar="IMAGE_DIR", help="folder of images")
+    parser.add_argument("image_dir", metavar="IMAGE_DIR", help="folder of images, or one image file")
     parser.add_argument("--size", "-s", type=positive_int, default=None, help="only the first N images (sorted by name)")
     parser.add_argument("--batch-size", "-b", type=positive_int, default=32, help="batch size (default: 32)")
     parser.add_argument("--csv", default=None, metavar="FILE", help="write one row per image: path, class, scores")
