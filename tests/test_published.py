@@ -372,3 +372,90 @@ def test_evaluate_and_classify_one_image(forensynths, detector, capsys):
     assert launch(["classify", str(detector), str(image), "-q"]) == 0
     assert launch(["evaluate", str(detector), str(forensynths / "nowhere"), "-q"]) == 2
     assert "nowhere: not found" in capsys.readouterr().err
+
+
+# --- GANDCTAnalysis SavedModels ----------------------------------------------------------------
+
+def _save_gandct_savedmodel(directory, weights):
+    """A SavedModel with tf.keras' object graph: ``layer_with_weights-<i>/<attribute>`` variables."""
+    import tensorflow as tf
+
+    root = tf.Module()
+    for i, layer in enumerate(weights):
+        holder = tf.Module()
+        for attribute, value in layer.items():
+            setattr(holder, attribute, tf.Variable(value, name=attribute))
+        setattr(root, f"layer_with_weights-{i}", holder)
+    root.call = tf.function(lambda x: x, input_signature=[tf.TensorSpec([None, 1], tf.float32)])
+    tf.saved_model.save(root, str(directory))
+    return directory
+
+
+def _np_same_conv(x, kernel, bias):  # NHWC, HWIO, 'same' padding, stride 1
+    k = kernel.shape[0]
+    padded = np.pad(x, ((0, 0), (k // 2, k // 2), (k // 2, k // 2), (0, 0)))
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (k, k), axis=(1, 2))  # n,h,w,c,kh,kw
+    return np.einsum("nhwckl,klco->nhwo", windows, kernel) + bias
+
+
+def test_gandct_savedmodel_converts_and_matches_numpy(tmp_path):
+    from scipy.fft import dctn
+
+    from tfforensics.cli.main import launch
+    from tfforensics.models.wrapped import class_names_of, load_model
+
+    rng = np.random.default_rng(4)
+    size, classes = 16, 5
+    convs = [(3, 3), (3, 8), (8, 16), (16, 32)]
+    weights = [{"kernel": (rng.standard_normal((3, 3, i, o)) / np.sqrt(9 * i)).astype(np.float32),
+                "bias": rng.uniform(-0.1, 0.1, o).astype(np.float32)} for i, o in convs]
+    weights.append({"kernel": (rng.standard_normal((4 * 4 * 32, classes)) * 0.05).astype(np.float32),
+                    "bias": np.zeros(classes, np.float32)})
+    model_dir = _save_gandct_savedmodel(tmp_path / "lsun_dct_cnn", weights)
+    images = rng.integers(0, 256, (40, size, size, 3)).astype(np.float64)
+    logs = np.log(np.abs(dctn(images, type=2, norm="ortho", axes=(1, 2))) + 1e-13)
+    (tmp_path / "mean_var").mkdir()
+    np.save(tmp_path / "mean_var" / "mean.npy", logs.mean(axis=0))
+    np.save(tmp_path / "mean_var" / "var.npy", logs.var(axis=0))
+    out = tmp_path / "cnn.keras"
+    assert launch(["convert", "gandct", str(model_dir), "--mean-var", str(tmp_path / "mean_var"), "--out", str(out),
+                   "--class-names", "real,progan,sngan,cramer,mmd", "-q"]) == 0
+    model = load_model(out)
+    assert class_names_of(model) == ["real", "progan", "sngan", "cramer", "mmd"]
+    # run_classifier.py's DCTLayer, then the original build_simple_cnn, in NumPy
+    x = (logs[:4] - logs.mean(axis=0)) / np.sqrt(logs.var(axis=0))
+    for i, layer in enumerate(weights[:4]):
+        x = np.maximum(_np_same_conv(x, layer["kernel"], layer["bias"]), 0)
+        if i in (1, 2):
+            n, h, w, c = x.shape
+            x = x.reshape(n, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
+    logits = x.reshape(4, -1) @ weights[4]["kernel"] + weights[4]["bias"]
+    expected = np.exp(logits - logits.max(axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+    got = np.asarray(model.predict(images[:4].astype(np.float32), verbose=0))
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_gandct_errors(tmp_path, capsys):
+    from tfforensics.cli.main import launch
+
+    model_dir = _save_gandct_savedmodel(tmp_path / "m", [{"kernel": np.zeros((12, 1), np.float32),
+                                                          "bias": np.zeros(1, np.float32)}])
+    (tmp_path / "mv").mkdir()
+    np.save(tmp_path / "mv" / "mean.npy", np.zeros((4, 4, 3)))
+    np.save(tmp_path / "mv" / "var.npy", np.ones((4, 4, 3)))
+    for argv, needle in [
+        (["convert", "gandct", str(tmp_path / "nowhere"), "--out", str(tmp_path / "a.keras")], "not found"),
+        (["convert", "gandct", str(model_dir), "--mean-var", str(tmp_path / "none"), "--out", str(tmp_path / "a.keras")],
+         "no mean.npy and var.npy"),
+        (["convert", "gandct", str(model_dir), "--mean-var", str(tmp_path / "mv"), "--out", str(tmp_path / "a.keras")],
+         "fit none of the architectures"),  # 4x4x3 = 48 inputs, the kernel has 12
+    ]:
+        capsys.readouterr()
+        assert launch(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and needle in err, err
+    np.save(tmp_path / "mv" / "mean.npy", np.zeros((2, 2, 3)))
+    np.save(tmp_path / "mv" / "var.npy", np.ones((2, 2, 3)))
+    assert launch(["convert", "gandct", str(model_dir), "--mean-var", str(tmp_path / "mv"), "--out",
+                   str(tmp_path / "log.keras"), "-q"]) == 0

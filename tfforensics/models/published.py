@@ -20,15 +20,23 @@ padding before the max pooling is exact: it follows a ReLU).
 (pixels / 255, ImageNet mean and std; no resize, no crop) and the class names
 ``real``/``fake``, so the saved ``.keras`` takes raw 0..255 images like every other
 tfforensics detector.
+
+GANDCTAnalysis' released classifiers (TF2 Keras SavedModels) are read from their
+variables checkpoint only (:func:`read_saved_model_weights`) and copied into the registry
+architecture they fit, behind the DCT / log / standardisation layers built from the
+``mean_var`` files (:func:`port_gandct`).
 """
 
 from __future__ import annotations
+
+import re
+from pathlib import Path
 
 import keras
 import numpy as np
 from keras import layers
 
-from tfforensics.errors import UserError
+from tfforensics.errors import MissingInputError, UserError
 
 # The registry (models.classifiers) imports this module, so its helpers are imported in the
 # builders; these are its penalty defaults, which the ports accept and ignore.
@@ -172,29 +180,34 @@ def assign_state_dict(model: keras.Model, state: dict, *, head: str, source: str
         variable.assign(value)
 
 
+def on_images(classifier: keras.Model, preprocessing_layers: list, class_names, *, channels: int = 3,
+              metadata: dict | None = None) -> keras.Model:
+    """``image (0..255) -> preprocessing -> classifier -> ClassNames``, the layout :func:`~tfforensics.models.wrapped.unwrap` reads."""
+    from tfforensics import __version__
+    from tfforensics.layers import ClassNames
+    from tfforensics.models.wrapped import CLASS_NAMES_NAME, PREPROCESSING_NAME
+
+    shape = (*tuple(classifier.input_shape[1:3]), channels)
+    preprocessing = keras.Sequential([keras.Input(shape), *preprocessing_layers], name=PREPROCESSING_NAME)
+    inputs = keras.Input(shape, name="image")
+    scores = classifier(preprocessing(inputs))
+    info = {"model": classifier.name, "image_shape": list(classifier.input_shape[1:]),
+            "tfforensics_version": __version__, **(metadata or {})}
+    outputs = ClassNames(class_names, info, name=CLASS_NAMES_NAME)(scores)
+    return keras.Model(inputs, outputs, name=f"{classifier.name}_on_images")
+
+
 def detector_on_images(classifier: keras.Model, *, metadata: dict | None = None) -> keras.Model:
     """``image (0..255) -> /255 -> ImageNet mean/std -> classifier -> ClassNames(real, fake)``.
 
     The test-time pipeline of CNNDetection, LGrad and NPR (``ToTensor`` then
     ``Normalize``; no resize, no crop), inside the model.
     """
-    from tfforensics import __version__
-    from tfforensics.layers import ClassNames
-    from tfforensics.models.wrapped import CLASS_NAMES_NAME, PREPROCESSING_NAME
-
-    shape = tuple(classifier.input_shape[1:])
     std = np.asarray(IMAGENET_STD)
-    preprocessing = keras.Sequential([
-        keras.Input(shape),
-        layers.Rescaling(1.0 / 255.0, name="to_unit"),
-        layers.Normalization(mean=list(IMAGENET_MEAN), variance=list(std ** 2), name="imagenet_normalize"),
-    ], name=PREPROCESSING_NAME)
-    inputs = keras.Input(shape, name="image")
-    scores = classifier(preprocessing(inputs))
-    info = {"model": classifier.name, "image_shape": list(shape), "preprocessing": "imagenet",
-            "tfforensics_version": __version__, **(metadata or {})}
-    outputs = ClassNames(["real", "fake"], info, name=CLASS_NAMES_NAME)(scores)
-    return keras.Model(inputs, outputs, name=f"{classifier.name}_on_images")
+    imagenet = [layers.Rescaling(1.0 / 255.0, name="to_unit"),
+                layers.Normalization(mean=list(IMAGENET_MEAN), variance=list(std ** 2), name="imagenet_normalize")]
+    return on_images(classifier, imagenet, ["real", "fake"],
+                     metadata={"preprocessing": "imagenet", **(metadata or {})})
 
 
 def port_from_state_dict(arch: str, state: dict, *, image_size: int = 256, source: str = "the checkpoint") -> keras.Model:
@@ -228,7 +241,6 @@ def keras_is_ours(path) -> bool:
 def convert_torch(checkpoint, arch: str, out, *, image_size: int = 256, overwrite: bool = False):
     """``convert torch``: a released PyTorch checkpoint -> ``out`` (``.keras``) taking 0..255 images."""
     import os
-    from pathlib import Path
 
     from tfforensics.io.atomic import save_keras
     from tfforensics.io.outputs import claim_file
@@ -241,4 +253,178 @@ def convert_torch(checkpoint, arch: str, out, *, image_size: int = 256, overwrit
     source = os.fsdecode(checkpoint)
     model = port_from_state_dict(arch, load_state_dict(checkpoint), image_size=image_size, source=source)
     save_keras(model, out)
+    return out
+
+
+# --- GANDCTAnalysis (Frank et al., ICML 2020): Keras SavedModels + mean_var ----------------------
+
+#: Registry architectures a GANDCTAnalysis SavedModel may hold, tried in this order (log1/2/3
+#: have the weights of ``log``; their penalties only matter for training).
+GANDCT_ARCHITECTURES = ("log", "nn", "cnn", "resnet")
+_SAVED_VARIABLE = re.compile(r"^layer_with_weights-(\d+)/(\w+)/\.ATTRIBUTES/VARIABLE_VALUE$")
+
+
+def read_saved_model_weights(model_dir) -> list[dict]:
+    """``[{attribute: array}]`` per weighted layer of a tf.keras SavedModel, in layer order.
+
+    Reads only the variables checkpoint (``variables/variables.index`` + data): no graph or
+    function of the SavedModel is loaded or run.
+    """
+    import os
+
+    import tensorflow as tf
+
+    from tfforensics.io.images import display_path
+
+    model_dir = Path(model_dir)
+    name = display_path(model_dir)
+    prefix = model_dir / "variables" / "variables"
+    if not model_dir.is_dir():
+        raise MissingInputError(f"{name}: SavedModel folder not found; download the released classifier "
+                                "(see docs/published-models.md).")
+    if not prefix.with_suffix(".index").is_file():
+        raise UserError(f"{name}: holds no variables/variables.index, so it is not a TF2 Keras SavedModel "
+                        "(the folder GANDCTAnalysis' classifer.py saves).")
+    try:
+        reader = tf.train.load_checkpoint(os.fsdecode(prefix))
+        shapes = reader.get_variable_to_shape_map()
+    except (tf.errors.OpError, ValueError) as error:
+        raise UserError(f"{name}: its variables checkpoint is damaged ({str(error).splitlines()[0][:160]}); "
+                        "download the released classifier again.") from error
+    by_layer: dict = {}
+    for key in shapes:
+        match = _SAVED_VARIABLE.match(key)
+        if match:
+            by_layer.setdefault(int(match.group(1)), {})[match.group(2)] = key
+    if not by_layer or sorted(by_layer) != list(range(len(by_layer))):
+        raise UserError(f"{name}: its checkpoint has no layer_with_weights-0..N variables; it is not a Keras "
+                        "SavedModel of a GANDCTAnalysis classifier.")
+    try:
+        return [{attr: np.asarray(reader.get_tensor(key)) for attr, key in by_layer[i].items()}
+                for i in range(len(by_layer))]
+    except (tf.errors.OpError, ValueError) as error:
+        raise UserError(f"{name}: a variable could not be read ({str(error).splitlines()[0][:160]}); download the "
+                        "released classifier again.") from error
+
+
+def _weighted_layers(model):
+    return [layer for layer in model.layers if layer.weights]
+
+
+#: Keras attribute names of a layer's weights, in ``layer.weights`` order.
+_ATTRIBUTES = {"Conv2D": ("kernel", "bias"), "Dense": ("kernel", "bias"),
+               "BatchNormalization": ("gamma", "beta", "moving_mean", "moving_variance")}
+
+
+def _fits(model, saved) -> bool:
+    weighted = _weighted_layers(model)
+    if len(weighted) != len(saved):
+        return False
+    for layer, values in zip(weighted, saved):
+        names = _ATTRIBUTES.get(type(layer).__name__)
+        if names is None or set(names) != set(values):
+            return False
+        if any(tuple(getattr(layer, n).shape) != values[n].shape for n in names):
+            return False
+    return True
+
+
+def load_mean_var(prefix, shape_hint=None):
+    """``(mean, std)`` from ``PREFIX/mean.npy`` + ``var.npy`` (or ``PREFIX_mean.npy`` + ``PREFIX_var.npy``).
+
+    Zero variances (constant coefficients) get std 1, as ``prepare`` stores them.
+    """
+    from tfforensics.io.images import display_path
+
+    prefix = Path(prefix)
+    candidates = [(prefix / "mean.npy", prefix / "var.npy"),
+                  (prefix.with_name(prefix.name + "_mean.npy"), prefix.with_name(prefix.name + "_var.npy"))]
+    files = next(((m, v) for m, v in candidates if m.is_file() and v.is_file()), None)
+    if files is None:
+        raise MissingInputError(f"--mean-var {display_path(prefix)}: no mean.npy and var.npy there (nor "
+                                f"{prefix.name}_mean.npy, {prefix.name}_var.npy); pass the released mean_var folder "
+                                "or make one with `tfforensics mean-var`.")
+    try:
+        mean, var = (np.load(f, allow_pickle=False) for f in files)
+    except (ValueError, OSError, EOFError) as error:
+        raise UserError(f"{display_path(files[0].parent)}: mean.npy / var.npy are not plain NumPy arrays ({error}); "
+                        "make them again with `tfforensics mean-var`.") from error
+    if mean.shape != var.shape or mean.ndim not in (2, 3) or mean.dtype.kind != "f" or var.dtype.kind != "f":
+        raise UserError(f"{display_path(files[0])}: mean {mean.shape} and var {var.shape} must be float arrays of "
+                        "one shape (height, width[, channels]).")
+    if mean.ndim == 2:
+        mean, var = mean[..., None], var[..., None]
+    if not np.all(np.isfinite(var)) or np.any(var < 0):
+        raise UserError(f"{display_path(files[1])}: holds negative or non-finite variances; make it again.")
+    std = np.sqrt(var)
+    return mean.astype(np.float32), np.where(std > 0, std, 1.0).astype(np.float32)
+
+
+def port_gandct(model_dir, mean_var=None, *, arch: str | None = None, image_size: int | None = None,
+                class_names=None, log: bool = True) -> keras.Model:
+    """A GANDCTAnalysis SavedModel (+ ``mean_var``) as a registry model behind its preprocessing.
+
+    With ``mean_var`` the input is encoded as ``run_classifier.py``'s ``DCTLayer`` does:
+    DCT, ``log(|x| + eps)``, minus the mean, over the standard deviation (the DCT, log and
+    standardisation layers of :mod:`tfforensics.layers`); without it, pixels scaled to
+    [-1, 1] (its ``PixelLayer``). The weights are copied into the architecture of the
+    registry (:data:`~tfforensics.models.classifiers.MODELS`) whose layers they fit, so the
+    result loads with ``safe_mode``.
+    """
+    from tfforensics.data.encodings import Encoding
+    from tfforensics.io.images import display_path
+    from tfforensics.layers import preprocessing_layers
+    from tfforensics.models.classifiers import MODELS
+
+    saved = read_saved_model_weights(model_dir)
+    source = display_path(model_dir)
+    units = int(saved[-1].get("kernel", np.zeros((1, 0))).shape[-1])
+    if units < 1 or units == 2:
+        raise UserError(f"{source}: its last layer has {units} outputs; the registry models have 1 (binary) or "
+                        "3+ (softmax) outputs.")
+    if mean_var is not None:
+        mean, std = load_mean_var(mean_var)
+        shape = mean.shape
+        encoding = Encoding("dct", log=log, color=shape[-1] == 3, normalize=True)
+        pre = preprocessing_layers(encoding, {"mean": mean, "std": std}, shape, rgb_input=True)
+    else:
+        if image_size is None:
+            raise UserError("--image-size is needed for a pixel classifier (no --mean-var): the SavedModel's "
+                            "input size is not stored in its weights.")
+        shape = (image_size, image_size, 3)
+        pre = preprocessing_layers(Encoding("raw", color=True))
+    candidates = [arch] if arch else list(GANDCT_ARCHITECTURES)
+    for name in candidates:
+        if name not in MODELS:
+            raise UserError(f"--arch {name!r} is not a registry model; choose one of {', '.join(GANDCT_ARCHITECTURES)}.")
+        try:
+            model = MODELS[name](shape, units)
+        except ValueError:
+            continue
+        if _fits(model, saved):
+            break
+    else:
+        raise UserError(f"{source}: its {len(saved)} weighted layers fit none of the architectures "
+                        f"{', '.join(candidates)} for inputs of shape {tuple(shape)}; check --mean-var (its shape sets "
+                        "the input) and --arch.")
+    for layer, values in zip(_weighted_layers(model), saved):
+        for attribute in _ATTRIBUTES[type(layer).__name__]:
+            getattr(layer, attribute).assign(values[attribute].astype(np.float32))
+    names = list(class_names) if class_names else ([str(i) for i in range(units)] if units > 1 else ["real", "fake"])
+    if len(names) != max(units, 2):
+        raise UserError(f"--class-names gives {len(names)} names but the classifier has {max(units, 2)} classes.")
+    return on_images(model, pre, names, metadata={"converted_from": source, "arch": model.name,
+                                                   "mean_var": None if mean_var is None else str(mean_var)})
+
+
+def convert_gandct(model_dir, out, mean_var=None, *, overwrite: bool = False, **kwargs):
+    """``convert gandct``: :func:`port_gandct` saved as ``out`` (``.keras``)."""
+    from tfforensics.io.atomic import save_keras
+    from tfforensics.io.outputs import claim_file
+
+    out = Path(out)
+    if out.suffix != ".keras":
+        raise UserError(f"--out {out}: the converted classifier is saved as a Keras model; give a name ending in .keras.")
+    claim_file(out, overwrite=overwrite, ours=keras_is_ours, what="converted classifier")
+    save_keras(port_gandct(model_dir, mean_var, **kwargs), out)
     return out
