@@ -459,3 +459,29 @@ def test_gandct_errors(tmp_path, capsys):
     np.save(tmp_path / "mv" / "var.npy", np.ones((2, 2, 3)))
     assert launch(["convert", "gandct", str(model_dir), "--mean-var", str(tmp_path / "mv"), "--out",
                    str(tmp_path / "log.keras"), "-q"]) == 0
+
+
+# --- the official StyleGAN from the command line -----------------------------------------------
+
+def test_gan_sample_from_official_pickle(tmp_path, capsys):
+    from PIL import Image
+
+    from test_stylegan import RES, official_pickle
+    from tfforensics.benchmark.gans import sample_images
+    from tfforensics.cli.main import launch
+    from tfforensics.models.stylegan.pkl import build_from_state, find_network, load_pkl
+
+    pkl = tmp_path / "karras2019stylegan-test-32x32.pkl"
+    pkl.write_bytes(official_pickle())
+    out = tmp_path / "fakes"
+    assert launch(["gan", "sample", "--pkl", str(pkl), "--truncation", "0.5", "--count", "3", str(out), "--seed", "2",
+                   "-q"]) == 0
+    files = sorted(out.glob("*.png"))
+    assert [f.name for f in files] == ["000000.png", "000001.png", "000002.png"]
+    expected = sample_images(build_from_state(find_network(load_pkl(pkl), "Gs"), truncation_psi=0.5), 3, seed=2)
+    got = np.stack([np.asarray(Image.open(f)) for f in files])
+    assert got.shape == (3, RES, RES, 3)
+    np.testing.assert_array_equal(got, expected)
+    capsys.readouterr()
+    assert launch(["gan", "sample", "nearest", str(tmp_path / "x"), "--pkl", str(pkl), "--count", "1"]) == 2
+    assert "either FAMILY or --pkl" in capsys.readouterr().err
