@@ -485,3 +485,26 @@ def test_gan_sample_from_official_pickle(tmp_path, capsys):
     capsys.readouterr()
     assert launch(["gan", "sample", "nearest", str(tmp_path / "x"), "--pkl", str(pkl), "--count", "1"]) == 2
     assert "either FAMILY or --pkl" in capsys.readouterr().err
+
+
+def test_hostile_checkpoints_are_one_line_on_the_command_line(tmp_path, capsys):
+    """Through `convert torch`: exit 2, one line naming the file, no output written."""
+    from tfforensics.cli.main import launch
+
+    shared = [1]
+    for _ in range(28):  # a DAG of 2**28 leaves in a few hundred bytes (within the depth limit)
+        shared = [shared, shared]
+    files = {
+        "global.pth": _zip_with_pickle(tmp_path / "global.pth", torchfmt.pickle_with_global("subprocess", "Popen")),
+        "huge.pth": torchfmt.save_zip({"w": torchfmt.Tensor(np.zeros(2, np.float32), numel=1 << 50)},
+                                      tmp_path / "huge.pth"),
+        "cut.pth": torchfmt.save_legacy({"w": np.ones(64, np.float32)}, tmp_path / "cut.pth", cut=17),
+        "dag.pth": torchfmt.save_zip({"w": np.ones(2, np.float32), "x": shared}, tmp_path / "dag.pth"),
+    }
+    for name, path in files.items():
+        capsys.readouterr()
+        out = tmp_path / f"{name}.keras"
+        status = launch(["convert", "torch", str(path), "--arch", "npr", "--out", str(out)])
+        err = capsys.readouterr().err
+        assert status == 2 and err.count("\n") == 1 and "Traceback" not in err, (name, err)
+        assert f"{name}: " in err and not out.exists(), (name, err)

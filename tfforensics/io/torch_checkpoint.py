@@ -228,26 +228,35 @@ def _unpickle(data: bytes, source: str, limit: int, storages: dict, **kwargs):
         raise UserError(f"{source}: not a readable PyTorch checkpoint ({reason}); {_FIX}.") from error
 
 
-def _materialise(value, source: str, depth: int = 0):
-    """The unpickled object with every :class:`TensorRef` replaced by its NumPy array."""
+def _materialise(value, source: str, depth: int = 0, done: dict | None = None):
+    """The unpickled object with every :class:`TensorRef` replaced by its NumPy array.
+
+    Containers are converted once each (``done``), so a pickle that shares one list many
+    times over (a DAG that would unfold exponentially) costs no more than its file.
+    """
+    done = {} if done is None else done
     if depth > MAX_DEPTH:
         raise UserError(f"{source}: the checkpoint nests deeper than {MAX_DEPTH} levels; {_FIX}.")
+    if isinstance(value, (TensorRef, dict, list, tuple)) and id(value) in done:
+        return done[id(value)][1]
     if isinstance(value, TensorRef):
         if value.storage.array is None:
             raise UserError(f"{source}: storage {getattr(value.storage, 'key', '?')!r} is missing from the file; "
                             f"the file is truncated or edited: {_FIX}.")
-        return value.numpy()
-    if isinstance(value, dict):
+        out = value.numpy()
+    elif isinstance(value, dict):
         out = type(value)() if isinstance(value, collections.OrderedDict) else {}
         for key, item in value.items():
-            out[key] = _materialise(item, source, depth + 1)
-        return out
-    if isinstance(value, (list, tuple)):
-        items = [_materialise(item, source, depth + 1) for item in value]
-        return items if isinstance(value, list) else tuple(items)
-    if isinstance(value, (Storage, StorageView, StorageType)):
+            out[key] = _materialise(item, source, depth + 1, done)
+    elif isinstance(value, (list, tuple)):
+        items = [_materialise(item, source, depth + 1, done) for item in value]
+        out = items if isinstance(value, list) else tuple(items)
+    elif isinstance(value, (Storage, StorageView, StorageType)):
         raise UserError(f"{source}: holds a bare storage outside a tensor; {_FIX}.")
-    return value
+    else:
+        return value
+    done[id(value)] = (value, out)  # keeps ``value`` alive, so its id is not reused
+    return out
 
 
 # --- the three layouts ------------------------------------------------------------------------
@@ -409,9 +418,11 @@ def _read_tar(path: Path, source: str, size: int):
         objects[str(key)] = storage
     views = stream.pickle(nothing)
     for view in views if isinstance(views, list) else []:
+        if not (isinstance(view, tuple) and len(view) == 4 and all(isinstance(v, int) for v in view[2:])):
+            raise UserError(f"{source}: a storage view is not (key, root key, offset, count); {_FIX}.")
         target, root, offset, numel = view
         base = objects.get(str(root))
-        if base is None or offset < 0 or numel < 0 or offset + numel > base.numel:
+        if not isinstance(base, Storage) or offset < 0 or numel < 0 or offset + numel > base.numel:
             raise PickleLimitError(f"{source}: storage view {view!r} lies outside its storage; {_FIX}.")
         objects[str(target)] = StorageView(base, offset, numel)
     stream = _Stream(parts["tensors"], source)
