@@ -38,6 +38,7 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     from tfforensics.evaluation.classify import claim_csv, classify_images, write_csv
+    from tfforensics.preprocess._folder import log_skipped
 
     setup_logging(args.quiet)
     if args.csv:
@@ -45,10 +46,7 @@ def run(args) -> int:
     result = classify_images(args.model, args.image_dir, size=args.size, batch_size=args.batch_size,
                              skip_bad=args.skip_bad, recursive=args.recursive, progress=not args.quiet)
     print(result.summary())
-    if result.skipped:
-        logger.warning("skipped %d images:", len(result.skipped))
-        for entry in result.skipped:
-            logger.warning("  %s: %s", entry["path"], entry["reason"])
+    log_skipped(result.skipped)
     if args.csv:
         write_csv(result, args.csv)
         logger.info("wrote %s", args.csv)

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import logging
-
 from tfforensics.cli._common import add_command, add_output_args, add_skip_bad, positive_int, setup_logging
-
-logger = logging.getLogger(__name__)
 
 
 def add_parser(subparsers) -> None:
@@ -47,14 +43,12 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     from tfforensics.evaluation.evaluate import evaluate_folders, format_evaluation
+    from tfforensics.preprocess._folder import log_skipped
 
     setup_logging(args.quiet)
     report = evaluate_folders(args.model, args.root, jpeg=args.jpeg, blur=args.blur, batch_size=args.batch_size,
                               real_class=args.real_class, skip_bad=args.skip_bad, out=args.out,
                               overwrite=args.overwrite, progress=not args.quiet)
     print(format_evaluation(report), end="")
-    if report["skipped"]:
-        logger.warning("skipped %d images:", len(report["skipped"]))
-        for entry in report["skipped"]:
-            logger.warning("  %s: %s", entry["path"], entry["reason"])
+    log_skipped(report["skipped"])
     return 0

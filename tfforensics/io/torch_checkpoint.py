@@ -38,8 +38,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tfforensics.errors import MissingInputError, UserError
-from tfforensics.models.stylegan.pkl import _PICKLE_ERRORS, PickleLimitError, RefusedGlobalError, check_opcodes
+from tfforensics.errors import UserError
+from tfforensics.models.stylegan.pkl import (
+    _PICKLE_ERRORS, PickleLimitError, RefusedGlobalError, check_opcodes, checked_input,
+)
 
 #: Largest checkpoint read (bytes): a ResNet-50 is ~100 MB, with optimizer state ~300 MB.
 MAX_CHECKPOINT_BYTES = 4 << 30
@@ -350,6 +352,13 @@ class _Stream:
         self.pos += end
         return value
 
+    def count(self, what: str, limit: int) -> int:
+        """A pickled count of entries (the tar members start with one), at most ``limit``."""
+        value = self.pickle({})
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= limit:
+            raise UserError(f"{self.source}: the {what} member declares {value!r} {what}; {_FIX}.")
+        return value
+
     def storage_bytes(self, storage, what: str) -> bytes:
         """An int64 element count, then the elements; the count must be the declared one."""
         (count,) = struct.unpack("<q", self.take(8, what))
@@ -399,9 +408,7 @@ def _read_tar(path: Path, source: str, size: int):
         raise UserError(f"{source}: is a damaged tar archive ({error}); {_FIX}.") from error
     nothing: dict = {}
     stream = _Stream(parts["storages"], source)
-    count = stream.pickle(nothing)
-    if not isinstance(count, int) or count < 0 or count > size:
-        raise UserError(f"{source}: the storages member declares {count!r} storages; {_FIX}.")
+    count = stream.count("storages", size)
     objects: dict = {}
     for _ in range(count):
         entry = stream.pickle(nothing, tensors={})
@@ -426,9 +433,7 @@ def _read_tar(path: Path, source: str, size: int):
             raise PickleLimitError(f"{source}: storage view {view!r} lies outside its storage; {_FIX}.")
         objects[str(target)] = StorageView(base, offset, numel)
     stream = _Stream(parts["tensors"], source)
-    count = stream.pickle(nothing)
-    if not isinstance(count, int) or count < 0 or count > size:
-        raise UserError(f"{source}: the tensors member declares {count!r} tensors; {_FIX}.")
+    count = stream.count("tensors", size)
     tensors: dict = {}
     for _ in range(count):
         entry = stream.pickle(nothing, tensors={})
@@ -453,15 +458,10 @@ def load_checkpoint(path, *, max_bytes: int = MAX_CHECKPOINT_BYTES):
     rebuild functions, storages and ``OrderedDict``, for a size the file does not back,
     and for a truncated or damaged file; nothing in the file is executed.
     """
-    path = Path(path)
+    path, size = checked_input(path, max_bytes,
+                               missing="checkpoint not found; download the released .pth (see docs/published-models.md)",
+                               too_big="a detector checkpoint may have; this is not one of the released detectors")
     source = os.fsdecode(path)
-    if not path.is_file():
-        raise MissingInputError(f"{source}: checkpoint not found; download the released .pth "
-                                "(see docs/published-models.md).")
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise UserError(f"{source}: {size:,} bytes is more than the {max_bytes:,} a detector checkpoint may have; "
-                        "this is not one of the released detectors.")
     if zipfile.is_zipfile(path):
         obj = _read_zip(path, source, size)
     elif _is_tar(path):

@@ -370,15 +370,24 @@ def load_pkl(path, *, max_bytes: int = MAX_PICKLE_BYTES):
     :class:`UserError` naming the file for anything else it cannot use (a file over
     ``max_bytes`` is refused before it is read).
     """
+    path, size = checked_input(path, max_bytes, missing="StyleGAN pickle not found; download it as described in "
+                                                         "docs/stylegan-lgrad.md",
+                               too_big="a network pickle may have; this is not a StyleGAN/ProGAN network file")
+    return loads_pkl(path.read_bytes(), source=os.fsdecode(path))
+
+
+def checked_input(path, max_bytes: int, *, missing: str, too_big: str) -> tuple[Path, int]:
+    """``(path, size)`` of a third-party weights file that exists and is at most ``max_bytes``.
+
+    ``missing`` and ``too_big`` finish the one-line messages (shared with the PyTorch reader).
+    """
     path = Path(path)
     if not path.is_file():
-        raise MissingInputError(f"{os.fsdecode(path)}: StyleGAN pickle not found; download it as described in "
-                                "docs/stylegan-lgrad.md.")
+        raise MissingInputError(f"{os.fsdecode(path)}: {missing}.")
     size = path.stat().st_size
     if size > max_bytes:
-        raise UserError(f"{os.fsdecode(path)}: {size} bytes is more than the {max_bytes} bytes a network pickle "
-                        "may have; this is not a StyleGAN/ProGAN network file.")
-    return loads_pkl(path.read_bytes(), source=os.fsdecode(path))
+        raise UserError(f"{os.fsdecode(path)}: {size} bytes is more than the {max_bytes} bytes {too_big}.")
+    return path, size
 
 
 def find_network(networks, kind: str) -> NetworkState:
