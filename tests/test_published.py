@@ -214,39 +214,55 @@ def _images(count, size, seed=0):
     return np.random.default_rng(seed).integers(0, 256, (count, size, size, 3)).astype(np.uint8)
 
 
-@pytest.mark.parametrize("arch,layout", [("resnet50", "zip"), ("npr", "legacy")])
-def test_converted_port_matches_numpy(tmp_path, capsys, arch, layout):
+def _check_port(model, arch, state, images):
     import keras
 
-    from tfforensics.cli.main import launch
-    from tfforensics.models.wrapped import class_names_of, load_model, unwrap
+    from tfforensics.models.wrapped import class_names_of, unwrap
 
-    state = _torch_state(arch, np.random.default_rng(1))
-    # CNNDetection saves {'model': state_dict, 'optimizer': ..., 'total_steps': n}; DataParallel adds 'module.'.
-    wrapped = {"model": torchfmt.state_dict({f"module.{k}": v for k, v in state.items()}), "total_steps": 5}
-    path = tmp_path / f"{arch}.pth"
-    (torchfmt.save_zip if layout == "zip" else torchfmt.save_legacy)(wrapped, path)
-    out = tmp_path / f"{arch}.keras"
-    assert launch(["convert", "torch", str(path), "--arch", arch, "--out", str(out), "--image-size", "32", "-q"]) == 0
-    model = load_model(out)  # safe_mode
-    assert class_names_of(model) == ["real", "fake"] and model.input_shape == (None, 32, 32, 3)
-    images = _images(3, 32)
+    assert class_names_of(model) == ["real", "fake"]
     features, expected = _np_forward(arch, state, images)
-    got = np.asarray(model.predict(images.astype(np.float32), verbose=0))[:, 0]
+    got = np.asarray(model(images.astype(np.float32)))[:, 0]
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
     preprocessing, classifier = unwrap(model)
     inner = keras.Model(classifier.inputs, classifier.get_layer("avgpool").output)
     port_features = np.asarray(inner(preprocessing(images.astype(np.float32))))
     assert np.max(np.abs(port_features - features)) <= 1e-4 * np.max(np.abs(features))
+
+
+def _cnndetection_checkpoint(state):
+    # CNNDetection saves {'model': state_dict, 'optimizer': ..., 'total_steps': n}; DataParallel adds 'module.'.
+    return {"model": torchfmt.state_dict({f"module.{k}": v for k, v in state.items()}), "total_steps": 5}
+
+
+def test_resnet50_port_matches_numpy(tmp_path):
+    from tfforensics.models.published import port_from_state_dict
+
+    state = _torch_state("resnet50", np.random.default_rng(1))
+    path = torchfmt.save_zip(_cnndetection_checkpoint(state), tmp_path / "blur_jpg_prob0.5.pth")
+    model = port_from_state_dict("resnet50", load_state_dict(path), image_size=32)
+    assert model.input_shape == (None, 32, 32, 3)
+    _check_port(model, "resnet50", state, _images(2, 32))
+
+
+def test_npr_converts_on_the_command_line_and_matches_numpy(tmp_path, capsys):
+    from tfforensics.cli.main import launch
+    from tfforensics.models.wrapped import load_model
+
+    state = _torch_state("npr", np.random.default_rng(1))
+    path = torchfmt.save_legacy(_cnndetection_checkpoint(state), tmp_path / "NPR.pth")
+    out = tmp_path / "npr.keras"
+    assert launch(["convert", "torch", str(path), "--arch", "npr", "--out", str(out), "-q"]) == 0
+    model = load_model(out)  # safe_mode
+    assert model.input_shape == (None, None, None, 3)  # any size, as the original tests
+    _check_port(model, "npr", state, _images(2, 32))
+    _check_port(model, "npr", state, _images(1, 48, seed=1))
     # An existing output is not replaced without --overwrite, and a wrong --arch is one line.
     capsys.readouterr()
-    assert launch(["convert", "torch", str(path), "--arch", arch, "--out", str(out), "--image-size", "32"]) == 2
+    assert launch(["convert", "torch", str(path), "--arch", "npr", "--out", str(out)]) == 2
     assert "exists; pass --overwrite" in capsys.readouterr().err
-    other = "npr" if arch == "resnet50" else "resnet50"
-    assert launch(["convert", "torch", str(path), "--arch", other, "--out", str(tmp_path / "x.keras"),
-                   "--image-size", "32"]) == 2
+    assert launch(["convert", "torch", str(path), "--arch", "resnet50", "--out", str(tmp_path / "x.keras")]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and f"{arch}.pth: " in err and "--arch" in err, err
+    assert err.count("\n") == 1 and "NPR.pth: " in err and "--arch" in err, err
 
 
 def test_npr_layer_and_registry():
@@ -508,3 +524,39 @@ def test_hostile_checkpoints_are_one_line_on_the_command_line(tmp_path, capsys):
         err = capsys.readouterr().err
         assert status == 2 and err.count("\n") == 1 and "Traceback" not in err, (name, err)
         assert f"{name}: " in err and not out.exists(), (name, err)
+
+
+def test_any_size_and_logit_detectors(forensynths, tmp_path):
+    """A detector of any input size ending in a logit (LGrad's kind): images at their own size, sigmoid applied."""
+    import keras
+    from PIL import Image
+    from sklearn.metrics import average_precision_score
+
+    from tfforensics.evaluation.evaluate import evaluate_folders
+    from tfforensics.io.atomic import save_keras
+    from tfforensics.models.published import build_npr
+
+    odd = tmp_path / "odd"
+    big = forensynths / "stylegan"
+    for name in ("0_real", "1_fake"):  # one family whose images have two sizes
+        (odd / name).mkdir(parents=True)
+        for i, path in enumerate(sorted((big / name).glob("*.png"))):
+            image = Image.open(path)
+            (image.resize((48, 40)) if i % 2 else image).save(odd / name / path.name)
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(4, 3, strides=2)(keras.layers.Rescaling(1 / 255)(inputs))
+    logit = keras.layers.Dense(1, name="logit")(keras.layers.GlobalAveragePooling2D()(x))
+    path = save_keras(keras.Model(inputs, logit), tmp_path / "lgrad_like.keras")
+    report = evaluate_folders(path, odd)
+    model = keras.saving.load_model(path)
+    files = sorted((odd / "0_real").glob("*.png")) + sorted((odd / "1_fake").glob("*.png"))
+    y = np.array([0] * 5 + [1] * 7)
+    p = np.array([1 / (1 + np.exp(-float(model(np.asarray(Image.open(f))[None].astype("float32"))[0, 0])))
+                  for f in files])
+    row = report["conditions"]["clean"]["families"]["odd"]
+    assert row["count"] == 12
+    assert row["accuracy"] == pytest.approx(np.mean((p > 0.5) == y), abs=1e-9)
+    assert row["average_precision"] == pytest.approx(average_precision_score(y, p), abs=1e-6)
+    npr = build_npr((None, None, 3), 1)  # any size, odd sides too
+    assert npr(np.zeros((1, 33, 31, 3), "float32")).shape == (1, 1)

@@ -21,7 +21,7 @@ def add_parser(subparsers) -> None:
         ),
         examples="""
             tfforensics convert torch weights/blur_jpg_prob0.5.pth --arch resnet50 --out cnndetection.keras
-            tfforensics convert torch NPR.pth --arch npr --out npr.keras --image-size 224
+            tfforensics convert torch NPR.pth --arch npr --out npr-256.keras --image-size 256
             tfforensics convert gandct models/ffhq_dct_resnet --mean-var mean_var/ffhq --out ffhq-resnet.keras
         """,
     )
@@ -44,8 +44,9 @@ def add_parser(subparsers) -> None:
     torch.add_argument("--arch", required=True, choices=["resnet50", "npr"],
                        help="resnet50: CNNDetection / LGrad detector; npr: NPR (Tan et al. 2024)")
     torch.add_argument("--out", "--output", "-o", dest="out", required=True, help="the .keras file to write")
-    torch.add_argument("--image-size", type=positive_int, default=256,
-                       help="side of the square images the saved model takes (default: 256, the ForenSynths size)")
+    torch.add_argument("--image-size", type=positive_int, default=None,
+                       help="fix the input to square images of this side (default: any size, as the originals "
+                            "test: no resize, no crop)")
     add_output_args(torch)
     torch.add_argument("--quiet", "-q", action="store_true", help="print only the output path")
     torch.set_defaults(run=run_torch)

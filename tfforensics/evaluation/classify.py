@@ -62,10 +62,11 @@ class Classification:
 
 def _loader(shape, skip_bad: bool, transform=None):
     height, width, channels = shape
+    size = None if height is None or width is None else (height, width)  # any size: fully convolutional
 
     def load(path):
         try:
-            image = load_image(path, grayscale=channels == 1, size=(height, width), size_of="the model's inputs")
+            image = load_image(path, grayscale=channels == 1, size=size, size_of="the model's inputs")
         except BadImageError as error:
             if not skip_bad:
                 raise
@@ -76,27 +77,57 @@ def _loader(shape, skip_bad: bool, transform=None):
 
 
 def model_image_shape(model) -> tuple:
-    """``(height, width, channels)`` of the images ``model`` takes; one line if it takes no images."""
+    """``(height, width, channels)`` of the images ``model`` takes (``None`` sides: any size)."""
     shape = tuple(model.input_shape[1:])
-    if len(shape) != 3 or shape[-1] not in (1, 3) or None in shape:
+    if len(shape) != 3 or shape[-1] not in (1, 3):
         raise UserError(f"the model takes inputs of shape {shape}, not images; use a model saved by "
                         "`tfforensics train` or `tfforensics convert`.")
     return shape
+
+
+def emits_logits(model) -> bool:
+    """True when the model ends in one unit without activation (a logit, as LGrad's detector).
+
+    Its outputs then go through a sigmoid before they count as P(fake); the detectors
+    tfforensics saves end in a sigmoid or softmax (behind the identity ``ClassNames``).
+    """
+    import keras
+
+    from tfforensics.layers import ClassNames
+
+    layer = model
+    while isinstance(layer, keras.Model):
+        inner = [item for item in layer.layers if not isinstance(item, ClassNames)]
+        if not inner:
+            break
+        layer = inner[-1]
+    activation = getattr(getattr(layer, "activation", None), "__name__", None)
+    return getattr(layer, "units", None) == 1 and activation == "linear"
+
+
+def _runs(images):
+    """Consecutive images of one shape, as ``[(start, stop)]`` (one batch each)."""
+    bounds = [0] + [i for i in range(1, len(images)) if images[i].shape != images[i - 1].shape] + [len(images)]
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
 def score_paths(model, paths, *, batch_size: int = 32, skip_bad: bool = False, transform=None,
                 progress: bool = True, desc: str = "classify"):
     """``(kept paths, (N, K) scores, skipped)`` of ``model`` on image files, in order.
 
-    Images are decoded by :func:`load_image` at the model's size (luma for one channel),
-    then ``transform`` (e.g. a JPEG or blur perturbation) is applied; unreadable or
-    mis-sized files stop the run, or with ``skip_bad`` are listed in ``skipped``.
+    Images are decoded by :func:`load_image` at the model's size (luma for one channel;
+    at their own size for a model of any input size, batched by runs of one shape, as
+    CNNDetection tests without resizing), then ``transform`` (e.g. a JPEG or blur
+    perturbation) is applied; unreadable or mis-sized files stop the run, or with
+    ``skip_bad`` are listed in ``skipped``. A model ending in a logit
+    (:func:`emits_logits`) gets a sigmoid.
     """
     from tqdm.auto import tqdm
 
     from tfforensics.evaluation.metrics import as_probabilities
 
     load = _loader(model_image_shape(model), skip_bad, transform)
+    logits = emits_logits(model)
     kept, scores, skipped = [], [], []
     with ThreadPoolExecutor(max_workers=4) as pool, \
             tqdm(total=len(paths), desc=desc, unit="img", disable=not progress, dynamic_ncols=True) as bar:
@@ -109,8 +140,11 @@ def score_paths(model, paths, *, batch_size: int = 32, skip_bad: bool = False, t
                     continue
                 kept.append(path)
                 images.append(image)
-            if images:
-                scores.append(as_probabilities(model.predict_on_batch(np.stack(images).astype(np.float32))))
+            for start_run, stop_run in _runs(images):  # images of any size: one batch per run of one shape
+                outputs = np.asarray(model.predict_on_batch(np.stack(images[start_run:stop_run]).astype(np.float32)))
+                if logits:
+                    outputs = 1.0 / (1.0 + np.exp(-outputs.astype(np.float64)))
+                scores.append(as_probabilities(outputs))
             bar.update(len(chunk))
     return kept, (np.concatenate(scores) if scores else np.empty((0, 2))), skipped
 

@@ -22,7 +22,8 @@ class NeighbourResidual(keras.layers.Layer):
         scale: factor on the residual (the original: 2/3).
 
     Input shape:
-        ``(batch, height, width, channels)``, height and width multiples of ``factor``.
+        ``(batch, height, width, channels)``; sides that are not multiples of ``factor``
+        (where the original fails) repeat their last kept pixel.
 
     Examples:
         >>> import numpy as np
@@ -40,15 +41,12 @@ class NeighbourResidual(keras.layers.Layer):
 
     def build(self, input_shape):
         _check_rank4(self, input_shape)
-        for size in input_shape[1:3]:
-            if size is not None and size % self.factor:
-                raise ValueError(f"NeighbourResidual needs a height and width that are multiples of {self.factor}. "
-                                 f"Received: input_shape={tuple(input_shape)}")
 
     def call(self, inputs):
         f = self.factor
+        height, width = tf.shape(inputs)[1], tf.shape(inputs)[2]
         down = inputs[:, ::f, ::f, :]
-        up = tf.repeat(tf.repeat(down, f, axis=1), f, axis=2)
+        up = tf.repeat(tf.repeat(down, f, axis=1), f, axis=2)[:, :height, :width, :]
         return (inputs - up) * self.scale
 
     def compute_output_shape(self, input_shape):

@@ -60,8 +60,9 @@ def classification_head(x, num_classes: int, *, kernel_regularizer=None, name: s
 
 
 def _inputs(input_shape):
-    input_shape = tuple(int(s) for s in input_shape)
-    if len(input_shape) != 3 or min(input_shape) < 1:
+    """The ``encoded`` input; a fully convolutional model may leave height and width ``None``."""
+    input_shape = tuple(None if s is None else int(s) for s in input_shape)
+    if len(input_shape) != 3 or input_shape[2] is None or min(s for s in input_shape if s is not None) < 1:
         raise ValueError(
             f"`input_shape` must be (height, width, channels) of positive ints. Received: input_shape={input_shape}"
         )

@@ -111,7 +111,7 @@ def build_npr(input_shape, num_classes, *, l1=DEFAULT_L1, l2=DEFAULT_L2) -> kera
     from tfforensics.models.classifiers import _inputs, classification_head
 
     height, width = tuple(input_shape)[:2]
-    if height % 2 or width % 2:
+    if any(side is not None and side % 2 for side in (height, width)):
         raise ValueError(f"`npr` needs an even image height and width. Received: input_shape={tuple(input_shape)}")
     inputs = _inputs(input_shape)
     x = NeighbourResidual(2, 2.0 / 3.0, name="npr")(inputs)
@@ -210,8 +210,13 @@ def detector_on_images(classifier: keras.Model, *, metadata: dict | None = None)
                      metadata={"preprocessing": "imagenet", **(metadata or {})})
 
 
-def port_from_state_dict(arch: str, state: dict, *, image_size: int = 256, source: str = "the checkpoint") -> keras.Model:
-    """The ``arch`` port with ``state``'s weights, wrapped by :func:`detector_on_images`."""
+def port_from_state_dict(arch: str, state: dict, *, image_size: int | None = None,
+                         source: str = "the checkpoint") -> keras.Model:
+    """The ``arch`` port with ``state``'s weights, wrapped by :func:`detector_on_images`.
+
+    ``image_size`` fixes square inputs of that side; ``None`` takes images of any size, as
+    the originals test (no resize, no crop).
+    """
     if arch not in ARCHITECTURES:
         raise UserError(f"--arch {arch!r} is not one of {', '.join(ARCHITECTURES)}.")
     head = TORCH_HEADS[arch]
@@ -220,7 +225,7 @@ def port_from_state_dict(arch: str, state: dict, *, image_size: int = 256, sourc
         raise UserError(f"{source}: has no {head}.weight, so it is not a {arch} checkpoint (pass the matching --arch).")
     units = int(np.shape(weight)[0])
     try:
-        classifier = ARCHITECTURES[arch]((image_size, image_size, 3), 1 if units == 1 else units)
+        classifier = ARCHITECTURES[arch]((image_size, image_size, 3), 1 if units == 1 else units)  # None: any size
     except ValueError as error:
         raise UserError(f"--image-size {image_size}: {error}") from error
     assign_state_dict(classifier, state, head=head, source=source)
@@ -238,7 +243,7 @@ def keras_is_ours(path) -> bool:
         return False
 
 
-def convert_torch(checkpoint, arch: str, out, *, image_size: int = 256, overwrite: bool = False):
+def convert_torch(checkpoint, arch: str, out, *, image_size: int | None = None, overwrite: bool = False):
     """``convert torch``: a released PyTorch checkpoint -> ``out`` (``.keras``) taking 0..255 images."""
     import os
 
