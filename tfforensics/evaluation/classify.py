@@ -107,6 +107,8 @@ def emits_logits(model) -> bool:
 
 def _runs(images):
     """Consecutive images of one shape, as ``[(start, stop)]`` (one batch each)."""
+    if not images:
+        return []
     bounds = [0] + [i for i in range(1, len(images)) if images[i].shape != images[i - 1].shape] + [len(images)]
     return list(zip(bounds[:-1], bounds[1:]))
 
