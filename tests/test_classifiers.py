@@ -277,7 +277,7 @@ def small_data(three_sources, tmp_path_factory):
 
 #: Full-width ProGAN-style networks: a minute or more per epoch on 2 CPU cores; their fast
 #: training tests (narrow widths) live in tests/test_attribution.py.
-_HEAVY = {"attribution", "attribution_predown", "visnet"}
+_HEAVY = {"attribution", "attribution_predown", "visnet", "resnet50"}
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in _HEAVY else n for n in MODEL_NAMES])

@@ -25,7 +25,7 @@ def add_parser(subparsers) -> None:
         """,
     )
     parser.add_argument("model", metavar="MODEL", help="model.keras or run directory written by train")
-    parser.add_argument("image_dir", metavar="IMAGE_DIR", help="folder of images")
+    parser.add_argument("image_dir", metavar="IMAGE_DIR", help="folder of images, or one image file")
     parser.add_argument("--size", "-s", type=positive_int, default=None, help="only the first N images (sorted by name)")
     parser.add_argument("--batch-size", "-b", type=positive_int, default=32, help="batch size (default: 32)")
     parser.add_argument("--csv", default=None, metavar="FILE", help="write one row per image: path, class, scores")
@@ -38,6 +38,7 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     from tfforensics.evaluation.classify import claim_csv, classify_images, write_csv
+    from tfforensics.preprocess._folder import log_skipped
 
     setup_logging(args.quiet)
     if args.csv:
@@ -45,10 +46,7 @@ def run(args) -> int:
     result = classify_images(args.model, args.image_dir, size=args.size, batch_size=args.batch_size,
                              skip_bad=args.skip_bad, recursive=args.recursive, progress=not args.quiet)
     print(result.summary())
-    if result.skipped:
-        logger.warning("skipped %d images:", len(result.skipped))
-        for entry in result.skipped:
-            logger.warning("  %s: %s", entry["path"], entry["reason"])
+    log_skipped(result.skipped)
     if args.csv:
         write_csv(result, args.csv)
         logger.info("wrote %s", args.csv)

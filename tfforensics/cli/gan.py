@@ -59,18 +59,27 @@ def add_parser(subparsers) -> None:
 
     sample = add_command(
         actions, "sample", help="write generated images as PNG",
-        description="Write COUNT images of FAMILY as OUT_DIR/000000.png, 000001.png, ... (same --seed, same images).",
+        description=("Write COUNT images of FAMILY as OUT_DIR/000000.png, 000001.png, ... (same --seed, same "
+                     "images). With --pkl, sample the averaged generator Gs of an official StyleGAN pickle "
+                     "(karras2019stylegan-*.pkl, read without TF1 or code execution) with truncation psi "
+                     "--truncation, the images LGrad's protocol and the Fourier regularisation start from."),
         examples="""
             tfforensics gan sample nearest fakes/nearest --count 1000
             tfforensics gan sample stylegan fakes/mine --count 64 --weights runs/gan-stylegan --seed 3
+            tfforensics gan sample --pkl karras2019stylegan-bedrooms-256x256.pkl --truncation 0.7 --count 100 fakes/bedrooms
         """,
     )
-    sample.add_argument("family", metavar="FAMILY", choices=list(GAN_FAMILIES), help=", ".join(GAN_FAMILIES))
+    sample.add_argument("family", metavar="FAMILY", nargs="?", choices=list(GAN_FAMILIES), default=None,
+                        help=", ".join(GAN_FAMILIES) + " (omit with --pkl)")
     sample.add_argument("output", metavar="OUT_DIR", help="folder for the PNG files")
     sample.add_argument("--count", type=positive_int, required=True, help="number of images")
     sample.add_argument("--weights", default=None,
                         help="generator.keras or a `gan train` run folder (default: the weights shipped with "
                              "tfforensics)")
+    sample.add_argument("--pkl", default=None, metavar="PKL",
+                        help="an official StyleGAN pickle: sample its Gs instead of a FAMILY")
+    sample.add_argument("--truncation", type=float, default=None, metavar="PSI",
+                        help="truncation psi of the --pkl generator (default: the pickle's, 0.7 in the official ones)")
     sample.add_argument("--batch-size", type=positive_int, default=64, help="(default: 64)")
     add_output_args(sample)
     add_runtime_args(sample)
@@ -126,8 +135,20 @@ def run_sample(args) -> int:
     setup_logging(args.quiet)
     if args.count < 1 or args.batch_size < 1:
         raise UserError(f"--count and --batch-size must be >= 1. Received: {args.count}, {args.batch_size}")
+    if (args.family is None) == (args.pkl is None):
+        raise UserError("gan sample: give either FAMILY or --pkl PKL (an official StyleGAN pickle), not both or none.")
+    if args.pkl is None and args.truncation is not None:
+        raise UserError("--truncation applies to a --pkl generator only.")
+    if args.pkl is not None and args.weights is not None:
+        raise UserError("--weights and --pkl both name a generator; give one of them.")
     claim_output(args.output, overwrite=args.overwrite, command="gan sample")  # before the work
-    generator = load_generator(args.family, args.weights)
+    if args.pkl is not None:
+        from tfforensics.models.stylegan.pkl import build_from_state, find_network, load_pkl
+
+        overrides = {} if args.truncation is None else {"truncation_psi": args.truncation}
+        generator = build_from_state(find_network(load_pkl(args.pkl), "Gs"), **overrides)
+    else:
+        generator = load_generator(args.family, args.weights)
     images = sample_images(generator, args.count, seed=args.seed, batch_size=args.batch_size,
                            progress=not args.quiet)
     with staged_output(args.output, overwrite=args.overwrite, command="gan sample") as work:

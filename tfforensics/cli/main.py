@@ -16,8 +16,8 @@ from tfforensics.errors import UserError
 #: registers its own command name (``mean_var`` registers ``mean-var``).
 COMMANDS = [
     "prepare", "crop", "resize", "split", "perturb", "stats", "mean_var",
-    "train", "test", "classify", "weights", "baselines", "attribute", "img2grad", "lgrad", "gan", "regularize", "reproduce",
-    "report",
+    "train", "test", "classify", "evaluate", "convert", "weights", "baselines", "attribute", "img2grad", "lgrad",
+    "gan", "regularize", "reproduce", "report",
 ]
 
 

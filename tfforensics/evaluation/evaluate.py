@@ -190,3 +190,201 @@ def format_report(report: dict) -> str:
         lines.append(f"  {name:<{width}}  accuracy {pct(row['accuracy'])}, AP {pct(row['average_precision'])}, "
                      f"AUC {pct(row['roc_auc'])}")
     return "\n".join(lines)
+
+
+# --- evaluate: the ForenSynths / CNNDetection protocol on image folders -------------------------
+
+#: The eight test families of CNNDetection's ``eval_test8gan.py``, in its order.
+FORENSYNTHS_FAMILIES = ("progan", "stylegan", "stylegan2", "biggan", "cyclegan", "stargan", "gaugan", "deepfake")
+REAL_DIR, FAKE_DIR = "0_real", "1_fake"
+EVALUATION_JSON, EVALUATION_MD, EVALUATION_CSV = "evaluation.json", "evaluation.md", "evaluation.csv"
+EVALUATION_FILES = (EVALUATION_JSON, EVALUATION_MD, EVALUATION_CSV)
+#: Columns of the table, in order: report key -> header.
+COLUMNS = {"accuracy": "ACC", "real_accuracy": "real ACC", "fake_accuracy": "fake ACC", "average_precision": "AP"}
+
+
+def _labelled(folder: Path) -> list:
+    """``[(path, 0 | 1)]`` of ``folder/0_real`` and ``folder/1_fake`` (either may be missing)."""
+    from tfforensics.io.images import list_images
+
+    items = []
+    for label, name in enumerate((REAL_DIR, FAKE_DIR)):
+        if (folder / name).is_dir():
+            items += [(path, label) for path in list_images(folder / name)]
+    return items
+
+
+def _has_split(folder: Path) -> bool:
+    return (folder / REAL_DIR).is_dir() or (folder / FAKE_DIR).is_dir()
+
+
+def forensynths_items(root) -> dict:
+    """``{family: [(path, label)]}`` of a tree in the ForenSynths layout.
+
+    ``ROOT/<family>/{0_real,1_fake}`` or ``ROOT/<family>/<class>/{0_real,1_fake}`` (the
+    classes pooled, as ``eval_test8gan.py`` does for ProGAN, StyleGAN, ...); ``ROOT`` itself
+    may be one family (``ROOT/{0_real,1_fake}``) or one image file, whose label is taken
+    from a ``0_real``/``1_fake`` parent (else ``None``). Families come in
+    :data:`FORENSYNTHS_FAMILIES` order, then any others by name.
+    """
+    from tfforensics.io.images import display_path
+
+    root = Path(root)
+    if root.is_file():
+        label = {REAL_DIR: 0, FAKE_DIR: 1}.get(root.parent.name)
+        return {root.stem: [(root, label)]}
+    if not root.is_dir():
+        raise UserError(f"{display_path(root)}: not found; give the test-set folder (ROOT/<family>/0_real, "
+                        "1_fake) or one image file.")
+    if _has_split(root):
+        return {root.name or str(root): _labelled(root)}
+    families = {}
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        items = _labelled(folder) if _has_split(folder) else [
+            item for sub in sorted(p for p in folder.iterdir() if p.is_dir() and _has_split(p)) for item in _labelled(sub)]
+        if items:
+            families[folder.name] = items
+    if not families:
+        raise UserError(f"{display_path(root)}: holds no {REAL_DIR}/{FAKE_DIR} folders; lay the test set out as "
+                        f"ROOT/<family>[/<class>]/{{{REAL_DIR},{FAKE_DIR}}}/*.png (the CNNDetection test set).")
+    order = {name: i for i, name in enumerate(FORENSYNTHS_FAMILIES)}
+    return dict(sorted(families.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
+
+
+def perturbations(jpeg=(), blur=()) -> dict:
+    """``{condition name: transform or None}``: clean, then JPEG at each quality, blur at each sigma.
+
+    Blur is a Gaussian of standard deviation ``sigma`` truncated at 4 sigma (SciPy's
+    ``gaussian_filter`` default, which CNNDetection's ``blur_jpg`` evaluation uses); JPEG is
+    :func:`tfforensics.preprocess.perturb.jpeg_compress`.
+    """
+    from tfforensics.preprocess.perturb import gaussian_blur, jpeg_compress
+
+    conditions = {"clean": None}
+    for quality in jpeg:
+        if not 1 <= int(quality) <= 100:
+            raise UserError(f"--jpeg {quality}: a JPEG quality lies in 1..100.")
+        conditions[f"jpeg{int(quality)}"] = lambda image, q=int(quality): jpeg_compress(image, q)
+    for sigma in blur:
+        if not 0 < float(sigma) <= 50:
+            raise UserError(f"--blur {sigma}: the blur sigma must lie in (0, 50] pixels.")
+        kernel = 2 * int(4 * float(sigma) + 0.5) + 1
+        conditions[f"blur{float(sigma):g}"] = lambda image, k=kernel, s=float(sigma): gaussian_blur(image, k, s)
+    return conditions
+
+
+def _mean_row(rows: dict) -> dict:
+    out = {}
+    for key in COLUMNS:
+        values = [row[key] for row in rows.values() if row.get(key) is not None]
+        out[key] = float(np.mean(values)) if values else None
+    out["count"] = int(sum(row["count"] for row in rows.values()))
+    return out
+
+
+def evaluate_folders(model, root, *, jpeg=(), blur=(), batch_size: int = 32, real_class=None, skip_bad: bool = False,
+                     out=None, overwrite: bool = False, progress: bool = False) -> dict:
+    """ACC (threshold 0.5), real ACC, fake ACC and AP per family and their mean, as ``eval_test8gan.py``.
+
+    Args:
+        model: any saved detector (``.keras`` or a run directory; it takes raw images), or a Keras model.
+        root: the test set (see :func:`forensynths_items`) or one image file.
+        jpeg, blur: extra conditions (JPEG qualities, blur sigmas) scored like the clean images.
+        real_class: name or index of the model's real class (default: label 0); P(fake) is
+            ``1 - P(real)``, so a multi-class (attribution) model scores as a detector.
+        skip_bad: skip unreadable or mis-sized images (listed in the report).
+        out: folder for ``evaluation.json``, ``evaluation.md`` and ``evaluation.csv``.
+
+    Returns:
+        ``{"conditions": {name: {"families": {family: row}, "mean": row}}, ...}`` where a row
+        holds ``accuracy``, ``real_accuracy``, ``fake_accuracy``, ``average_precision`` (the
+        scikit-learn values; ``None`` where a family lacks real or fake images) and counts.
+    """
+    from tfforensics.evaluation.classify import score_paths
+    from tfforensics.evaluation.metrics import real_vs_fake, resolve_real_class
+    from tfforensics.io.outputs import claim_files
+    from tfforensics.models.wrapped import class_names_of, load_model
+
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be >= 1. Received: {batch_size}")
+    if out is not None:
+        claim_files(out, EVALUATION_FILES, record=EVALUATION_JSON, command="evaluate", previous="evaluation",
+                    contents=", ".join(EVALUATION_FILES), instead="--out", overwrite=overwrite)
+    conditions = perturbations(jpeg, blur)
+    model_path = None
+    if isinstance(model, (str, Path)):
+        model_path = str(model)
+        model = load_model(model)
+    class_names = class_names_of(model)
+    real = resolve_real_class(class_names, real_class)
+    families = forensynths_items(root)
+    report = {"model": model_path or model.name, "root": str(root), "threshold": 0.5,
+              "real_class": class_names[real], "class_names": class_names, "conditions": {}, "skipped": [],
+              "images": []}
+    single = Path(root).is_file()
+    for condition, transform in conditions.items():
+        rows = {}
+        for family, items in families.items():
+            paths = [path for path, _ in items]
+            labels = {path: label for path, label in items}
+            kept, scores, skipped = score_paths(model, paths, batch_size=batch_size, skip_bad=skip_bad,
+                                                transform=transform, progress=progress, desc=f"{family} ({condition})")
+            if condition == "clean":
+                report["skipped"] += skipped
+            if single:
+                report["images"] += [{"condition": condition, "path": str(p), "label": labels[p],
+                                      "fake_score": float(1.0 - s[real])}
+                                     for p, s in zip(kept, scores)]
+            known = [i for i, p in enumerate(kept) if labels[p] is not None]
+            if not known:
+                continue
+            # A detector's labels: 0 real, 1 fake; the model's real class is ``real``.
+            y = np.array([labels[kept[i]] for i in known])
+            model_labels = np.where(y == 0, real, 1 if real == 0 else 0)
+            row = real_vs_fake(model_labels, scores[known], real)
+            rows[family] = {key: row[key] for key in ("count", "real", "fake", *COLUMNS)}
+        report["conditions"][condition] = {"families": rows, "mean": _mean_row(rows) if rows else None}
+    if out is not None:
+        write_evaluation(report, out)
+    return report
+
+
+def _pct(value) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}"
+
+
+def format_evaluation(report: dict) -> str:
+    """The per-family tables (one per condition) as Markdown, percentages with one decimal."""
+    lines = [f"# {Path(report['model']).name} on {report['root']}", "",
+             f"ACC at threshold {report['threshold']} (fake when P(fake) > {report['threshold']}), AP with fake as "
+             "the positive class, in %."]
+    for condition, table in report["conditions"].items():
+        lines += ["", f"## {condition}", "", "| family | " + " | ".join(COLUMNS.values()) + " | images |",
+                  "|---|" + "---:|" * (len(COLUMNS) + 1)]
+        rows = {**table["families"], **({"**mean**": table["mean"]} if table["mean"] else {})}
+        for family, row in rows.items():
+            lines.append(f"| {family} | " + " | ".join(_pct(row[key]) for key in COLUMNS) + f" | {row['count']} |")
+    for image in report.get("images", []):
+        lines.append(f"\n{image['path']} ({image['condition']}): P(fake) = {image['fake_score']:.4f}")
+    return "\n".join(lines) + "\n"
+
+
+def write_evaluation(report: dict, out) -> list[Path]:
+    """``evaluation.json``, ``evaluation.md`` and ``evaluation.csv`` (one row per condition and family)."""
+    from tfforensics import __version__
+    from tfforensics.io.outputs import PRODUCER
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["condition", "family", *COLUMNS, "count", "real", "fake"])
+    for condition, table in report["conditions"].items():
+        rows = {**table["families"], **({"mean": table["mean"]} if table["mean"] else {})}
+        for family, row in rows.items():
+            writer.writerow([condition, family, *["" if row[k] is None else f"{row[k]:.6f}" for k in COLUMNS],
+                             row["count"], row.get("real", ""), row.get("fake", "")])
+    atomic_write_json(out / EVALUATION_JSON, {"producer": PRODUCER, "tfforensics_version": __version__, **report})
+    atomic_write(out / EVALUATION_MD, format_evaluation(report))
+    atomic_write(out / EVALUATION_CSV, buffer.getvalue())
+    return [out / name for name in EVALUATION_FILES]

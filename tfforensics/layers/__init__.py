@@ -1,6 +1,7 @@
 """Serializable Keras layers: the preprocessing that saved models carry inside them."""
 
 from tfforensics.layers.metadata import ClassNames
+from tfforensics.layers.npr import NeighbourResidual
 from tfforensics.layers.preprocessing import (
     DCT2D,
     AbsScale,
@@ -18,6 +19,7 @@ __all__ = [
     "ClassNames",
     "Grayscale",
     "LogScale",
+    "NeighbourResidual",
     "PixelScale",
     "Standardize",
     "preprocessing_from_manifest",

@@ -20,6 +20,9 @@ Architectures (from the originals' code, re-written here):
 - ``attribution`` / ``attribution_predown``: Yu et al.'s GAN-fingerprint attribution
   network and its pre-downscale variant (:mod:`tfforensics.models.attribution`);
   ``visnet`` its fingerprint-visualisation network (:mod:`tfforensics.models.visnet`).
+- ``resnet50`` / ``npr``: torchvision's ResNet-50 v1.5 (CNNDetection, LGrad) and NPR's
+  truncated ResNet on the neighbouring-pixel residual (:mod:`tfforensics.models.published`,
+  which also maps their released PyTorch weights).
 - ``cnn004``: the CNN of the "Detecting AI Generated Images" project (004): 3x3
   "valid" ReLU convolutions with 32, 64, 64 filters with 2x max pooling after the
   first two, flatten, dense 512 ReLU, dense head.
@@ -57,8 +60,9 @@ def classification_head(x, num_classes: int, *, kernel_regularizer=None, name: s
 
 
 def _inputs(input_shape):
-    input_shape = tuple(int(s) for s in input_shape)
-    if len(input_shape) != 3 or min(input_shape) < 1:
+    """The ``encoded`` input; a fully convolutional model may leave height and width ``None``."""
+    input_shape = tuple(None if s is None else int(s) for s in input_shape)
+    if len(input_shape) != 3 or input_shape[2] is None or min(s for s in input_shape if s is not None) < 1:
         raise ValueError(
             f"`input_shape` must be (height, width, channels) of positive ints. Received: input_shape={input_shape}"
         )
@@ -188,6 +192,16 @@ def _register_attribution() -> None:
 
 
 _register_attribution()
+
+
+def _register_published() -> None:
+    from tfforensics.models.published import build_npr, build_resnet50
+
+    MODELS["resnet50"] = build_resnet50
+    MODELS["npr"] = build_npr
+
+
+_register_published()
 
 
 def build_model(name: str, input_shape, num_classes: int, **kwargs) -> keras.Model:

@@ -313,11 +313,17 @@ _PICKLE_ERRORS = (pickle.UnpicklingError, EOFError, MemoryError, ValueError, Typ
                   IndexError, KeyError, OverflowError, RecursionError, UnicodeDecodeError, struct.error)
 
 
-def _check_opcodes(data: bytes, source: str) -> None:
+#: What :func:`check_opcodes` tells the user to do by default.
+PKL_FIX = "this is not an official StyleGAN pickle (download the official .pkl again)"
+
+
+def check_opcodes(data: bytes, source: str, *, refused: str = PKL_FIX, what: str = "StyleGAN pickle",
+                  fix: str = "download the official .pkl again") -> None:
     """Walk the opcodes once (no object is built): every declared length must fit in the file.
 
     The C unpickler may reserve a buffer of the declared size before it reads (a 13-byte
     file declaring 8 GiB of bytes); :mod:`pickletools` reads what is there and stops.
+    ``refused``, ``what`` and ``fix`` word the messages (the PyTorch checkpoint reader shares this check).
     """
     import pickletools
 
@@ -325,19 +331,18 @@ def _check_opcodes(data: bytes, source: str) -> None:
         for opcode, arg, position in pickletools.genops(data):
             if opcode.name == "FRAME" and arg > len(data) - position:
                 raise PickleLimitError(f"{source}: declares a pickle frame of {arg:,} bytes at offset {position} "
-                                       f"but the file has {len(data):,}; refused before allocating: this is not an "
-                                       "official StyleGAN pickle (download the official .pkl again).")
+                                       f"but the file has {len(data):,}; refused before allocating: {refused}.")
     except PickleLimitError:
         raise
     except (ValueError, EOFError) as error:
         text = str(error)
         reason = "the file is truncated" if any(w in text for w in ("remain", "truncat", "exhausted")) or not text else text[:200]
-        raise UserError(f"{source}: not a readable StyleGAN pickle ({reason}); download the official .pkl again.") from error
+        raise UserError(f"{source}: not a readable {what} ({reason}); {fix}.") from error
 
 
 def loads_pkl(data: bytes, source: str = "<bytes>"):
     """:func:`load_pkl` for bytes already in memory."""
-    _check_opcodes(data, source)
+    check_opcodes(data, source)
     try:
         networks = RestrictedUnpickler(io.BytesIO(data), source=source, limit=len(data)).load()
     except UserError:
@@ -365,15 +370,24 @@ def load_pkl(path, *, max_bytes: int = MAX_PICKLE_BYTES):
     :class:`UserError` naming the file for anything else it cannot use (a file over
     ``max_bytes`` is refused before it is read).
     """
+    path, size = checked_input(path, max_bytes, missing="StyleGAN pickle not found; download it as described in "
+                                                         "docs/stylegan-lgrad.md",
+                               too_big="a network pickle may have; this is not a StyleGAN/ProGAN network file")
+    return loads_pkl(path.read_bytes(), source=os.fsdecode(path))
+
+
+def checked_input(path, max_bytes: int, *, missing: str, too_big: str) -> tuple[Path, int]:
+    """``(path, size)`` of a third-party weights file that exists and is at most ``max_bytes``.
+
+    ``missing`` and ``too_big`` finish the one-line messages (shared with the PyTorch reader).
+    """
     path = Path(path)
     if not path.is_file():
-        raise MissingInputError(f"{os.fsdecode(path)}: StyleGAN pickle not found; download it as described in "
-                                "docs/stylegan-lgrad.md.")
+        raise MissingInputError(f"{os.fsdecode(path)}: {missing}.")
     size = path.stat().st_size
     if size > max_bytes:
-        raise UserError(f"{os.fsdecode(path)}: {size} bytes is more than the {max_bytes} bytes a network pickle "
-                        "may have; this is not a StyleGAN/ProGAN network file.")
-    return loads_pkl(path.read_bytes(), source=os.fsdecode(path))
+        raise UserError(f"{os.fsdecode(path)}: {size} bytes is more than the {max_bytes} bytes {too_big}.")
+    return path, size
 
 
 def find_network(networks, kind: str) -> NetworkState:

@@ -1,0 +1,54 @@
+"""``tfforensics evaluate``: the ForenSynths / CNNDetection protocol (ACC and AP per GAN family)."""
+
+from __future__ import annotations
+
+from tfforensics.cli._common import add_command, add_output_args, add_skip_bad, positive_int, setup_logging
+
+
+def add_parser(subparsers) -> None:
+    parser = add_command(
+        subparsers, "evaluate",
+        help="ACC / AP per GAN family on a test set in the ForenSynths layout (CNNDetection's protocol)",
+        description=(
+            "Score MODEL (any saved detector: model.keras written by train, or by convert from released weights) "
+            "on ROOT laid out as CNNDetection's test set, ROOT/<family>[/<class>]/{0_real,1_fake}/*.png "
+            "(sub-classes pooled), and report per family, as eval_test8gan.py computes them: ACC at threshold "
+            "0.5, real ACC, fake ACC and AP, plus their mean. ROOT may also be one family (ROOT/0_real, "
+            "ROOT/1_fake) or one image file. --jpeg and --blur add the same table for JPEG-compressed and "
+            "blurred copies (CNNDetection's robustness evaluation). --out receives evaluation.md, "
+            "evaluation.json and evaluation.csv."
+        ),
+        examples="""
+            tfforensics evaluate cnndetection.keras ~/data/CNNDetection/test --out results/cnndetection
+            tfforensics evaluate npr.keras ~/data/CNNDetection/test --jpeg 75 --blur 1 --out results/npr
+            tfforensics evaluate runs/resnet/model.keras photo.png
+        """,
+    )
+    parser.add_argument("model", metavar="MODEL", help="model.keras or run directory (a detector taking raw images)")
+    parser.add_argument("root", metavar="ROOT", help="test-set folder in the ForenSynths layout, or one image")
+    parser.add_argument("--jpeg", type=positive_int, action="append", default=[], metavar="Q",
+                        help="also score JPEG-compressed copies at quality Q (repeatable)")
+    parser.add_argument("--blur", type=float, action="append", default=[], metavar="SIGMA",
+                        help="also score Gaussian-blurred copies with standard deviation SIGMA (repeatable)")
+    parser.add_argument("--real-class", default=None,
+                        help="name or label of the model's real class (default: label 0)")
+    parser.add_argument("--batch-size", "-b", type=positive_int, default=32, help="batch size (default: 32)")
+    parser.add_argument("--out", "--output", "-o", dest="out", default=None,
+                        help="folder for evaluation.md, evaluation.json and evaluation.csv")
+    add_skip_bad(parser)
+    add_output_args(parser)
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    parser.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from tfforensics.evaluation.evaluate import evaluate_folders, format_evaluation
+    from tfforensics.preprocess._folder import log_skipped
+
+    setup_logging(args.quiet)
+    report = evaluate_folders(args.model, args.root, jpeg=args.jpeg, blur=args.blur, batch_size=args.batch_size,
+                              real_class=args.real_class, skip_bad=args.skip_bad, out=args.out,
+                              overwrite=args.overwrite, progress=not args.quiet)
+    print(format_evaluation(report), end="")
+    log_skipped(report["skipped"])
+    return 0
