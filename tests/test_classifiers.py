@@ -331,3 +331,4 @@ def test_004_conveniences_hidden_units_and_cnn004_defaults(small_data, tmp_path,
     from tfforensics.models.classifiers import MODELS
 
     assert MODELS["cnn004"].train_defaults == {"epochs": 10, "early_stopping": 0}
+    assert MODELS["npr"].train_defaults == {"learning_rate": 2e-4}

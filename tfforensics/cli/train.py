@@ -44,7 +44,7 @@ def add_parser(subparsers) -> None:
     fit.add_argument("--epochs", "-e", type=positive_int, default=None,
                      help="epochs (default: 50; cnn004: 10, as the 004 project)")
     fit.add_argument("--batch-size", "-b", type=positive_int, default=32, help="global batch size (default: 32)")
-    fit.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
+    fit.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: 1e-3; npr: 2e-4)")
     fit.add_argument("--l1", type=float, default=0.01, help="L1 penalty of log1/log3 (default: 0.01)")
     fit.add_argument("--l2", type=float, default=0.01, help="L2 penalty of log2/log3/nn (default: 0.01)")
     fit.add_argument("--early-stopping", type=nonnegative_int, default=None, metavar="PATIENCE",
@@ -91,15 +91,17 @@ def run(args) -> int:
             logger.warning("%s: no val split found beside it; pass VAL for early stopping.", args.dataset)
     from tfforensics.models.classifiers import MODELS
 
-    defaults = {"epochs": 50, "early_stopping": 5, **getattr(MODELS[args.model], "train_defaults", {})}
+    defaults = {"epochs": 50, "early_stopping": 5, "learning_rate": 1e-3,
+                **getattr(MODELS[args.model], "train_defaults", {})}
     epochs = defaults["epochs"] if args.epochs is None else args.epochs
     early_stopping = defaults["early_stopping"] if args.early_stopping is None else args.early_stopping
+    learning_rate = defaults["learning_rate"] if args.lr is None else args.lr
     if args.hidden_units is not None and args.model != "nn":
         raise UserError(f"--hidden-units sets the hidden layer of `nn`; {args.model} has no such option.")
     model_options = {"hidden_units": args.hidden_units} if args.hidden_units is not None else None
     result = train(
         args.model, dataset, out=args.out, epochs=epochs, batch_size=args.batch_size, model_options=model_options,
-        l1=args.l1, l2=args.l2, learning_rate=args.lr, early_stopping=early_stopping, seed=args.seed,
+        l1=args.l1, l2=args.l2, learning_rate=learning_rate, early_stopping=early_stopping, seed=args.seed,
         deterministic=True if args.deterministic else None, num_classes=args.classes,
         image_size=args.image_size, channels=args.channels, overwrite=args.overwrite,
         verbose=0 if args.quiet else "auto", command=args.command_line,

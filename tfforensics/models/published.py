@@ -124,6 +124,8 @@ def build_npr(input_shape, num_classes, *, l1=DEFAULT_L1, l2=DEFAULT_L2) -> kera
 
 # NPR's README: Adam, beta1 0.9, learning rate 2e-4 (pass --lr 2e-4 to train).
 build_npr.adam_options = {"beta_1": 0.9, "beta_2": 0.999}
+#: NPR's training script: Adam at 2e-4 (``train`` defaults; ``--lr`` overrides).
+build_npr.train_defaults = {"learning_rate": 2e-4}
 build_resnet50.adam_options = {"beta_1": 0.9, "beta_2": 0.999}
 
 #: ``--arch`` of ``convert torch`` -> builder.
