@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfforensics.cli.main import launch
 from tfforensics.data import Encoding, Manifest, prepare
 from tfforensics.errors import UserError
 from tfforensics.io.images import BadImageError
@@ -84,3 +85,14 @@ def test_runner_options_are_checked(three_sources, tmp_path):
     with pytest.raises(UserError, match="--runner must be one of"):
         prepare(three_sources, tmp_path / "o", runner="spark", progress=False)
     assert not (tmp_path / "o").exists()
+
+
+def test_cli_runner_beam(three_sources, tmp_path, capsys):
+    out = tmp_path / "ds"
+    assert launch(["prepare", str(three_sources), str(out), "--log", "--shards", "2", "--runner", "beam",
+                   "--beam-options=--direct_num_workers=1", "-q"]) == 0
+    manifest = Manifest.load(out)
+    assert manifest.source["runner"] == "beam" and manifest.count("train") == 63
+    assert launch(["prepare", str(three_sources), str(tmp_path / "o"), "--beam-options=--direct_num_workers=1",
+                   "-q"]) == 2
+    assert "add --runner beam" in capsys.readouterr().err

@@ -166,6 +166,8 @@ def _read(pipeline, path: Path, label: str):
 def run(plan: Plan, work: Path, statistics_path: Path | None, beam_options=None) -> dict:
     """Stages 2 and 3 of ``prepare`` as Beam pipelines; returns the shard results, as the local runner has them."""
     check_available()
+    if logging.getLogger("apache_beam").level == logging.NOTSET:  # its per-bundle INFO lines drown the progress
+        logging.getLogger("apache_beam").setLevel(logging.WARNING)
     options = pipeline_options(beam_options)
     config = plan.config
     if statistics_path is not None:
@@ -183,6 +185,8 @@ def run(plan: Plan, work: Path, statistics_path: Path | None, beam_options=None)
 
     tasks, done = shard_tasks(plan, work)
     if tasks:
+        logger.info("Beam (%s): encoding %d images into %d shards", options.get_all_options().get("runner") or
+                    "DirectRunner", sum(len(task["items"]) for task in tasks), len(tasks))
         shards = {task["file"]: {"directory": task["directory"], "file": task["file"]} for task in tasks}
         plan_file = _write_plan(work / WRITE_PLAN, (
             {"shard": task["file"], "position": position, "path": str(path), "label": int(label)}
