@@ -444,7 +444,7 @@ def train(
                                  shuffle=False, verbose=verbose)  # the records are shuffled by tf.data
         train_seconds = time.perf_counter() - started
         # history.epoch counts from the epoch a restored backup resumed at
-        epochs_run = history.epoch[-1] + 1 if history.epoch else 0
+        epochs_run = history.epoch[-1] + 1 if history.epoch else epochs  # empty: the backup had them all
         resumed_at = history.epoch[0] if history.epoch else epochs_run
 
         val_metrics = None
