@@ -2,8 +2,8 @@
 
 The grid search fits on the train split and scores on the val split through
 scikit-learn's ``PredefinedSplit`` and ``cross_validate``; grid points run in
-``joblib.Parallel``, so any joblib backend (loky by default, Dask or Ray via
-``joblib.parallel_backend``) can spread them. The parent process writes the results JSON
+``joblib.Parallel``, so any joblib backend (loky by default, Dask with ``backend="dask"``,
+or any other via ``joblib.parallel_backend``) can spread them. The parent process writes the results JSON
 atomically after every finished point, and a re-run skips the points already there: an
 interrupted search continues where it stopped.
 
@@ -315,19 +315,25 @@ def _evaluate(estimator, params: dict, X, y, cv) -> dict:
 
 
 def grid_search(method: str, dataset, out, *, grid: dict | None = None, n_jobs: int | None = 1,
-                refit: bool = True, progress: bool = True) -> dict:
+                refit: bool = True, progress: bool = True, backend: str = "local",
+                scheduler: str | None = None) -> dict:
     """Search ``grid`` (default: the original's) on ``dataset``; returns the summary row.
 
     Results go to ``out/grid_search_<method>.json``, rewritten after every point. Points
     already there for the same dataset (same manifest fingerprint) are not recomputed.
     With ``refit``, the best point is trained on the train split, saved as
-    ``out/<method>_<dataset>.npz`` and tested on the test split.
+    ``out/<method>_<dataset>.npz`` and tested on the test split. ``backend="dask"`` runs the
+    points on the Dask scheduler at ``scheduler`` (default: a local cluster); see
+    :mod:`tfforensics.baselines.backends`.
     """
-    with session():
-        return _grid_search(method, dataset, out, grid=grid, n_jobs=n_jobs, refit=refit, progress=progress)
+    from tfforensics.baselines.backends import open_backend
+
+    with open_backend(backend, scheduler, n_jobs) as opened, session():
+        return _grid_search(method, dataset, out, grid=grid, n_jobs=n_jobs, refit=refit, progress=progress,
+                            backend=opened)
 
 
-def _grid_search(method, dataset, out, *, grid, n_jobs, refit, progress) -> dict:
+def _grid_search(method, dataset, out, *, grid, n_jobs, refit, progress, backend) -> dict:
     import joblib
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.model_selection import ParameterGrid, PredefinedSplit
@@ -359,7 +365,8 @@ def _grid_search(method, dataset, out, *, grid, n_jobs, refit, progress) -> dict
         }
     todo = [(k, p) for k, p in zip(keys, points) if k not in entry["points"]]
     run = {"id": uuid.uuid4().hex[:12], "dataset": dataset_key, "started_at": _now(), "pid": os.getpid(),
-           "n_jobs": n_jobs, "planned": len(todo), "computed": 0, "reused": len(points) - len(todo)}
+           "n_jobs": n_jobs, **backend.describe(), "planned": len(todo), "computed": 0,
+           "reused": len(points) - len(todo)}
     results["runs"].append(run)
     atomic_write_json(path, results)
     if run["reused"]:
@@ -381,9 +388,10 @@ def _grid_search(method, dataset, out, *, grid, n_jobs, refit, progress) -> dict
                unit="point", disable=not progress, dynamic_ncols=True)
     not_converged = 0
     try:
-        with warnings.catch_warnings():  # counted below instead, one line per search
+        with warnings.catch_warnings(), backend.parallel():  # warnings counted below instead, one line per search
             warnings.simplefilter("ignore", ConvergenceWarning)
-            for result in joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered", prefer=spec.prefer)(jobs):
+            parallel = joblib.Parallel(n_jobs=backend.n_jobs, return_as="generator_unordered", prefer=spec.prefer)
+            for result in parallel(jobs):
                 key = point_key(result["params"])
                 entry["points"][key] = dict(result, run=run["id"], finished_at=_now())
                 run["computed"] += 1

@@ -37,6 +37,7 @@ def add_parser(subparsers) -> None:
         examples="""
             tfforensics baselines grid-search knn --dataset datasets/lsun_raw --dataset datasets/lsun_dct --n-jobs 8 --out results/baselines
             tfforensics baselines grid-search prnu --dataset datasets/lsun_raw --levels 1 2 --out results/baselines
+            tfforensics baselines grid-search eigenfaces --dataset datasets/lsun_dct --backend dask --scheduler tcp://10.0.0.5:8786 --out results/baselines
             tfforensics baselines train eigenfaces --dataset datasets/lsun_dct --pca-variance 0.95 --C 0.01 --out results/baselines
             tfforensics baselines test prnu --dataset datasets/celeba_raw --out results/baselines
         """,
@@ -48,6 +49,12 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--out", "--output", "-o", dest="out", required=True, metavar="DIR", help="directory of results JSON and models")
     parser.add_argument("--n-jobs", "--workers", "-j", dest="n_jobs", type=int, default=1,
                         help="parallel grid points (joblib; -1: all cores) and kNN query workers (default: 1)")
+    parser.add_argument("--backend", choices=["local", "dask"], default="local",
+                        help="grid-search: where the points run: local joblib processes (default) or Dask "
+                             "(extra tfforensics[dask]; same results and resume)")
+    parser.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                        help="grid-search --backend dask: scheduler address, e.g. tcp://10.0.0.5:8786 "
+                             "(default: a local cluster in this process)")
     params = parser.add_argument_group("method parameters (grid-search: values to search; train: one value)")
     params.add_argument("--k", type=positive_int, nargs="+", help="knn: neighbours (grid: 1, 3, 5, 9, ..., 1025 up to the train size)")
     params.add_argument("--pca-variance", type=float, nargs="+",
@@ -121,6 +128,8 @@ def run(args) -> int:
     names = [search.dataset_name(d) for d in args.dataset]
     if len(set(names)) != len(names):
         raise UserError(f"datasets {args.dataset} share a directory name; models are named after it, so rename one.")
+    if (args.backend != "local" or args.scheduler) and args.action != "grid-search":
+        raise UserError("--backend and --scheduler apply to grid-search; drop them for train and test.")
     if args.model and (args.action != "test" or len(args.dataset) != 1):
         raise UserError("--model applies to `test` with one --dataset.")
     for dataset in args.dataset:
@@ -131,7 +140,8 @@ def run(args) -> int:
     for dataset in args.dataset:
         if args.action == "grid-search":
             rows.append(search.grid_search(args.method, dataset, args.out, grid=params, n_jobs=args.n_jobs,
-                                           refit=not args.no_refit, progress=not args.quiet))
+                                           refit=not args.no_refit, progress=not args.quiet, backend=args.backend,
+                                           scheduler=args.scheduler))
         elif args.action == "train":
             single = {name: values[0] for name, values in params.items()}
             rows.append(search.train(args.method, dataset, args.out, params=single or None, n_jobs=args.n_jobs))

@@ -25,6 +25,10 @@ def add_parser(subparsers) -> None:
             tfforensics prepare data/celeba128 datasets/celeba_dct_log --log --color --normalize
             tfforensics prepare data/lsun datasets/lsun_raw --raw --color --sizes 100000 20000 30000
             tfforensics prepare data/mini datasets/mini_npy --log --format npy --skip-bad
+            tfforensics prepare data/celeba128 datasets/celeba_dct --runner beam \\
+                --beam-options="--direct_num_workers=4 --direct_running_mode=multi_processing"
+            tfforensics prepare /mnt/shared/celeba128 /mnt/shared/celeba_dct --runner beam \\
+                --beam-options="--runner=FlinkRunner --flink_master=flink-jobmanager:8081 --environment_type=LOOPBACK"
         """,
     )
     parser.add_argument("source", metavar="SRC", help="directory with one sub-folder of images per class")
@@ -50,6 +54,13 @@ def add_parser(subparsers) -> None:
                        help="images per class in each split, as the original (e.g. 100000 20000 30000)")
     split.add_argument("--presplit", action="store_true",
                        help="SRC is already split: SRC/train/<class>/, SRC/val/<class>/, SRC/test/<class>/")
+    engine = parser.add_argument_group("runner")
+    engine.add_argument("--runner", choices=["local", "beam"], default="local",
+                        help="local process pool (default) or an Apache Beam pipeline (extra tfforensics[beam]); "
+                             "both write the same records and manifest")
+    engine.add_argument("--beam-options", default=None, metavar='"FLAGS"',
+                        help="Beam pipeline options, e.g. \"--runner=DataflowRunner --project=P --region=R "
+                             "--temp_location=gs://B/tmp\" (default: DirectRunner); see docs/scaling.md")
     add_skip_bad(parser)
     add_output_args(parser)
     add_runtime_args(parser, workers=True)
@@ -69,7 +80,7 @@ def run(args) -> int:
         format=args.format, layout=args.layout, compression="GZIP" if args.gzip else None,
         fractions=args.split, sizes=args.sizes, presplit=args.presplit, shards=args.shards, workers=args.workers,
         skip_bad=args.skip_bad, seed=args.seed, overwrite=args.overwrite,
-        command=args.command_line, progress=not args.quiet,
+        command=args.command_line, progress=not args.quiet, runner=args.runner, beam_options=args.beam_options,
     )
     counts = ", ".join(f"{split} {manifest.count(split)}" for split in manifest.splits)
     logger.info("%s: %s, %s classes %s, shape %s", manifest.root, encoding.describe(), manifest.num_classes,

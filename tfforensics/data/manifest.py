@@ -37,7 +37,7 @@ TYPES = {
     "statistics": "null or {\"file\": name, \"sha256\": hex digest}",
     "skipped": "a list of {\"path\": string, \"reason\": string}",
     "seed": _INT,
-    "source": "an object with root (string), files (integer), sha256 (string)",
+    "source": "an object with root (string), files (integer), sha256 (string) and optionally runner (string)",
     "command": _STR,
     "tfforensics_version": _STR,
     "format_version": f"an integer from 1 to {FORMAT_VERSION}",
@@ -134,9 +134,9 @@ def validate(data, source) -> None:
         for s in skipped))
     expect("seed", _is_int(data["seed"]))
     source_entry = data["source"]
-    expect("source", isinstance(source_entry, dict) and set(source_entry) <= {"root", "files", "sha256"}
+    expect("source", isinstance(source_entry, dict) and set(source_entry) <= {"root", "files", "sha256", "runner"}
            and isinstance(source_entry.get("root", ""), str) and _is_int(source_entry.get("files", 0))
-           and isinstance(source_entry.get("sha256", ""), str))
+           and isinstance(source_entry.get("sha256", ""), str) and isinstance(source_entry.get("runner", ""), str))
     expect("command", isinstance(data["command"], str))
     expect("tfforensics_version", isinstance(data["tfforensics_version"], str))
     expect("format_version", _is_int(version) and version >= 1)
@@ -199,7 +199,7 @@ class Manifest:
     statistics: dict | None = None  # {"file": "statistics.npz", "sha256": ...}
     skipped: list = dataclasses.field(default_factory=list)  # [{"path", "reason"}]
     seed: int = 0
-    source: dict = dataclasses.field(default_factory=dict)  # {"root", "files", "sha256"}
+    source: dict = dataclasses.field(default_factory=dict)  # {"root", "files", "sha256", "runner": local|beam}
     command: str = ""
     tfforensics_version: str = ""
     format_version: int = FORMAT_VERSION

@@ -1,7 +1,7 @@
 """``prepare``: image folders (one sub-folder per class) to DCT or pixel TFRecords / .npy.
 
-Stages (each a plain function, so a process pool runs them today and a Beam pipeline
-could run them later):
+Stages (each a plain function, so the local process pool and the Apache Beam pipeline of
+:mod:`tfforensics.data.beam` (``--runner beam``) run the same code):
 
 1. plan: scan the class folders, split them (seeded), fix the image size and shards;
 2. statistics (only for ``--normalize`` / ``--abs``): per-coefficient moments of the
@@ -110,66 +110,91 @@ def _chunks(items, size=CHUNK_SIZE):
         yield items[start:start + size]
 
 
+def chunk_moments(items, config: _WorkerConfig) -> tuple[RunningMoments, list]:
+    """Moments of the transformed images ``[(path, label), ...]`` (one chunk); returns (moments, skipped)."""
+    images, _, bad = load_batch(items, config)
+    return RunningMoments().update(encodings.transform(images, config.encoding)), bad
+
+
 def _statistics_task(items) -> tuple[RunningMoments, list]:
     """Stage 2 for one slice of the train split."""
     moments, skipped = RunningMoments(), []
     for chunk in _chunks(items):
-        images, _, bad = load_batch(chunk, _CONFIG)
+        part, bad = chunk_moments(chunk, _CONFIG)
         skipped += bad
-        moments.update(encodings.transform(images, _CONFIG.encoding))
+        moments.merge(part)
         _tick(len(chunk))
     return moments, skipped
+
+
+def encode_items(items, config: _WorkerConfig, statistics: dict | None):
+    """The pure per-image step over one chunk: ``[(path, label), ...]`` -> ``([(i, value, label)], skipped)``.
+
+    ``i`` is the item's position in ``items``; skipped (bad, with ``skip_bad``) items have none.
+    """
+    images, labels, bad = load_batch(items, config)
+    bad_paths = {entry["path"] for entry in bad}
+    good = [i for i, (path, _) in enumerate(items) if str(path) not in bad_paths]
+    values = encodings.encode(images, config.encoding, statistics)
+    return list(zip(good, values, labels)), bad
+
+
+def write_records(final: Path, examples, compression: str | None) -> int:
+    """Write serialized examples to the shard ``final`` atomically; returns its size in bytes."""
+    with atomic_open(final, "wb") as handle:
+        writer = records.RecordWriter(handle, compression)
+        for example in examples:
+            writer.write(example)
+        writer.close()
+    return final.stat().st_size
+
+
+def finish_shard(directory: Path, file: str, labels, skipped, num_bytes: int, indices=None) -> dict:
+    """A shard's result (counts, skipped, bytes), also written as its ``.done.json`` marker for re-runs."""
+    per_class = collections.Counter(labels)
+    result = {
+        "file": file,
+        "count": len(labels),
+        "per_class": {str(k): v for k, v in sorted(per_class.items())},
+        "skipped": skipped,
+        "num_bytes": num_bytes,
+        "indices": indices,
+    }
+    atomic_write_json(directory / f"{INCOMPLETE_PREFIX}{file}.done.json", result)
+    return result
 
 
 def _write_task(task: dict) -> dict:
     """Stage 3 for one shard: encode its images and write them, atomically."""
     config = _CONFIG
     directory = Path(task["directory"])
-    count, per_class, skipped = 0, collections.Counter(), []
+    labels, skipped = [], []
     if config.format == "tfrecords":
-        final = directory / task["file"]
-        with atomic_open(final, "wb") as handle:
-            writer = records.RecordWriter(handle, config.compression)
+        def examples():
             for chunk in _chunks(task["items"]):
-                images, labels, bad = load_batch(chunk, config)
-                skipped += bad
-                values = encodings.encode(images, config.encoding, _STATISTICS)
-                for value, label in zip(values, labels):
-                    writer.write(records.serialize_example(value, label, config.layout))
-                count += len(labels)
-                per_class.update(labels)
+                encoded, bad = encode_items(chunk, config, _STATISTICS)
+                skipped.extend(bad)
+                for _, value, label in encoded:
+                    labels.append(label)
+                    yield records.serialize_example(value, label, config.layout)
                 _tick(len(chunk))
-            writer.close()
-        num_bytes = final.stat().st_size
-    else:  # npy: one file per image, numbered by its planned position
-        num_bytes = 0
-        labels_out = []
-        for offset, chunk in zip(range(0, len(task["items"]), CHUNK_SIZE), _chunks(task["items"])):
-            images, labels, bad = load_batch(chunk, config)
-            skipped += bad
-            bad_paths = {entry["path"] for entry in bad}
-            good = [i for i, item in enumerate(chunk) if item[0] not in bad_paths]
-            values = encodings.encode(images, config.encoding, _STATISTICS)
-            for i, value, label in zip(good, values, labels):
-                index = task["start"] + offset + i
-                with atomic_open(directory / f"{index:06d}.npy", "wb") as handle:
-                    np.save(handle, value)
-                labels_out.append((index, label))
-                num_bytes += value.nbytes + 128
-            count += len(labels)
-            per_class.update(labels)
-            _tick(len(chunk))
-        task = dict(task, indices=labels_out)
-    result = {
-        "file": task["file"],
-        "count": count,
-        "per_class": {str(k): v for k, v in sorted(per_class.items())},
-        "skipped": skipped,
-        "num_bytes": num_bytes,
-        "indices": task.get("indices"),
-    }
-    atomic_write_json(directory / f"{INCOMPLETE_PREFIX}{task['file']}.done.json", result)
-    return result
+
+        num_bytes = write_records(directory / task["file"], examples(), config.compression)
+        return finish_shard(directory, task["file"], labels, skipped, num_bytes)
+    # npy: one file per image, numbered by its planned position
+    num_bytes, indices = 0, []
+    for offset, chunk in zip(range(0, len(task["items"]), CHUNK_SIZE), _chunks(task["items"])):
+        encoded, bad = encode_items(chunk, config, _STATISTICS)
+        skipped += bad
+        for i, value, label in encoded:
+            index = task["start"] + offset + i
+            with atomic_open(directory / f"{index:06d}.npy", "wb") as handle:
+                np.save(handle, value)
+            indices.append((index, label))
+            labels.append(label)
+            num_bytes += value.nbytes + 128
+        _tick(len(chunk))
+    return finish_shard(directory, task["file"], labels, skipped, num_bytes, indices)
 
 
 def _fingerprint(items_by_split, options: dict) -> str:
@@ -247,55 +272,30 @@ def _task_size(task) -> int:
     return len(task["items"]) if isinstance(task, dict) else len(task)
 
 
-def prepare(
-    source,
-    output,
-    encoding: Encoding = Encoding(),
-    *,
-    format: str = "tfrecords",
-    layout: str = "original",
-    compression: str | None = None,
-    fractions=None,
-    sizes=None,
-    presplit: bool = False,
-    shards: int | None = None,
-    workers: int | None = None,
-    skip_bad: bool = False,
-    seed: int = 0,
-    overwrite: bool = False,
-    command: str = "",
-    progress: bool = True,
-) -> Manifest:
-    """Encode the class folders of ``source`` into ``output`` and return its manifest.
+RUNNERS = ("local", "beam")
 
-    Args:
-        source: directory with one sub-folder per class; labels follow sorted names.
-        output: dataset directory to create (``manifest.json`` + ``train/ val/ test/``).
-        encoding: what to compute per image (see :class:`Encoding`).
-        format: ``"tfrecords"`` (sharded) or ``"npy"`` (``000000.npy ... labels.npy``).
-        layout: record layout, ``"original"`` (GANDCTAnalysis-compatible float list) or
-            ``"compact"`` (float16 bytes).
-        compression: None or ``"GZIP"``.
-        fractions / sizes: split by fractions (default 0.7/0.2/0.1) or by per-class counts.
-        presplit: ``source`` is already split into ``train/ val/ test/`` class folders.
-        shards: shards per split (default: about 128 MiB each).
-        workers: processes (default: all cores).
-        skip_bad: skip unreadable images and list them in the manifest instead of failing.
-        seed: seed of the splits and shuffles.
-        overwrite: replace an existing, different output.
-    """
-    from tfforensics import __version__
 
-    if format not in FORMATS:
-        raise ValueError(f"`format` must be one of {FORMATS}. Received: format={format!r}")
-    if layout not in records.LAYOUTS:
-        raise ValueError(f"`layout` must be one of {records.LAYOUTS}. Received: layout={layout!r}")
-    if shards is not None and (isinstance(shards, bool) or not isinstance(shards, int) or shards < 1):
-        raise UserError(f"--shards must be a whole number >= 1. Received: --shards {shards}")
-    check_sources(output, [source])
-    source, output = Path(source).resolve(), Path(output).resolve()
-    workers = workers or os.cpu_count() or 1
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """Stage 1's result: what ``prepare`` writes, the same for every runner."""
 
+    source: Path
+    classes: list
+    items: dict  # split -> [(path, label), ...] in the order of the records
+    shape: list
+    shard_counts: dict  # split -> number of shards
+    fingerprint: str  # inputs and options; names the work directory and makes re-runs reuse
+    config: _WorkerConfig
+    seed: int
+
+    @property
+    def all_items(self) -> list:
+        return [item for split in SPLITS for item in self.items[split]]
+
+
+def plan_dataset(source: Path, encoding: Encoding, *, format, layout, compression, fractions, sizes, presplit,
+                 shards, skip_bad, seed) -> Plan:
+    """Stage 1: scan and split the class folders, fix the image size and the shards."""
     if presplit:
         if fractions is not None or sizes is not None:
             raise UserError("--presplit takes the splits from the folders; drop --split / --sizes.")
@@ -315,7 +315,111 @@ def prepare(
         "compression": compression, "seed": seed, "shards": shard_counts, "skip_bad": skip_bad,
         "shape": shape, "classes": list(classes), "presplit": presplit,
     }
-    fingerprint = _fingerprint(items, options)
+    config = _WorkerConfig(encoding, (height, width), format, layout, compression, skip_bad, None)
+    return Plan(source, list(classes), items, shape, shard_counts, _fingerprint(items, options), config, seed)
+
+
+def shard_tasks(plan: Plan, work: Path) -> tuple[list, dict]:
+    """Stage 3's tasks (one per shard not yet written) and the results of shards already written."""
+    tasks, done = [], {}
+    suffix = ".tfrecord.gz" if plan.config.compression else ".tfrecord"
+    for split in SPLITS:
+        (work / split).mkdir(exist_ok=True)
+        n_shards = plan.shard_counts[split]
+        items = plan.items[split]
+        bounds = np.linspace(0, len(items), n_shards + 1).astype(int) if n_shards else []
+        for index in range(n_shards):
+            name = f"{split}-{index:05d}-of-{n_shards:05d}" + (suffix if plan.config.format == "tfrecords" else "")
+            marker = work / split / f"{INCOMPLETE_PREFIX}{name}.done.json"
+            if marker.exists():
+                with open(marker) as handle:
+                    done[(split, index)] = json.load(handle)
+                continue
+            tasks.append({
+                "split": split, "index": index, "file": name, "directory": str(work / split),
+                "items": items[bounds[index]:bounds[index + 1]], "start": int(bounds[index]),
+            })
+    if done:
+        logger.info("Continuing an interrupted run: %d shards already written.", len(done))
+    return tasks, done
+
+
+def save_statistics(path: Path, moments: RunningMoments, encoding: Encoding) -> None:
+    """Stage 2's result, as float32 arrays (what the encoders and the manifest's sha256 see)."""
+    stats = moments.finalize(abs_scale=encoding.abs_scale)
+    with atomic_open(path, "wb") as handle:
+        np.savez(handle, **{k: v.astype(np.float32) for k, v in stats.items()})
+
+
+def prepare(
+    source,
+    output,
+    encoding: Encoding = Encoding(),
+    *,
+    format: str = "tfrecords",
+    layout: str = "original",
+    compression: str | None = None,
+    fractions=None,
+    sizes=None,
+    presplit: bool = False,
+    shards: int | None = None,
+    workers: int | None = None,
+    skip_bad: bool = False,
+    seed: int = 0,
+    overwrite: bool = False,
+    command: str = "",
+    progress: bool = True,
+    runner: str = "local",
+    beam_options=None,
+) -> Manifest:
+    """Encode the class folders of ``source`` into ``output`` and return its manifest.
+
+    Args:
+        source: directory with one sub-folder per class; labels follow sorted names.
+        output: dataset directory to create (``manifest.json`` + ``train/ val/ test/``).
+        encoding: what to compute per image (see :class:`Encoding`).
+        format: ``"tfrecords"`` (sharded) or ``"npy"`` (``000000.npy ... labels.npy``).
+        layout: record layout, ``"original"`` (GANDCTAnalysis-compatible float list) or
+            ``"compact"`` (float16 bytes).
+        compression: None or ``"GZIP"``.
+        fractions / sizes: split by fractions (default 0.7/0.2/0.1) or by per-class counts.
+        presplit: ``source`` is already split into ``train/ val/ test/`` class folders.
+        shards: shards per split (default: about 128 MiB each).
+        workers: processes (default: all cores) of the local runner.
+        skip_bad: skip unreadable images and list them in the manifest instead of failing.
+        seed: seed of the splits and shuffles.
+        overwrite: replace an existing, different output.
+        runner: ``"local"`` (a process pool) or ``"beam"`` (an Apache Beam pipeline, see
+            :mod:`tfforensics.data.beam`); both write the same records and manifest.
+        beam_options: Beam pipeline options (a string such as ``"--runner=FlinkRunner ..."``
+            or a list of flags); DirectRunner when none.
+    """
+    from tfforensics import __version__
+
+    if format not in FORMATS:
+        raise ValueError(f"`format` must be one of {FORMATS}. Received: format={format!r}")
+    if layout not in records.LAYOUTS:
+        raise ValueError(f"`layout` must be one of {records.LAYOUTS}. Received: layout={layout!r}")
+    if shards is not None and (isinstance(shards, bool) or not isinstance(shards, int) or shards < 1):
+        raise UserError(f"--shards must be a whole number >= 1. Received: --shards {shards}")
+    if runner not in RUNNERS:
+        raise UserError(f"--runner must be one of {', '.join(RUNNERS)}. Received: --runner {runner}")
+    if runner == "beam" and format != "tfrecords":
+        raise UserError("--runner beam writes TFRecord shards; drop --format npy or use --runner local.")
+    if beam_options and runner != "beam":
+        raise UserError("--beam-options configures the Beam runner; add --runner beam or drop --beam-options.")
+    check_sources(output, [source])
+    source, output = Path(source).resolve(), Path(output).resolve()
+    workers = workers or os.cpu_count() or 1
+    if runner == "beam":
+        from tfforensics.data import beam  # fails with the install hint before any work
+
+        beam.check_available()
+
+    plan = plan_dataset(source, encoding, format=format, layout=layout, compression=compression,
+                        fractions=fractions, sizes=sizes, presplit=presplit, shards=shards, skip_bad=skip_bad,
+                        seed=seed)
+    fingerprint = plan.fingerprint
 
     if output.is_dir() and (output / MANIFEST_NAME).is_file() and read_marker(output) is not None:
         try:
@@ -334,101 +438,94 @@ def prepare(
     work = output.parent / f".{output.name}{INCOMPLETE_PREFIX}{fingerprint[:12]}"
     clean_stale(output, keep=work)
     work.mkdir(parents=True, exist_ok=True)
-    config = _WorkerConfig(encoding, (height, width), format, layout, compression, skip_bad, None)
+    config = plan.config
     try:
         skipped = []
         statistics_path = work / STATISTICS_FILE
-        if encoding.needs_statistics:
-            if not statistics_path.exists():
-                slices = list(_chunks(items["train"], max(CHUNK_SIZE, math.ceil(len(items["train"]) / (4 * workers)))))
-                results = _run_stage(_statistics_task, slices, config, workers, len(items["train"]),
-                                     "statistics (train)", progress)
-                moments = RunningMoments()
-                for part, bad in results:
-                    moments.merge(part)
-                    skipped += bad
-                stats = moments.finalize(abs_scale=encoding.abs_scale)
-                with atomic_open(statistics_path, "wb") as handle:
-                    np.savez(handle, **{k: v.astype(np.float32) for k, v in stats.items()})
-            config = dataclasses.replace(config, statistics_path=str(statistics_path))
-
-        tasks, done = [], {}
-        suffix = ".tfrecord.gz" if compression else ".tfrecord"
-        for split in SPLITS:
-            (work / split).mkdir(exist_ok=True)
-            n_shards = shard_counts[split]
-            bounds = np.linspace(0, len(items[split]), n_shards + 1).astype(int) if n_shards else []
-            for index in range(n_shards):
-                name = f"{split}-{index:05d}-of-{n_shards:05d}" + (suffix if format == "tfrecords" else "")
-                marker = work / split / f"{INCOMPLETE_PREFIX}{name}.done.json"
-                if marker.exists():
-                    with open(marker) as handle:
-                        done[(split, index)] = json.load(handle)
-                    continue
-                tasks.append({
-                    "split": split, "index": index, "file": name, "directory": str(work / split),
-                    "items": items[split][bounds[index]:bounds[index + 1]], "start": int(bounds[index]),
-                })
-        if done:
-            logger.info("Continuing an interrupted run: %d shards already written.", len(done))
-        total = sum(len(task["items"]) for task in tasks)
-        for task, result in zip(tasks, _run_stage(_write_task, tasks, config, workers, total, "encode + write", progress)):
-            done[(task["split"], task["index"])] = result
-
-        # The shard results are all in memory now; drop the markers first, so that an interruption
-        # while .npy files are renumbered below redoes the shards instead of trusting old indices.
-        for marker in work.glob(f"*/{INCOMPLETE_PREFIX}*.done.json"):
-            marker.unlink()
-        splits = {}
-        for split in SPLITS:
-            shard_results = [done[(split, i)] for i in range(shard_counts[split])]
-            per_class = collections.Counter()
-            for result in shard_results:
-                per_class.update({int(k): v for k, v in result["per_class"].items()})
-                skipped += result["skipped"]
-            entry = {
-                "count": sum(r["count"] for r in shard_results),
-                "per_class": {classes_name: per_class.get(i, 0) for i, classes_name in enumerate(classes)},
-                "num_bytes": sum(r["num_bytes"] for r in shard_results),
-            }
-            if format == "tfrecords":
-                entry["shards"] = [{"file": f"{split}/{r['file']}", "count": r["count"]} for r in shard_results if r["count"]]
-                for r in shard_results:
-                    if not r["count"]:
-                        (work / split / r["file"]).unlink(missing_ok=True)
-            else:
-                entry["shards"] = [{"file": split, "count": None}]
-                entry["directory"] = split
-                _finish_npy(work / split, [pair for r in shard_results for pair in r["indices"]])
-            splits[split] = entry
-        unique_skipped = list({s["path"]: s for s in skipped}.values())
-        _check_classes_kept(classes, items, splits, unique_skipped)
-        # Temporary files of shards that a killed run was writing: ours (our prefix), never finished.
-        for leftover in sorted(work.glob(f"*/{INCOMPLETE_PREFIX}*")):
-            remove_tree(leftover)
-            logger.info("removed %s, left unfinished by an interrupted run", leftover.name)
-        manifest = Manifest(
-            class_names=list(classes),
-            image_shape=shape,
-            encoding=encoding,
-            format=format,
-            layout=layout if format == "tfrecords" else "npy",
-            compression=compression,
-            splits=splits,
-            statistics=_statistics_entry(statistics_path) if encoding.needs_statistics else None,
-            skipped=unique_skipped,
-            seed=seed,
-            source={"root": str(source), "files": len(all_items), "sha256": fingerprint},
-            command=command,
-            tfforensics_version=__version__,
-        )
-        manifest.save(work)
-        mark_output(work, "prepare", fingerprint=fingerprint)
+        if runner == "beam":
+            done = beam.run(plan, work, statistics_path if encoding.needs_statistics else None, beam_options)
+        else:
+            if encoding.needs_statistics:
+                if not statistics_path.exists():
+                    train = plan.items["train"]
+                    slices = list(_chunks(train, max(CHUNK_SIZE, math.ceil(len(train) / (4 * workers)))))
+                    results = _run_stage(_statistics_task, slices, config, workers, len(train),
+                                         "statistics (train)", progress)
+                    moments = RunningMoments()
+                    for part, bad in results:
+                        moments.merge(part)
+                        skipped += bad
+                    save_statistics(statistics_path, moments, encoding)
+                config = dataclasses.replace(config, statistics_path=str(statistics_path))
+            tasks, done = shard_tasks(plan, work)
+            total = sum(len(task["items"]) for task in tasks)
+            for task, result in zip(tasks, _run_stage(_write_task, tasks, config, workers, total, "encode + write",
+                                                      progress)):
+                done[(task["split"], task["index"])] = result
+        manifest = _finish(plan, work, done, skipped, runner=runner, command=command, version=__version__)
         replace_output(work, output, [source])
     except (BadImageError, EmptyClassError):
         remove_tree(work)  # bad input: the user must change the inputs, nothing to continue
         raise
     manifest.root = output
+    return manifest
+
+
+def _finish(plan: Plan, work: Path, done: dict, skipped: list, *, runner: str, command: str, version: str) -> Manifest:
+    """Stage 4: gather the shard results, write the manifest last and mark the directory ours."""
+    classes, items, config = plan.classes, plan.items, plan.config
+    # The shard results are all in memory now; drop the markers first, so that an interruption
+    # while .npy files are renumbered below redoes the shards instead of trusting old indices.
+    for marker in work.glob(f"*/{INCOMPLETE_PREFIX}*.done.json"):
+        marker.unlink()
+    splits = {}
+    for split in SPLITS:
+        shard_results = [done[(split, i)] for i in range(plan.shard_counts[split])]
+        per_class = collections.Counter()
+        for result in shard_results:
+            per_class.update({int(k): v for k, v in result["per_class"].items()})
+            skipped += result["skipped"]
+        entry = {
+            "count": sum(r["count"] for r in shard_results),
+            "per_class": {classes_name: per_class.get(i, 0) for i, classes_name in enumerate(classes)},
+            "num_bytes": sum(r["num_bytes"] for r in shard_results),
+        }
+        if config.format == "tfrecords":
+            entry["shards"] = [{"file": f"{split}/{r['file']}", "count": r["count"]} for r in shard_results if r["count"]]
+            for r in shard_results:
+                if not r["count"]:
+                    (work / split / r["file"]).unlink(missing_ok=True)
+        else:
+            entry["shards"] = [{"file": split, "count": None}]
+            entry["directory"] = split
+            _finish_npy(work / split, [pair for r in shard_results for pair in r["indices"]])
+        splits[split] = entry
+    unique_skipped = list({s["path"]: s for s in skipped}.values())
+    _check_classes_kept(classes, items, splits, unique_skipped)
+    # Temporary files of shards that a killed run was writing: ours (our prefix), never finished.
+    for leftover in sorted(work.glob(f"*/{INCOMPLETE_PREFIX}*")):
+        remove_tree(leftover)
+        logger.info("removed %s, left unfinished by an interrupted run", leftover.name)
+    encoding = config.encoding
+    statistics_path = work / STATISTICS_FILE
+    manifest = Manifest(
+        class_names=list(classes),
+        image_shape=plan.shape,
+        encoding=encoding,
+        format=config.format,
+        layout=config.layout if config.format == "tfrecords" else "npy",
+        compression=config.compression,
+        splits=splits,
+        statistics=_statistics_entry(statistics_path) if encoding.needs_statistics else None,
+        skipped=unique_skipped,
+        seed=plan.seed,
+        source={"root": str(plan.source), "files": len(plan.all_items), "sha256": plan.fingerprint,
+                "runner": runner},
+        command=command,
+        tfforensics_version=version,
+    )
+    manifest.save(work)
+    mark_output(work, "prepare", fingerprint=plan.fingerprint)
     return manifest
 
 

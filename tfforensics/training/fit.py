@@ -8,14 +8,30 @@ what is saved is the trained classifier behind the preprocessing layers, so
     run.json             arguments, history, validation metrics, timings
     checkpoints/         best.weights.h5 (lowest val loss), last.weights.h5 (classifier only)
     logs/                TensorBoard event files
+    backup/              while training: the last finished epoch (Keras BackupAndRestore), so a
+                         re-run of an interrupted run, or a restarted worker, continues from it
+
+Across machines, ``TF_CONFIG`` naming a cluster of two or more workers selects
+``MultiWorkerMirroredStrategy`` (see :func:`distribution_strategy`): every worker reads the
+whole train split and keeps its share of each global batch (DATA auto-sharding), the chief
+(task ``chief``, else ``worker`` 0) writes the run directory, the other workers write theirs to
+temporary folders that are removed at the end, and all of them restore from the chief's
+``backup/`` after a restart (so OUT must be on a file system every worker mounts).
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import dataclasses
 import datetime as dt
+import hashlib
+import json
 import logging
+import os
 import platform
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -64,13 +80,126 @@ def configure_determinism(seed: int, deterministic: bool | None = None) -> bool:
     return bool(deterministic)
 
 
+def cluster_task() -> tuple[str, int] | None:
+    """``(task type, index)`` of this process when ``TF_CONFIG`` names a cluster of 2+ workers, else None."""
+    raw = os.environ.get("TF_CONFIG", "").strip()
+    if not raw:
+        return None
+    try:
+        config = json.loads(raw)
+        cluster, task = config.get("cluster") or {}, config.get("task") or {}
+        workers = sum(len(cluster.get(kind) or []) for kind in ("chief", "worker"))
+        kind, index = task.get("type"), int(task.get("index", 0))
+    except (ValueError, TypeError, AttributeError) as error:
+        raise UserError(f"TF_CONFIG is not a cluster description ({error}); set it to JSON such as "
+                        '{"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": "worker", '
+                        '"index": 0}} or unset it.') from error
+    if workers < 2:
+        return None
+    if kind not in ("chief", "worker") or index >= len(cluster.get(kind) or []):
+        raise UserError(f"TF_CONFIG: task {task} is not one of the cluster's chief/worker tasks {cluster}; fix "
+                        "task.type / task.index.")
+    return kind, index
+
+
+def is_chief() -> bool:
+    """True unless this process is a non-chief worker of a ``TF_CONFIG`` cluster."""
+    task = cluster_task()
+    if task is None:
+        return True
+    cluster = json.loads(os.environ["TF_CONFIG"])["cluster"]
+    return task[0] == "chief" or (task == ("worker", 0) and not cluster.get("chief"))
+
+
 def distribution_strategy():
-    """MirroredStrategy over the visible GPUs; the default strategy when there are none."""
+    """MultiWorkerMirroredStrategy when ``TF_CONFIG`` names a cluster of 2+ workers; else
+    MirroredStrategy over the visible GPUs; the default strategy when there are none."""
     import tensorflow as tf
 
+    if cluster_task() is not None:
+        return tf.distribute.MultiWorkerMirroredStrategy()
     if tf.config.list_logical_devices("GPU"):
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+def _shard_per_worker(dataset, strategy):
+    """Under MultiWorkerMirroredStrategy, each worker keeps its share of every batch (DATA sharding:
+    the cached, seeded pipeline is the same on every worker, so the shares partition each batch)."""
+    import tensorflow as tf
+
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return dataset
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
+
+
+@contextlib.contextmanager
+def _multi_worker_fit(classifier, strategy, element_spec):
+    """Make Keras 3's ``fit`` / ``evaluate`` work across workers (a no-op otherwise).
+
+    Keras 3 (up to 3.15 at least) fails under a multi-worker MultiWorkerMirroredStrategy
+    (keras-team/keras#20585): its pre-fit symbolic build averages a distributed data batch
+    with ``strategy.reduce`` (which raises), and its per-step reduction averages the scalar
+    logs over ``axis=0`` (which raises). So the model is built here from the batch's spec,
+    the pre-fit build is skipped, and scalar logs are averaged over the replicas with
+    ``axis=None``; the training step itself (gradients all-reduced by the strategy) is
+    Keras' own.
+    """
+    import tensorflow as tf
+    from keras.src.backend.tensorflow import trainer
+
+    if not (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+            and trainer._collective_all_reduce_multi_worker(strategy)):
+        yield
+        return
+    original = trainer.reduce_per_replica
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction in ("auto", "mean") and trainer._collective_all_reduce_multi_worker(strategy):
+            return tf.nest.map_structure(
+                lambda v: strategy.reduce("MEAN", v, axis=None) if isinstance(v, tf.distribute.DistributedValues)
+                else v, values)
+        return original(values, strategy, reduction)
+
+    sample = tf.nest.map_structure(lambda spec: tf.zeros([1 if d is None else d for d in spec.shape], spec.dtype),
+                                   element_spec)
+    with strategy.scope():
+        classifier._symbolic_build(data_batch=sample)
+    classifier._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+    trainer.reduce_per_replica = reduce_per_replica
+    try:
+        yield
+    finally:
+        trainer.reduce_per_replica = original
+        del classifier._maybe_symbolic_build
+
+
+def _backup_callback(run_dir: Path, chief: bool, arguments: dict):
+    """Keras BackupAndRestore in ``run_dir/backup/<fingerprint of the arguments>``: a re-run with other
+    arguments starts afresh. Every worker restores from the chief's backup; only the chief writes it."""
+    import keras
+
+    fingerprint = hashlib.sha256(json.dumps(arguments, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    root = run_dir / "backup"
+    if chief and root.is_dir():
+        for stale in root.iterdir():
+            if stale.name != fingerprint:
+                shutil.rmtree(stale, ignore_errors=True)
+
+    class ChiefBackup(keras.callbacks.BackupAndRestore):
+        def _save_model(self):
+            if chief:
+                super()._save_model()
+
+        def on_train_end(self, logs=None):
+            if chief:
+                super().on_train_end(logs)
+                if root.is_dir() and not any(root.iterdir()):
+                    root.rmdir()
+
+    return ChiefBackup(str(root / fingerprint))
 
 
 def records_dataset(manifest, split: str, *, batch_size: int, binary: bool, shuffle: bool = False,
@@ -154,7 +283,7 @@ def claim_run_dir(out: Path, overwrite: bool) -> None:
 def _mark_run_dir(out: Path, complete: bool) -> None:
     from tfforensics.io.outputs import mark_output
 
-    mark_output(out, "train", files=[RUN_FILE, MODEL_FILE], dirs=["checkpoints", "logs"], complete=complete)
+    mark_output(out, "train", files=[RUN_FILE, MODEL_FILE], dirs=["checkpoints", "logs", "backup"], complete=complete)
 
 
 def save_model(model, path) -> Path:
@@ -253,10 +382,18 @@ def train(
     if early_stopping and not has_val:
         logger.warning("%s: no val split, so no early stopping; all %d epochs run.", manifest.root, epochs)
 
+    if out is None and cluster_task() is not None:
+        raise UserError("TF_CONFIG names a cluster: give every worker the same --out (on a file system all of "
+                        "them mount), so that they share the chief's run directory and backup.")
     run_dir = Path(out) if out is not None else default_run_dir(model_name, manifest)
-    claim_run_dir(run_dir, overwrite)
+    strategy = distribution_strategy()  # first: MultiWorkerMirroredStrategy must precede other TensorFlow work
+    chief = is_chief()
+    shared_dir = run_dir
+    if not chief:  # the chief writes the run directory; this worker writes to a folder of its own
+        run_dir = Path(tempfile.mkdtemp(prefix="tfforensics-worker-"))
+        atexit.register(shutil.rmtree, run_dir, True)  # also when training fails
+    claim_run_dir(run_dir, overwrite if chief else True)
     deterministic = configure_determinism(seed, deterministic)
-    strategy = distribution_strategy()
     binary = is_binary(num_classes)
 
     if train_dataset is not None:
@@ -265,6 +402,8 @@ def train(
         train_data = records_dataset(manifest, "train", batch_size=batch_size, binary=binary, shuffle=True,
                                      seed=seed, cache=cache)
     val_data = records_dataset(manifest, "val", batch_size=batch_size, binary=binary, cache=cache) if has_val else None
+    train_data = _shard_per_worker(train_data, strategy)
+    val_data = _shard_per_worker(val_data, strategy) if val_data is not None else None
 
     with strategy.scope():
         builder = MODELS[model_name]
@@ -289,15 +428,24 @@ def train(
         stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=int(early_stopping),
                                                 restore_best_weights=True)
         callbacks.append(stopper)
+    if train_dataset is None:  # a pipeline given by the caller may differ on a re-run: no resume then
+        arguments = {"model": model_name, "dataset": manifest.source.get("sha256", str(manifest.root)),
+                     "epochs": epochs, "batch_size": batch_size, "l1": l1, "l2": l2, "learning_rate": learning_rate,
+                     "early_stopping": early_stopping, "seed": seed, "num_classes": num_classes,
+                     "model_options": model_options, "fine_tuned": initial_weights is not None,
+                     "replicas": strategy.num_replicas_in_sync}
+        callbacks.append(_backup_callback(shared_dir, chief, arguments))
 
     from tfforensics.data.reader import read_errors
 
-    with read_errors(manifest, ("train", "val")):  # a damaged shard: one line naming it
+    with read_errors(manifest, ("train", "val")), _multi_worker_fit(classifier, strategy, train_data.element_spec):
         started = time.perf_counter()
         history = classifier.fit(train_data, epochs=epochs, validation_data=val_data, callbacks=callbacks,
                                  shuffle=False, verbose=verbose)  # the records are shuffled by tf.data
         train_seconds = time.perf_counter() - started
-        epochs_run = len(history.epoch)
+        # history.epoch counts from the epoch a restored backup resumed at
+        epochs_run = history.epoch[-1] + 1 if history.epoch else epochs  # empty: the backup had them all
+        resumed_at = history.epoch[0] if history.epoch else epochs_run
 
         val_metrics = None
         if has_val:
@@ -331,7 +479,9 @@ def train(
         "history": _history_lists(history.history),
         "val_metrics": val_metrics,
         "train_seconds": train_seconds,
-        "train_samples_per_second": manifest.count("train") * epochs_run / train_seconds if train_seconds else None,
+        "resumed_at_epoch": resumed_at or None,
+        "train_samples_per_second": (manifest.count("train") * (epochs_run - resumed_at) / train_seconds
+                                     if train_seconds else None),
         "files": {"model": MODEL_FILE, "checkpoints": "checkpoints", "tensorboard": "logs"},
         "versions": {"tfforensics": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
                      "python": platform.python_version()},
@@ -339,6 +489,9 @@ def train(
     }
     atomic_write_json(run_dir / RUN_FILE, run)
     _mark_run_dir(run_dir, complete=True)
+    if not chief:
+        shutil.rmtree(run_dir, ignore_errors=True)  # this worker's temporary copy; the chief's is the run
+        run_dir = shared_dir
     logger.info("saved %s (val accuracy %s)", run_dir / MODEL_FILE,
                 f"{val_metrics['accuracy']:.2%}" if val_metrics else "n/a")
     return TrainResult(model=model, classifier=classifier, run_dir=run_dir, run=run)
