@@ -403,3 +403,43 @@ def test_npy_and_record_datasets_give_the_same_result(prepared, three_sources, t
     a, _ = load_model(tmp_path / "records" / "prnu_raw.npz")
     b, _ = load_model(tmp_path / "npy" / "prnu_raw_npy.npz")
     np.testing.assert_allclose(a.fingerprints_, b.fingerprints_, atol=1e-4 * np.abs(a.fingerprints_).max())
+
+
+@pytest.mark.parametrize("classes,C", [(2, 1.0), (3, 0.1), (4, 10.0)])
+def test_newton_svm_equals_liblinear_run_to_a_tight_tolerance(classes, C):
+    """The eigenfaces' SVM: the same squared-hinge minimiser as LinearSVC (penalised intercept, OvR)."""
+    from sklearn.svm import LinearSVC
+
+    from tfforensics.baselines.svm import NewtonLinearSVC
+
+    rng = np.random.default_rng(classes)
+    X = rng.normal(size=(240, 30)) * np.logspace(0, 1.5, 30)  # unequal scales, like PCA coordinates
+    y = rng.integers(0, classes, 240)
+    X[:, 0] += 2.0 * y
+    reference = LinearSVC(C=C, dual=False, tol=1e-9, max_iter=100_000).fit(X, y)
+    ours = NewtonLinearSVC(C=C).fit(X, y)
+    assert ours.coef_.shape == reference.coef_.shape and list(ours.classes_) == list(reference.classes_)
+    np.testing.assert_allclose(ours.coef_, reference.coef_, rtol=0, atol=1e-5 * np.abs(reference.coef_).max())
+    np.testing.assert_allclose(ours.intercept_, reference.intercept_, rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(ours.predict(X), reference.predict(X))
+    # the gradient of the objective vanishes at the solution (checked for the first one-vs-rest problem)
+    sign = np.where(y == ours.classes_[-1 if classes == 2 else 0], 1.0, -1.0)
+    w = np.append(ours.coef_[0], ours.intercept_[0])
+    Xb = np.hstack([X, np.ones((len(X), 1))])
+    slack = np.maximum(0.0, 1.0 - sign * (Xb @ w))
+    assert np.linalg.norm(w - 2 * C * Xb.T @ (sign * slack)) < 1e-6 * np.linalg.norm(2 * C * Xb.T @ sign)
+
+
+def test_newton_svm_eigenfaces_saves_and_loads(tmp_path):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(60, 40))
+    y = rng.integers(0, 3, 60)
+    X[:, :3] += np.eye(3)[y] * 3
+    model = make_eigenfaces(0.9, 0.1, pca_fit_size=None).fit(X, y)
+    assert type(model.named_steps["svm"]).__name__ == "NewtonLinearSVC"
+    save_model(tmp_path / "e.npz", model)
+    np.testing.assert_array_equal(load_model(tmp_path / "e.npz")[0].predict(X), model.predict(X))
+    liblinear = make_eigenfaces(0.9, 0.1, pca_fit_size=None, solver="liblinear")
+    assert type(liblinear.named_steps["svm"]).__name__ == "LinearSVC"
+    with pytest.raises(ValueError, match="solver"):
+        make_eigenfaces(solver="sgd")

@@ -106,13 +106,29 @@ class SubsetPCA(PCA):
         return cut
 
 
-def make_eigenfaces(pca_variance: float = 0.95, C: float = 1e-2, *, pca_fit_size=PCA_FIT_SIZE,
-                    max_iter: int = 10_000, random_state=0) -> Pipeline:
-    """``SubsetPCA(n_components=pca_variance) -> LinearSVC(C)`` as a scikit-learn Pipeline.
+#: ``newton``: :class:`~tfforensics.baselines.svm.NewtonLinearSVC` (the same minimiser, found
+#: in tens of Newton steps); ``liblinear``: scikit-learn's ``LinearSVC`` as the original ran it.
+SVM_SOLVERS = ("newton", "liblinear")
 
+
+def make_eigenfaces(pca_variance: float = 0.95, C: float = 1e-2, *, pca_fit_size=PCA_FIT_SIZE,
+                    max_iter: int = 10_000, random_state=0, solver: str = "newton") -> Pipeline:
+    """``SubsetPCA(n_components=pca_variance) -> linear SVM(C)`` as a scikit-learn Pipeline.
+
+    The SVM is the squared-hinge, L2-penalised one-vs-rest ``LinearSVC`` of the original;
+    ``solver`` picks how it is solved (:data:`SVM_SOLVERS`). On the unwhitened PCA
+    coordinates liblinear's primal solver needs thousands of iterations at C = 0.1 (and
+    its dual stops at ``max_iter`` unconverged); the Newton solver reaches the same
+    minimum to a tighter tolerance (``max_iter`` applies to liblinear only).
     Grid-search names: ``pca__n_components`` and ``svm__C``.
     """
+    from tfforensics.baselines.svm import NewtonLinearSVC
+
+    if solver not in SVM_SOLVERS:
+        raise ValueError(f"`solver` must be one of {SVM_SOLVERS}. Received: solver={solver!r}")
+    svm = (NewtonLinearSVC(C=C) if solver == "newton"
+           else LinearSVC(C=C, max_iter=max_iter, random_state=random_state))
     return Pipeline([
         ("pca", SubsetPCA(n_components=pca_variance, fit_size=pca_fit_size)),
-        ("svm", LinearSVC(C=C, max_iter=max_iter, random_state=random_state)),
+        ("svm", svm),
     ])

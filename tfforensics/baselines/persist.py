@@ -33,6 +33,7 @@ from sklearn.svm import LinearSVC
 
 from tfforensics.baselines.eigenfaces import SubsetPCA
 from tfforensics.baselines.prnu import PRNUClassifier
+from tfforensics.baselines.svm import NewtonLinearSVC
 from tfforensics.errors import MissingInputError, UserError
 from tfforensics.io.atomic import atomic_open
 
@@ -40,7 +41,7 @@ FORMAT = "tfforensics-baseline"
 FORMAT_VERSION = 2
 #: Up to this many distinct values, kNN rows are stored as uint8 codes into a table.
 TABLE_SIZE = 256
-CLASSES = {cls.__name__: cls for cls in (PRNUClassifier, SubsetPCA, LinearSVC, KNeighborsClassifier)}
+CLASSES = {cls.__name__: cls for cls in (PRNUClassifier, SubsetPCA, LinearSVC, NewtonLinearSVC, KNeighborsClassifier)}
 _HEADER = "__header__"
 
 

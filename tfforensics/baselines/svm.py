@@ -1,0 +1,129 @@
+"""The eigenfaces' linear SVM, solved by a finite Newton method instead of liblinear's TRON.
+
+:class:`NewtonLinearSVC` minimises exactly what :class:`sklearn.svm.LinearSVC` minimises
+with its defaults (L2 penalty, squared hinge loss, one-vs-rest, an intercept that is one
+more feature of value ``intercept_scaling`` and so is penalised too)::
+
+    1/2 ||w||^2 + C * sum_i max(0, 1 - y_i (w . x_i + b))^2
+
+That objective is strictly convex and piecewise quadratic, so Newton's method on the
+samples inside the margin, with an exact line search along each step, reaches its
+minimum in a few iterations (Keerthi & DeCoste, JMLR 2005, "L2-SVM-MFN"). On the
+eigenfaces' PCA coordinates (unwhitened, variances spanning five orders of magnitude)
+liblinear's trust-region CG needs thousands of iterations at C = 0.1: 212 s against
+under a second here on 1 050 x 831 features, for the same minimiser (equal to liblinear
+run to a tight tolerance; see tests/test_baselines.py).
+"""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.linalg
+from sklearn.base import BaseEstimator
+from sklearn.linear_model._base import LinearClassifierMixin
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import validate_data
+
+
+def _line_search(w, step, margins, deltas, C) -> float:
+    """The ``t > 0`` minimising the objective along ``w + t * step`` (exact: piecewise quadratic).
+
+    ``margins[i] = y_i x_i . w`` and ``deltas[i] = y_i x_i . step``. The derivative
+    ``w.s + t s.s - 2C sum_{i in S(t)} d_i (1 - o_i - t d_i)`` is increasing and linear
+    between the points where a sample enters or leaves the margin set ``S(t)``.
+    """
+    a, b = float(w @ step), float(step @ step)
+    slack = 1.0 - margins
+    inside = slack > 0  # S(0)
+    P = float(np.sum(deltas[inside] * slack[inside]))
+    Q = float(np.sum(deltas[inside] ** 2))
+    moving = deltas != 0
+    times = np.full(len(deltas), np.inf)
+    times[moving] = slack[moving] / deltas[moving]
+    # a sample inside with d > 0 leaves at its time; one outside with d < 0 enters at its time
+    events = np.flatnonzero(((inside & (deltas > 0)) | (~inside & (deltas < 0))) & (times > 0))
+    events = events[np.argsort(times[events], kind="stable")]
+    start = 0.0
+    for index in events:
+        end = times[index]
+        if a + b * end - 2.0 * C * (P - end * Q) >= 0:  # the root lies in [start, end]
+            break
+        sign = -1.0 if inside[index] else 1.0
+        P += sign * deltas[index] * slack[index]
+        Q += sign * deltas[index] ** 2
+        start = end
+    t = (2.0 * C * P - a) / (b + 2.0 * C * Q)
+    return float(max(t, start))
+
+
+def _fit_binary(X, y, C, tol, max_iter):
+    """``(w, iterations)`` of the squared-hinge SVM with labels ``y`` in {-1, +1} (bias column in ``X``)."""
+    w = np.zeros(X.shape[1])
+    gradient_0 = None
+    for iteration in range(1, max_iter + 1):
+        margins = y * (X @ w)
+        active = margins < 1
+        XA = X[active]
+        gradient = w - 2.0 * C * (XA.T @ (y[active] * (1.0 - margins[active])))
+        norm = float(np.linalg.norm(gradient))
+        gradient_0 = norm if gradient_0 is None else gradient_0
+        if norm <= tol * max(gradient_0, 1e-300):
+            return w, iteration - 1
+        hessian = 2.0 * C * (XA.T @ XA)
+        hessian[np.diag_indices_from(hessian)] += 1.0
+        step = -scipy.linalg.cho_solve(scipy.linalg.cho_factor(hessian, lower=True, check_finite=False), gradient,
+                                       check_finite=False)
+        t = _line_search(w, step, margins, y * (X @ step), C)
+        w = w + t * step
+    return w, max_iter
+
+
+class NewtonLinearSVC(LinearClassifierMixin, BaseEstimator):
+    """``LinearSVC`` (squared hinge, L2, one-vs-rest, penalised intercept) by finite Newton steps.
+
+    Args:
+        C: inverse regularisation strength, as ``LinearSVC``.
+        tol: stop when the gradient norm falls below ``tol`` times its value at ``w = 0``.
+        max_iter: Newton iterations per binary problem (a handful are usual).
+        intercept_scaling: value of the bias feature, as ``LinearSVC``.
+
+    Attributes:
+        coef_, intercept_, classes_, n_iter_: as ``LinearSVC`` (``n_iter_`` the largest
+        Newton iteration count of the one-vs-rest problems).
+    """
+
+    _parameter_constraints = {
+        "C": [Interval(Real, 0.0, None, closed="neither")],
+        "tol": [Interval(Real, 0.0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "intercept_scaling": [Interval(Real, 0.0, None, closed="neither")],
+    }
+
+    def __init__(self, C: float = 1.0, *, tol: float = 1e-10, max_iter: int = 100, intercept_scaling: float = 1.0):
+        self.C = C
+        self.tol = tol
+        self.max_iter = max_iter
+        self.intercept_scaling = intercept_scaling
+
+    def fit(self, X, y):
+        self._validate_params()
+        X, y = validate_data(self, X, y, dtype=np.float64, order="C")
+        check_classification_targets(y)
+        self.classes_ = np.unique(y)
+        if len(self.classes_) < 2:
+            raise ValueError(f"NewtonLinearSVC needs samples of at least 2 classes; got {len(self.classes_)}.")
+        features = np.hstack([X, np.full((len(X), 1), float(self.intercept_scaling))])
+        positives = self.classes_[1:] if len(self.classes_) == 2 else self.classes_
+        weights, iterations = [], []
+        for positive in positives:
+            w, n = _fit_binary(features, np.where(y == positive, 1.0, -1.0), float(self.C), self.tol, self.max_iter)
+            weights.append(w)
+            iterations.append(n)
+        weights = np.asarray(weights)
+        self.coef_ = weights[:, :-1]
+        self.intercept_ = weights[:, -1] * float(self.intercept_scaling)
+        self.n_iter_ = int(max(iterations))
+        return self
