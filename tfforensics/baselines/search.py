@@ -507,10 +507,8 @@ def format_table(rows) -> str:
             return " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in value.items())
         return str(value)
 
-    header = ["dataset", "method", "params", "val acc", "test acc"]
-    body = [[cell(r.get("dataset")), cell(r.get("method")), cell(r.get("params")), cell(r.get("val_accuracy")),
-             cell(r.get("test_accuracy"))] for r in rows]
-    widths = [max(len(line[i]) for line in [header] + body) for i in range(len(header))]
-    lines = ["  ".join(text.ljust(width) for text, width in zip(line, widths)).rstrip() for line in [header] + body]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    from tfforensics.evaluation.tables import text_table
+
+    return text_table(["dataset", "method", "params", "val acc", "test acc"],
+                      [[cell(r.get("dataset")), cell(r.get("method")), cell(r.get("params")),
+                        cell(r.get("val_accuracy")), cell(r.get("test_accuracy"))] for r in rows])

@@ -15,3 +15,14 @@ def pool_context():
     if "tensorflow" in sys.modules or "fork" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     return multiprocessing.get_context("fork")
+
+
+#: Most threads one loop uses for reading images (decoding releases the GIL; more threads only contend).
+MAX_THREADS = 8
+
+
+def thread_count(workers: int | None = None) -> int:
+    """The one rule for thread pools: ``workers`` when given, else the cores, at most :data:`MAX_THREADS`."""
+    import os
+
+    return int(workers) if workers else min(MAX_THREADS, os.cpu_count() or 1)

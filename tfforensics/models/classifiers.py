@@ -184,7 +184,14 @@ def _register_attribution() -> None:
     MODELS["visnet"] = build_visnet
 
 
+def _register_lgrad() -> None:
+    from tfforensics.models.lgrad import build_lgrad
+
+    MODELS["lgrad"] = build_lgrad
+
+
 _register_attribution()
+_register_lgrad()
 
 
 def build_model(name: str, input_shape, num_classes: int, **kwargs) -> keras.Model:

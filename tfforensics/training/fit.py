@@ -189,6 +189,7 @@ def train(
     model_options: dict | None = None,
     initial_weights=None,
     train_dataset=None,
+    callbacks=(),
 ) -> TrainResult:
     """Train ``model_name`` on the train split of ``dataset`` and save a run directory.
 
@@ -216,6 +217,8 @@ def train(
         train_dataset: a ``tf.data`` pipeline of ``(encoded images, labels)`` batches to
             train on instead of the manifest's train split (e.g. perturbed copies);
             the manifest still gives shapes, classes and the val split.
+        callbacks: extra Keras callbacks of a model's recipe (e.g. LGrad's step decay
+            of the learning rate), after the checkpoints and early stopping.
     """
     import keras
 
@@ -278,7 +281,7 @@ def train(
 
     monitor = "val_loss" if has_val else "loss"
     checkpoints = run_dir / "checkpoints"
-    callbacks = [
+    run_callbacks = [
         keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs")),
         keras.callbacks.ModelCheckpoint(str(checkpoints / "best.weights.h5"), monitor=monitor,
                                         save_best_only=True, save_weights_only=True),
@@ -288,13 +291,14 @@ def train(
     if early_stopping and has_val:
         stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=int(early_stopping),
                                                 restore_best_weights=True)
-        callbacks.append(stopper)
+        run_callbacks.append(stopper)
+    run_callbacks += list(callbacks)
 
     from tfforensics.data.reader import read_errors
 
     with read_errors(manifest, ("train", "val")):  # a damaged shard: one line naming it
         started = time.perf_counter()
-        history = classifier.fit(train_data, epochs=epochs, validation_data=val_data, callbacks=callbacks,
+        history = classifier.fit(train_data, epochs=epochs, validation_data=val_data, callbacks=run_callbacks,
                                  shuffle=False, verbose=verbose)  # the records are shuffled by tf.data
         train_seconds = time.perf_counter() - started
         epochs_run = len(history.epoch)
