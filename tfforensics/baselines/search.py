@@ -33,7 +33,7 @@ import numpy as np
 
 from tfforensics.baselines.eigenfaces import C_GRID, PCA_FIT_SIZE, VARIANCE_GRID, make_eigenfaces
 from tfforensics.baselines.knn import K_GRID, knn_grid, make_knn
-from tfforensics.baselines.persist import load_model, save_model
+from tfforensics.baselines.persist import load_estimator, save_estimator
 from tfforensics.baselines.prnu import PRNUClassifier
 from tfforensics.data.manifest import Manifest
 from tfforensics.errors import UserError
@@ -455,7 +455,7 @@ def _train(spec, method, dataset, out, params, n_jobs, test_split, shared) -> di
     fit_time = time.perf_counter() - start
     if _converged(estimator) is False:
         logger.warning("%s: the %s fit stopped at max_iter before converging.", manifest.root.name, method)
-    path = save_model(model_path(out, method, dataset), estimator, {
+    path = save_estimator(model_path(out, method, dataset), estimator, {
         "method": method, "params": params, "dataset": str(manifest.root.resolve()),
         "dataset_fingerprint": manifest.source.get("sha256", ""), "encoding": dataclasses.asdict(manifest.encoding),
         "image_shape": list(manifest.image_shape), "class_names": list(manifest.class_names),
@@ -470,7 +470,7 @@ def test(method: str, dataset, out, *, model=None, split: str = "test") -> dict:
     """Score a saved baseline on ``split`` of ``dataset``; appends to ``out/test_<method>.json``."""
     spec = get_method(method)
     model = Path(model) if model else model_path(out, method, dataset)
-    estimator, info = load_model(model)
+    estimator, info = load_estimator(model)
     if info.get("method", method) != method:
         raise UserError(f"{model}: holds a {info.get('method')} baseline, not {method}; pass the matching method.")
     X, y, manifest = load_split(dataset, split, spec)

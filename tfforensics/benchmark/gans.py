@@ -217,20 +217,14 @@ def shipped_weights(family_name: str) -> Path:
 
 def load_generator(family_name: str, weights=None):
     """The generator of ``family_name``: the shipped one, or ``weights`` (a ``.keras`` file or a run folder)."""
-    import keras
-
-    import tfforensics.models.stylegan.layers  # noqa: F401  (registers the port's layers)
+    from tfforensics.models.wrapped import load_keras
 
     entry = family(family_name)
     path = shipped_weights(entry.name) if weights is None else Path(weights)
-    if path.is_dir():
-        path = path / GENERATOR_FILE
-    if not path.is_file():
-        raise MissingInputError(f"{path}: generator weights not found; pass a .keras file written by "
-                                f"`tfforensics gan train` or its output folder.")
-    if path.suffix != ".keras":
-        raise UserError(f"{path}: generators are stored as .keras files (written by `tfforensics gan train`).")
-    model = keras.saving.load_model(path, safe_mode=True, compile=False)
+    model = load_keras(path, default_file=GENERATOR_FILE,
+                       missing="generator weights not found; pass a .keras file written by `tfforensics gan train` "
+                               "or its output folder.",
+                       not_keras="generators are stored as .keras files (written by `tfforensics gan train`)")
     if len(model.input_shape) != 2 or len(model.output_shape) != 4 or model.output_shape[-1] != 3:
         raise UserError(f"{path}: not a generator (input {model.input_shape}, output {model.output_shape}).")
     expected = "G_style" if entry.upsampling == "stylegan" else f"{entry.upsampling}_generator"
@@ -240,18 +234,22 @@ def load_generator(family_name: str, weights=None):
     return model
 
 
-def load_discriminator(family_name: str = "stylegan", weights=None):
-    """The discriminator trained with a family: the shipped one (``<family>_discriminator.keras``) or ``weights``."""
-    import keras
+def load_gan_discriminator(family_name: str = "stylegan", weights=None):
+    """The discriminator trained with a family's generator: the shipped one
+    (``<family>_discriminator.keras``) or ``weights`` (a ``.keras`` file or a ``gan train`` folder).
 
-    import tfforensics.models.stylegan.layers  # noqa: F401
+    Not :func:`tfforensics.models.lgrad.load_discriminator`, which reads an official StyleGAN
+    ``.pkl`` (or the port's weights) and sets it up for gradients.
+    """
+    from tfforensics.models.wrapped import load_keras
 
     path = WEIGHTS_DIR / f"{family(family_name).name}_discriminator.keras" if weights is None else Path(weights)
-    if path.is_dir():
-        path = path / DISCRIMINATOR_FILE
-    if not path.is_file():
-        raise MissingInputError(f"{path}: discriminator weights not found.")
-    return keras.saving.load_model(path, safe_mode=True, compile=False)
+    return load_keras(path, default_file=DISCRIMINATOR_FILE, missing="discriminator weights not found.",
+                      not_keras="discriminators are stored as .keras files (written by `tfforensics gan train`)")
+
+
+#: The former name, kept while ``regularization`` still imports it; use :func:`load_gan_discriminator`.
+load_discriminator = load_gan_discriminator
 
 
 def sample_images(generator, count: int, seed: int = 0, batch_size: int = 64, progress: bool = False) -> np.ndarray:
@@ -294,5 +292,5 @@ def training_crops(count: int = 4096, size: int = 64, seed: int = 0) -> np.ndarr
     return random_crops(load_photos(min_side=size), count, size, seed=seed)[0]
 
 
-__all__ = ["GAN_FAMILIES", "GanConfig", "load_discriminator", "load_generator", "sample_images", "shipped_weights",
+__all__ = ["GAN_FAMILIES", "GanConfig", "load_gan_discriminator", "load_generator", "sample_images", "shipped_weights",
            "train_gan", "training_crops", "write_samples"]

@@ -686,7 +686,8 @@ def format_table(results: dict) -> str:
 
 
 def load_detector(path):
-    """A detector saved by :func:`train_detector` (a run directory or its ``model.keras``)."""
+    """A detector saved by :func:`train_detector` (a run directory or its ``model.keras``),
+    through the one loader (:func:`tfforensics.models.wrapped.load_keras`)."""
     from tfforensics.models.wrapped import load_model
 
     return load_model(path)
