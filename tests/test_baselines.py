@@ -18,7 +18,7 @@ from tfforensics.baselines import PRNUClassifier, SubsetPCA, load_estimator, mak
 from tfforensics.baselines import prnu, search
 from tfforensics.baselines.knn import knn_grid
 from tfforensics.benchmark.photos import load_photos, random_crops
-from tfforensics.benchmark.prnu_reference import fingerprint_loop, residual_single, residuals_loop
+from prnu_reference import fingerprint_loop, residual_single, residuals_loop
 from tfforensics.cli.main import launch
 from tfforensics.data import Encoding, prepare
 

@@ -324,7 +324,7 @@ def spectrum_stats(sources, output, *, amount: int | None = None, color: bool = 
                    workers: int | None = None, overwrite: bool = False, progress: bool = True) -> SpectraResult:
     """Compute the spectra of ``sources`` (reference first) and write plots and numbers to ``output``."""
     from tfforensics.io.outputs import claim_output
-    from tfforensics.preprocess._folder import staged_output
+    from tfforensics.io.outputs import staged_output
 
     given = [parse_source(spec)[0] for spec in ([sources] if isinstance(sources, (str, Path)) else sources)]
     folders = given + [path for path, _ in expand_sources(sources)]

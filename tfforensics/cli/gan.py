@@ -121,7 +121,7 @@ def run_train(args) -> int:
 def run_sample(args) -> int:
     from tfforensics.benchmark.gans import load_generator, sample_images, write_samples
     from tfforensics.io.outputs import claim_output
-    from tfforensics.preprocess._folder import staged_output
+    from tfforensics.io.outputs import staged_output
 
     setup_logging(args.quiet)
     if args.count < 1 or args.batch_size < 1:

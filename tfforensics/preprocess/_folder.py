@@ -8,17 +8,13 @@ written, so a failed run never leaves a half-filled output behind.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
-import uuid
 from pathlib import Path
 
 from tfforensics.errors import UserError
-from tfforensics.io.atomic import INCOMPLETE_PREFIX, remove_tree
 from tfforensics.io.images import BadImageError, list_images, save_image
-from tfforensics.io.outputs import claim_output, clean_stale, mark_output, replace_output
 from tfforensics.io.parallel import pool_context
 
 logger = logging.getLogger(__name__)
@@ -111,27 +107,6 @@ def check_unique(names, source) -> None:
                 "rename one of them."
             )
         seen[name] = original
-
-
-@contextlib.contextmanager
-def staged_output(output, *, overwrite: bool = False, sources=(), command: str = "output"):
-    """Yield a hidden work directory that becomes ``output`` when the block succeeds.
-
-    ``output`` is checked first (:func:`tfforensics.io.outputs.claim_output`): it must be new,
-    empty, or (with ``overwrite``) a previous tfforensics output, and neither a source nor a folder
-    around or inside one. The finished folder gets a marker listing its files. On any error the
-    work directory is removed, so nothing half-written remains.
-    """
-    output = claim_output(output, overwrite=overwrite, sources=sources, command=command)
-    clean_stale(output)
-    work = output.parent / f".{output.name}{INCOMPLETE_PREFIX}{uuid.uuid4().hex[:8]}"
-    work.mkdir(parents=True)
-    try:
-        yield work
-        mark_output(work, command)
-        replace_output(work, output, sources)
-    finally:
-        remove_tree(work)
 
 
 def _run_chunk(payload):

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from tfforensics.io.images import RESIZE_FILTERS, load_image, resize_image
+from tfforensics.io.outputs import staged_output
 from tfforensics.preprocess._folder import (
-    FolderResult, log_skipped, planned_pngs, run_jobs, staged_output, write_png,
+    FolderResult, log_skipped, planned_pngs, run_jobs, write_png,
 )
 
 #: The filter vocabulary and resize function are :mod:`tfforensics.io.images`' (one of each).
