@@ -6,9 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from tfforensics.benchmark.gans import (
-    GanConfig, load_gan_discriminator, load_generator, sample_images, shipped_weights, train_gan, training_crops,
-)
+from tfforensics.benchmark.gans import load_gan_discriminator, load_generator, sample_images, shipped_weights, training_crops
+from tfforensics.training.gan import GanConfig, train_gan
 from tfforensics.cli.main import launch
 from tfforensics.data.encodings import dct2, log_scale
 from tfforensics.io.images import list_images, load_image

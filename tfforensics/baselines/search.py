@@ -170,6 +170,8 @@ def get_method(name: str) -> Method:
 
 def to_pixels(X: np.ndarray, manifest) -> np.ndarray:
     """Undo a raw encoding (statistics, then ``x / 127.5 - 1``): pixel values 0..255."""
+    from tfforensics.data.encodings import from_unit
+
     encoding = manifest.encoding
     if encoding.transform != "raw":
         raise UserError(
@@ -183,7 +185,7 @@ def to_pixels(X: np.ndarray, manifest) -> np.ndarray:
             X = X * statistics["std"] + statistics["mean"]
         if encoding.abs_scale:
             X = X * statistics["max_abs"]
-    return ((X + 1.0) * 127.5).astype(np.float32)
+    return from_unit(X).astype(np.float32)
 
 
 #: Stack of the open :func:`session` caches (the innermost is used).

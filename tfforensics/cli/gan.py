@@ -78,8 +78,9 @@ def add_parser(subparsers) -> None:
 
 
 def run_train(args) -> int:
-    from tfforensics.benchmark.gans import (
-        CHECKPOINT_DIR, DISCRIMINATOR_FILE, GENERATOR_FILE, RUN_FILE, GanConfig, train_gan, training_crops,
+    from tfforensics.benchmark.gans import training_crops
+    from tfforensics.training.gan import (
+        CHECKPOINT_DIR, DISCRIMINATOR_FILE, GENERATOR_FILE, RUN_FILE, GanConfig, train_gan,
     )
     from tfforensics.io.outputs import claim_output, mark_output, read_marker, remove_output
 
