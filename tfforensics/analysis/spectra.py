@@ -26,6 +26,7 @@ from tfforensics.data.stats import RunningMoments
 from tfforensics.errors import MissingInputError, UserError
 from tfforensics.io.atomic import atomic_open, atomic_write_json
 from tfforensics.io.images import BadImageError, list_images, load_image
+from tfforensics.io.parallel import thread_count
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ def iter_batches(paths, *, color: bool, batch_size: int = BATCH_SIZE, skip_bad: 
         except BadImageError as error:
             return error
 
-    with ThreadPoolExecutor(max_workers=workers or 4) as pool:
+    with ThreadPoolExecutor(max_workers=thread_count(workers)) as pool:
         for start in range(0, len(paths), batch_size):
             chunk = paths[start:start + batch_size]
             images = []

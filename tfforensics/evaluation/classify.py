@@ -19,6 +19,7 @@ import numpy as np
 from tfforensics.errors import UserError
 from tfforensics.io.atomic import atomic_write
 from tfforensics.io.images import BadImageError, list_images, load_image
+from tfforensics.io.parallel import thread_count
 
 
 @dataclasses.dataclass
@@ -115,7 +116,7 @@ def classify_images(model, image_dir, *, size: int | None = None, batch_size: in
     load = _loader(shape, skip_bad)
     class_names = class_names_of(model)
     kept, scores, skipped = [], [], []
-    with ThreadPoolExecutor(max_workers=4) as pool, \
+    with ThreadPoolExecutor(max_workers=thread_count()) as pool, \
             tqdm(total=len(paths), desc="classify", unit="img", disable=not progress, dynamic_ncols=True) as bar:
         for start in range(0, len(paths), batch_size):
             chunk = paths[start:start + batch_size]

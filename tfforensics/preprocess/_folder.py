@@ -8,6 +8,7 @@ written, so a failed run never leaves a half-filled output behind.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from tfforensics.errors import UserError
 from tfforensics.io.images import BadImageError, list_images, save_image
-from tfforensics.io.parallel import pool_context
+from tfforensics.io.parallel import run_pool
 
 logger = logging.getLogger(__name__)
 
@@ -109,15 +110,15 @@ def check_unique(names, source) -> None:
         seen[name] = original
 
 
-def _run_chunk(payload):
+def _run_chunk(jobs, function, tick):
     """Worker side: run ``function`` on each job; bad images come back as data, not exceptions."""
-    function, jobs = payload
     results = []
     for job in jobs:
         try:
             results.append(("ok", function(job)))
         except BadImageError as error:
             results.append(("bad", (error.path, error.reason, error.fix)))
+    tick(len(jobs))
     return results
 
 
@@ -127,39 +128,27 @@ def run_jobs(function, jobs, *, workers: int | None = None, skip_bad: bool = Fal
 
     Returns ``(results of the good jobs in job order, skipped [{"path", "reason"}])``.
     Without ``skip_bad`` the first bad image raises :class:`BadImageError` naming it.
-    Large job lists run in a process pool (forked, or spawned once TensorFlow is loaded).
+    Large job lists run in a process pool (:func:`tfforensics.io.parallel.run_pool`).
     """
-    from tqdm.auto import tqdm
-
-    workers = workers or os.cpu_count() or 1
     chunks = [jobs[i:i + CHUNK_SIZE] for i in range(0, len(jobs), CHUNK_SIZE)]
     results, skipped = [], []
-    bar = tqdm(total=len(jobs), desc=description, unit="img", disable=not progress, dynamic_ncols=True)
-
-    def consume(chunk_results):
-        for status, value in chunk_results:
-            if status == "ok":
-                results.append(value)
-                continue
-            path, reason, fix = value
-            if not skip_bad:
-                raise BadImageError(path, reason, fix)
-            skipped.append({"path": path, "reason": reason})
-        bar.update(len(chunk_results))
-
-    try:
-        if workers <= 1 or len(jobs) < POOL_THRESHOLD:
-            for chunk in chunks:
-                consume(_run_chunk((function, chunk)))
-        else:
-            context = pool_context()
-            with context.Pool(min(workers, len(chunks))) as pool:
-                # imap keeps job order; a bad image ends the pool at the `with` exit.
-                for chunk_results in pool.imap(_run_chunk, [(function, chunk) for chunk in chunks]):
-                    consume(chunk_results)
-    finally:
-        bar.close()
+    outputs = run_pool(_run_chunk, chunks, config=function, workers=workers, inline_below=POOL_THRESHOLD,
+                       total=len(jobs), description=description, progress=progress)
+    with contextlib.closing(outputs):  # a bad image ends the pool at once
+        for chunk_results in outputs:
+            _collect(chunk_results, results, skipped, skip_bad)
     return results, skipped
+
+
+def _collect(chunk_results, results: list, skipped: list, skip_bad: bool) -> None:
+    for status, value in chunk_results:
+        if status == "ok":
+            results.append(value)
+            continue
+        path, reason, fix = value
+        if not skip_bad:
+            raise BadImageError(path, reason, fix)
+        skipped.append({"path": path, "reason": reason})
 
 
 def log_skipped(skipped) -> None:
