@@ -275,9 +275,9 @@ def small_data(three_sources, tmp_path_factory):
     return prepare(three_sources, tmp_path_factory.mktemp("small") / "data", encoding, workers=1, progress=False)
 
 
-#: Full-width ProGAN-style networks: a minute or more per epoch on 2 CPU cores; their fast
-#: training tests (narrow widths) live in tests/test_attribution.py.
-_HEAVY = {"attribution", "attribution_predown", "visnet"}
+#: Full-width ProGAN-style networks and LGrad's ResNet-50: a minute or more per epoch on 2 CPU
+#: cores; their fast training tests live in tests/test_attribution.py and tests/test_lgrad.py.
+_HEAVY = {"attribution", "attribution_predown", "visnet", "lgrad"}  # lgrad: a ResNet-50 by default
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in _HEAVY else n for n in MODEL_NAMES])

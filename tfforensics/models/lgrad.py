@@ -407,41 +407,50 @@ class CaffePreprocess(keras.layers.Layer):
         return x[..., ::-1] - keras.ops.convert_to_tensor(CAFFE_MEAN_BGR, dtype=x.dtype)
 
 
-def build_detector(arch: str = "resnet50", weights=None):
-    """Binary detector on 0..255 RGB images of any size, preprocessing inside, P(fake) out.
+def _detector(pixels, arch: str, weights, num_classes: int):
+    """ImageNet preprocessing, the backbone and the classification head on 0..255 RGB ``pixels``.
 
     Random init: ImageNet mean/std normalisation, as the original's torchvision pipeline.
     ``weights="imagenet"``: the preprocessing Keras' ImageNet weights were trained with
     (BGR, mean subtraction), so the pretrained filters see what they expect.
     """
+    from tfforensics.models.classifiers import classification_head
+
     if arch not in ARCHS:
         raise ValueError(f"`arch` must be one of {sorted(ARCHS)}. Received: arch={arch!r}")
     if weights not in (None, "imagenet"):
         raise ValueError(f"`weights` must be None or 'imagenet'. Received: weights={weights!r}")
-    inputs = keras.Input((None, None, 3), name="pixels")
     if weights == "imagenet":
-        x = CaffePreprocess(name="caffe_preprocess")(inputs)
+        x = CaffePreprocess(name="caffe_preprocess")(pixels)
     else:
-        x = keras.layers.Rescaling(1.0 / 255.0, name="to_unit")(inputs)
+        x = keras.layers.Rescaling(1.0 / 255.0, name="to_unit")(pixels)
         x = keras.layers.Normalization(mean=IMAGENET_MEAN, variance=np.square(IMAGENET_STD).tolist(),
                                        name="imagenet_norm")(x)
-    fake = keras.layers.Dense(1, activation="sigmoid", name="fake")(ARCHS[arch](x, weights=weights))
-    return keras.Model(inputs, fake, name=f"lgrad_{arch}")
+    return classification_head(ARCHS[arch](x, weights=weights), num_classes)
 
 
-def build_lgrad(input_shape, num_classes: int = 2, *, l1=None, l2=None, arch: str = "resnet50", weights=None):
-    """The registry model ``lgrad``: :func:`build_detector` on records of gradient images.
+def build_detector(arch: str = "resnet50", weights=None):
+    """Binary detector on 0..255 RGB images of any size, preprocessing inside, P(fake) out
+    (the network of :func:`build_lgrad` without the records' scaling)."""
+    inputs = keras.Input((None, None, 3), name="pixels")
+    return keras.Model(inputs, _detector(inputs, arch, weights, 2), name=f"lgrad_{arch}")
 
-    Takes the records' raw RGB encoding (pixels scaled to [-1, 1]) of any height and width
-    (training sees random crops, testing whole images), one sigmoid unit out. ``l1``/``l2``
-    are accepted like every builder's and unused (the LGrad recipe has no kernel penalty).
+
+def build_lgrad(input_shape, num_classes: int = 2, *, l1=None, l2=None, arch: str = "resnet50", weights=None,
+                any_size: bool = False):
+    """The registry model ``lgrad``: the LGrad detector on records of gradient images.
+
+    Takes the records' raw encoding (pixels scaled to [-1, 1]; a gray channel is repeated
+    to RGB), one sigmoid unit out for two classes (real = 0, fake = 1), a softmax otherwise.
+    ``any_size``: any height and width (LGrad trains on random crops and tests whole
+    images). ``l1``/``l2`` are accepted like every builder's and unused (the LGrad recipe
+    has no kernel penalty).
     """
-    if num_classes > 2 or input_shape[-1] != 3:
-        raise UserError(f"the LGrad detector is binary on RGB gradient images; these records have "
-                        f"{num_classes} classes and shape {tuple(input_shape)}.")
-    inputs = keras.Input((None, None, 3), name="encoded")
-    pixels = keras.layers.Rescaling(127.5, offset=127.5, name="to_pixels")(inputs)  # [-1, 1] -> 0..255
-    return keras.Model(inputs, build_detector(arch, weights)(pixels), name=f"lgrad_{arch}_on_records")
+    height, width, channels = input_shape
+    inputs = keras.Input((None, None, channels) if any_size else (height, width, channels), name="encoded")
+    x = keras.layers.Concatenate(name="gray_to_rgb")([inputs] * 3) if channels == 1 else inputs
+    pixels = keras.layers.Rescaling(127.5, offset=127.5, name="to_pixels")(x)  # [-1, 1] -> 0..255
+    return keras.Model(inputs, _detector(pixels, arch, weights, num_classes), name="lgrad")
 
 
 #: Adam of the CNNDetection recipe (the Keras defaults, stated).
@@ -603,7 +612,7 @@ def train_detector(train_root, output, config: TrainConfig = TrainConfig(), *, c
         result = train("lgrad", manifest, out=output, epochs=config.epochs, batch_size=config.batch_size,
                        learning_rate=config.learning_rate, early_stopping=config.early_stopping, seed=config.seed,
                        verbose=1 if progress else 0, command=command, callbacks=[schedule],
-                       model_options={"arch": config.arch, "weights": config.weights},
+                       model_options={"arch": config.arch, "weights": config.weights, "any_size": True},
                        train_dataset=augmented_batches(manifest, config))
     finally:
         if staging is not None:
