@@ -522,26 +522,32 @@ def check_records(root):
 
 def augmented_batches(manifest, config: TrainConfig):
     """The CNNDetection train transform on the train records: resize to ``load_size``
-    (bilinear), random crop ``crop_size``, horizontal flip, batches of ``batch_size``."""
+    (bilinear), random crop ``crop_size``, horizontal flip, batches of ``batch_size``.
+
+    The crops and flips are stateless random ops seeded per image from one seeded stream
+    (a new draw each epoch), so the same seed gives the same batches in every run.
+    """
     import tensorflow as tf
 
     from tfforensics.training.fit import records_dataset
 
     size, crop = config.load_size, config.crop_size
 
-    def transform(image, label):
+    def transform(example, seed):
+        image, label = example
         image = tf.image.resize(image, [size, size], antialias=True) if image.shape[0] != size else image
-        image = tf.image.random_crop(tf.ensure_shape(image, [size, size, 3]), [crop, crop, 3], seed=config.seed)
+        image = tf.image.stateless_random_crop(tf.ensure_shape(image, [size, size, 3]), [crop, crop, 3], seed=seed[0])
         if config.flip:
-            image = tf.image.random_flip_left_right(image, seed=config.seed)
+            image = tf.image.stateless_random_flip_left_right(image, seed=seed[1])
         return image, label
 
     count = manifest.count("train")
-    dataset = records_dataset(manifest, "train", batch_size=config.batch_size, binary=True, shuffle=True,
-                              seed=config.seed).unbatch()
-    dataset = dataset.map(transform, num_parallel_calls=tf.data.AUTOTUNE).batch(config.batch_size)
-    return dataset.apply(tf.data.experimental.assert_cardinality(-(-count // config.batch_size))).prefetch(
-        tf.data.AUTOTUNE)
+    images = records_dataset(manifest, "train", batch_size=config.batch_size, binary=True, shuffle=True,
+                             seed=config.seed).unbatch()
+    seeds = tf.data.Dataset.random(seed=config.seed, rerandomize_each_iteration=True).batch(2).batch(2)
+    dataset = tf.data.Dataset.zip((images, seeds)).map(transform, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.batch(config.batch_size).apply(
+        tf.data.experimental.assert_cardinality(-(-count // config.batch_size))).prefetch(tf.data.AUTOTUNE)
 
 
 def _image_records(items, root, work: Path, seed: int) -> Path:
@@ -624,12 +630,12 @@ def train_detector(train_root, output, config: TrainConfig = TrainConfig(), *, c
     return result.model
 
 
-def _family_scores(model, folder: Path, progress: bool):
+def _family_scores(model, folder: Path, batch_size: int, progress: bool):
     """``(labels, P(fake))`` of the images in the 0_real/1_fake folders under ``folder``."""
     from tfforensics.evaluation.classify import classify_images
 
     find_labelled_images(folder)  # one line when the layout is wrong
-    scored = classify_images(model, folder, recursive=True, progress=progress)
+    scored = classify_images(model, folder, recursive=True, batch_size=batch_size, progress=progress)
     labels = [label_of(Path(p).relative_to(folder)) for p in scored.paths]
     kept = [i for i, label in enumerate(labels) if label is not None]
     return np.array([int(labels[i][0]) for i in kept]), scored.scores[kept]
@@ -670,7 +676,7 @@ def evaluate_detector(model, root, *, families=None, batch_size: int = 32, progr
         results[Path(root).name] = real_vs_fake(labels, outputs)
     else:
         for family, folder in find_families(root, families).items():
-            results[family] = real_vs_fake(*_family_scores(model, folder, progress))
+            results[family] = real_vs_fake(*_family_scores(model, folder, batch_size, progress))
     results["mean"] = mean_row(results.values())
     return results
 
