@@ -73,3 +73,22 @@ def drop_markers(directory) -> None:
     """Remove the shard markers once the manifest is about to be written."""
     for marker in Path(directory).glob(f"*/{INCOMPLETE_PREFIX}*.done.json"):
         marker.unlink()
+
+
+def write_dataset(work, items, produce, *, class_names, image_shape, encoding, layout: str = "original",
+                  seed: int = 0, command: str = "", source: dict, chunk: int = CHUNK_SIZE):
+    """Every split of ``items`` (``{split: [(path, label)]}``) as shards in ``work``, then
+    ``manifest.json`` (last): a dataset like ``prepare``'s. Returns the :class:`Manifest`."""
+    from tfforensics import __version__
+    from tfforensics.data.manifest import SPLIT_NAMES, Manifest
+
+    bytes_per_example = int(np.prod(image_shape)) * (2 if layout == "compact" else 4) + 64
+    results = {split: write_split(work, split, items[split], produce, bytes_per_example=bytes_per_example,
+                                  layout=layout, chunk=chunk) for split in SPLIT_NAMES}
+    skipped = [entry for split in SPLIT_NAMES for result in results[split] for entry in result["skipped"]]
+    drop_markers(work)
+    manifest = Manifest(class_names=list(class_names), image_shape=list(image_shape), encoding=encoding,
+                        layout=layout, splits={s: split_entry(results[s], class_names) for s in SPLIT_NAMES},
+                        skipped=skipped, seed=seed, source=source, command=command, tfforensics_version=__version__)
+    manifest.save(work)
+    return manifest

@@ -304,6 +304,7 @@ def _write_records(work: Path, relatives, gradients: _GradientProducer, *, fract
 
     from tfforensics.data.encodings import Encoding, encode
     from tfforensics.data.splits import split_classes
+    from tfforensics.data.writer import write_dataset
 
     use_labels = all(label_of(rel) is not None for rel in relatives)
     classes = collections.defaultdict(list)
@@ -320,30 +321,11 @@ def _write_records(work: Path, relatives, gradients: _GradientProducer, *, fract
             bar.update(len(chunk))
             return encode(grads, encoding), [labels_of[str(rel)] for rel in kept], skipped
 
-        summary = write_records(work, items, produce, class_names=list(classes), image_shape=[resolution, resolution, 3],
-                                encoding=encoding, layout=layout, seed=seed, command=command,
-                                source={"root": str(source.resolve()), "files": len(relatives), "sha256": fingerprint},
-                                chunk=gradients.batch_size)
-    return summary
-
-
-def write_records(work: Path, items, produce, *, class_names, image_shape, encoding, layout: str, seed: int,
-                  command: str, source: dict, chunk: int = 16) -> dict:
-    """Every split of ``items`` as shards, then ``manifest.json`` (last): a dataset like ``prepare``'s."""
-    from tfforensics import __version__
-    from tfforensics.data import writer
-    from tfforensics.data.manifest import SPLIT_NAMES, Manifest
-
-    bytes_per_example = int(np.prod(image_shape)) * (2 if layout == "compact" else 4) + 64
-    results = {split: writer.write_split(work, split, items[split], produce, bytes_per_example=bytes_per_example,
-                                         layout=layout, chunk=chunk) for split in SPLIT_NAMES}
-    skipped = [entry for split in SPLIT_NAMES for result in results[split] for entry in result["skipped"]]
-    writer.drop_markers(work)
-    manifest = Manifest(class_names=list(class_names), image_shape=list(image_shape), encoding=encoding,
-                        layout=layout, splits={s: writer.split_entry(results[s], class_names) for s in SPLIT_NAMES},
-                        skipped=skipped, seed=seed, source=source, command=command, tfforensics_version=__version__)
-    manifest.save(work)
-    return {"written": sum(manifest.count(s) for s in SPLIT_NAMES), "skipped": skipped}
+        manifest = write_dataset(work, items, produce, class_names=list(classes),
+                                 image_shape=[resolution, resolution, 3], encoding=encoding, layout=layout, seed=seed,
+                                 command=command, chunk=gradients.batch_size,
+                                 source={"root": str(source.resolve()), "files": len(relatives), "sha256": fingerprint})
+    return {"written": sum(manifest.count(s) for s in manifest.splits), "skipped": manifest.skipped}
 
 
 def _gradient_fingerprint(model, source: Path, relatives, resample: str, options: dict) -> str:
@@ -554,6 +536,7 @@ def _image_records(items, root, work: Path, seed: int) -> Path:
     """Gradient images of a CNNDetection tree as a records dataset (all in train), for training."""
     from tfforensics.data.encodings import Encoding, encode
     from tfforensics.data.splits import SPLITS
+    from tfforensics.data.writer import write_dataset
 
     shape = load_image(items[0][0]).shape
     encoding = Encoding(transform="raw", color=True)
@@ -565,7 +548,7 @@ def _image_records(items, root, work: Path, seed: int) -> Path:
     order = np.random.default_rng(seed).permutation(len(items))
     split = {name: [] for name in SPLITS}
     split["train"] = [(str(items[i][0]), items[i][1]) for i in order]
-    write_records(work, split, produce, class_names=CLASS_NAMES, image_shape=list(shape), encoding=encoding,
+    write_dataset(work, split, produce, class_names=CLASS_NAMES, image_shape=list(shape), encoding=encoding,
                   layout="original", seed=seed, command="lgrad train", source={"root": str(root), "files": len(items),
                                                                                "sha256": "0" * 64})
     return work
