@@ -36,7 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tfforensics.baselines import load_model, make_eigenfaces, make_knn, save_model, search  # noqa: E402
+from tfforensics.baselines import load_estimator, make_eigenfaces, make_knn, save_estimator, search  # noqa: E402
 
 #: reproduce's default eigenfaces grid (also the original's).
 EIGEN_GRID = {"pca__n_components": [0.25, 0.5, 0.75, 0.95], "svm__C": [1e-4, 1e-3, 1e-2, 1e-1]}
@@ -105,8 +105,8 @@ def bench_knn_file(dataset: Path, out: Path) -> dict:
         X_train, y_train, _ = search.load_split(dataset, "train", spec)
         X_test, _, _ = search.load_split(dataset, "test", spec)
         model = make_knn(1).fit(X_train, y_train)
-        path = save_model(out / f"knn_{dataset.name}.npz", model)
-        loaded, _ = load_model(path)
+        path = save_estimator(out / f"knn_{dataset.name}.npz", model)
+        loaded, _ = load_estimator(path)
         agree = float(np.mean(loaded.predict(X_test) == model.predict(X_test)))
     float32_bytes = np.asarray(X_train, dtype=np.float32).nbytes + np.asarray(y_train).nbytes
     with np.load(path, allow_pickle=False) as data:

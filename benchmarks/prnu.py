@@ -1,7 +1,7 @@
 """PRNU residual extraction speed: batched (tfforensics) vs one image at a time.
 
 Crops of the bundled photos go through ``tfforensics.baselines.prnu.residuals`` (whole
-batch) and ``tfforensics.benchmark.prnu_reference.residuals_loop`` (the straightforward
+batch) and ``tests/prnu_reference.py`` ``residuals_loop`` (the straightforward
 per-image procedure); prints images/s of each, their ratio, and the largest relative
 difference between the two outputs.
 
@@ -18,10 +18,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the per-image reference (a test oracle)
 
 from tfforensics.baselines.prnu import residuals  # noqa: E402
 from tfforensics.benchmark.photos import load_photos, random_crops  # noqa: E402
-from tfforensics.benchmark.prnu_reference import residuals_loop  # noqa: E402
+from prnu_reference import residuals_loop  # noqa: E402
 
 
 def images_per_second(function, images, repeats: int, **kwargs) -> tuple[float, np.ndarray]:

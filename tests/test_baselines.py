@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from tfforensics.baselines import PRNUClassifier, SubsetPCA, load_model, make_eigenfaces, make_knn, save_model
+from tfforensics.baselines import PRNUClassifier, SubsetPCA, load_estimator, make_eigenfaces, make_knn, save_estimator
 from tfforensics.baselines import prnu, search
 from tfforensics.baselines.knn import knn_grid
 from tfforensics.benchmark.photos import load_photos, random_crops
-from tfforensics.benchmark.prnu_reference import fingerprint_loop, residual_single, residuals_loop
+from prnu_reference import fingerprint_loop, residual_single, residuals_loop
 from tfforensics.cli.main import launch
 from tfforensics.data import Encoding, prepare
 
@@ -174,14 +174,14 @@ def test_models_round_trip_without_pickle(tmp_path):
         "prnu": PRNUClassifier(2, sigma=0.5, image_shape=(8, 8)).fit(X, y),
     }
     for name, model in models.items():
-        path = save_model(tmp_path / f"{name}.npz", model, {"method": name})
-        loaded, info = load_model(path)
+        path = save_estimator(tmp_path / f"{name}.npz", model, {"method": name})
+        loaded, info = load_estimator(path)
         assert info == {"method": name}
         np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
         with np.load(path, allow_pickle=False) as data:  # loads without pickle
             assert data.files
     with pytest.raises(FileNotFoundError, match="baselines train"):
-        load_model(tmp_path / "missing.npz")
+        load_estimator(tmp_path / "missing.npz")
 
 
 def test_knn_files_store_pixel_rows_as_uint8_losslessly(tmp_path):
@@ -189,11 +189,11 @@ def test_knn_files_store_pixel_rows_as_uint8_losslessly(tmp_path):
     pixels = rng.integers(0, 256, size=(200, 192)).astype(np.float32) / np.float32(127.5) - np.float32(1)
     y = rng.integers(0, 3, size=200)
     model = make_knn(3).fit(pixels[:150], y[:150])
-    path = save_model(tmp_path / "knn.npz", model)
+    path = save_estimator(tmp_path / "knn.npz", model)
     with np.load(path, allow_pickle=False) as data:
         assert data["fit_X"].dtype == np.uint8 and data["fit_X.table"].dtype == np.float32
     assert path.stat().st_size < 0.3 * pixels[:150].nbytes
-    loaded, _ = load_model(path)
+    loaded, _ = load_estimator(path)
     assert loaded._fit_X.dtype == np.float32
     np.testing.assert_array_equal(loaded._fit_X, pixels[:150])  # bit for bit
     np.testing.assert_array_equal(loaded.predict(pixels[150:]), model.predict(pixels[150:]))
@@ -207,19 +207,19 @@ def test_knn_files_store_float_rows_as_float16(tmp_path):
     y = rng.integers(0, 3, size=400)
     X = (centres[y] + rng.normal(0, 4, size=(400, 256))).astype(np.float32)
     model = make_knn(5).fit(X[:300], y[:300])
-    path = save_model(tmp_path / "knn.npz", model)
+    path = save_estimator(tmp_path / "knn.npz", model)
     with np.load(path, allow_pickle=False) as data:
         assert data["fit_X"].dtype == np.float16
     assert path.stat().st_size < 0.55 * X[:300].nbytes
-    loaded, _ = load_model(path)
+    loaded, _ = load_estimator(path)
     assert loaded._fit_X.dtype == np.float32
     assert np.abs(loaded._fit_X - X[:300]).max() <= 2.0**-11 * np.abs(X[:300]).max()
     np.testing.assert_array_equal(loaded.predict(X[300:]), model.predict(X[300:]))
     wide = rng.uniform(-1e6, 1e6, size=(300, 2)).astype(np.float32)  # beyond float16: stored as it is
-    save_model(tmp_path / "wide.npz", make_knn(1).fit(wide, y[:300]))
+    save_estimator(tmp_path / "wide.npz", make_knn(1).fit(wide, y[:300]))
     with np.load(tmp_path / "wide.npz", allow_pickle=False) as data:
         assert data["fit_X"].dtype == np.float32
-    np.testing.assert_array_equal(load_model(tmp_path / "wide.npz")[0]._fit_X, wide)
+    np.testing.assert_array_equal(load_estimator(tmp_path / "wide.npz")[0]._fit_X, wide)
 
 
 # ## On prepared datasets (the 3-source set)
@@ -281,7 +281,7 @@ def test_eigenfaces_search_equals_plain_grid_search(prepared, tmp_path):
         assert point["converged"] is True
     assert row["params"] == plain.best_params_
     assert row["val_accuracy"] == plain.best_score_
-    model, _ = load_model(row["model"])  # the refit cut the search's SVD: same model as a plain fit
+    model, _ = load_estimator(row["model"])  # the refit cut the search's SVD: same model as a plain fit
     direct = make_eigenfaces().set_params(**row["params"]).fit(X_train, y_train)
     np.testing.assert_array_equal(model.named_steps["pca"].components_, direct.named_steps["pca"].components_)
     np.testing.assert_array_equal(model.named_steps["svm"].coef_, direct.named_steps["svm"].coef_)
@@ -400,8 +400,8 @@ def test_npy_and_record_datasets_give_the_same_result(prepared, three_sources, t
     rows = [search.train("prnu", dataset, tmp_path / name, params={"levels": 2, "sigma": 0.5})
             for name, dataset in (("records", prepared["raw"]), ("npy", npy.root))]
     assert rows[0]["test_accuracy"] == rows[1]["test_accuracy"]
-    a, _ = load_model(tmp_path / "records" / "prnu_raw.npz")
-    b, _ = load_model(tmp_path / "npy" / "prnu_raw_npy.npz")
+    a, _ = load_estimator(tmp_path / "records" / "prnu_raw.npz")
+    b, _ = load_estimator(tmp_path / "npy" / "prnu_raw_npy.npz")
     np.testing.assert_allclose(a.fingerprints_, b.fingerprints_, atol=1e-4 * np.abs(a.fingerprints_).max())
 
 

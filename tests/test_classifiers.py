@@ -275,9 +275,10 @@ def small_data(three_sources, tmp_path_factory):
     return prepare(three_sources, tmp_path_factory.mktemp("small") / "data", encoding, workers=1, progress=False)
 
 
-#: Full-width ProGAN-style networks: a minute or more per epoch on 2 CPU cores; their fast
-#: training tests (narrow widths) live in tests/test_attribution.py.
-_HEAVY = {"attribution", "attribution_predown", "visnet", "resnet50"}
+#: Full-width ProGAN-style networks and the ResNet-50s (LGrad's, the published one): a minute or
+#: more per epoch on 2 CPU cores; their fast training tests live in tests/test_attribution.py,
+#: tests/test_lgrad.py and tests/test_published.py.
+_HEAVY = {"attribution", "attribution_predown", "visnet", "resnet50", "lgrad"}
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in _HEAVY else n for n in MODEL_NAMES])

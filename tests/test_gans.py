@@ -6,9 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from tfforensics.benchmark.gans import (
-    GanConfig, load_discriminator, load_generator, sample_images, shipped_weights, train_gan, training_crops,
-)
+from tfforensics.benchmark.gans import load_gan_discriminator, load_generator, sample_images, shipped_weights, training_crops
+from tfforensics.training.gan import GanConfig, train_gan
 from tfforensics.cli.main import launch
 from tfforensics.data.encodings import dct2, log_scale
 from tfforensics.io.images import list_images, load_image
@@ -87,7 +86,7 @@ def test_shipped_weights_exist_and_are_small():
         total += path.stat().st_size
         assert (path.parent / "README.md").is_file()
     assert total < 8 * 2 ** 20
-    assert load_discriminator("stylegan").output_shape == (None, 1)
+    assert load_gan_discriminator("stylegan").output_shape == (None, 1)
 
 
 def test_gan_sample_cli_writes_deterministic_pngs(tmp_path):

@@ -443,10 +443,10 @@ def test_crafted_keras_file_is_one_line(capsys, base, model, tmp_path, case):
 def baseline_model(base):
     from sklearn.neighbors import KNeighborsClassifier
 
-    from tfforensics.baselines.persist import save_model
+    from tfforensics.baselines.persist import save_estimator
 
     rng = np.random.default_rng(0)
-    return save_model(base / "knn.npz", KNeighborsClassifier(3).fit(rng.normal(size=(10, 256)), np.arange(10) % 2))
+    return save_estimator(base / "knn.npz", KNeighborsClassifier(3).fit(rng.normal(size=(10, 256)), np.arange(10) % 2))
 
 
 def _with_header(source: Path, target: Path, change) -> Path:

@@ -13,7 +13,8 @@ from tfforensics.benchmark.photos import load_photos, random_crops, upsampled
 from tfforensics.cli.main import launch
 from tfforensics.data.reader import as_numpy
 from tfforensics.io.images import list_images, load_image
-from tfforensics.models.lgrad import family_metrics, load_discriminator, to_uint8
+from tfforensics.evaluation.metrics import real_vs_fake
+from tfforensics.models.lgrad import load_discriminator, to_uint8
 from tfforensics.models.stylegan.pkl import build_from_state, find_network, load_pkl
 
 from test_stylegan import official_pickle
@@ -137,10 +138,10 @@ def test_load_discriminator_needs_one_source():
 def test_family_metrics_match_definitions():
     y = np.array([0, 0, 0, 1, 1, 1])
     s = np.array([0.1, 0.7, 0.2, 0.9, 0.4, 0.8])
-    m = family_metrics(y, s)
-    assert m["acc"] == pytest.approx(4 / 6)
-    assert m["real_acc"] == pytest.approx(2 / 3) and m["fake_acc"] == pytest.approx(2 / 3)
-    assert m["ap"] == pytest.approx((1 + 1 + 0.75) / 3)
+    m = real_vs_fake(y, s)
+    assert m["accuracy"] == pytest.approx(4 / 6)
+    assert m["real_accuracy"] == pytest.approx(2 / 3) and m["fake_accuracy"] == pytest.approx(2 / 3)
+    assert m["average_precision"] == pytest.approx((1 + 1 + 0.75) / 3)
 
 
 def test_lgrad_train_and_test_end_to_end(tree, tmp_path, capsys):
@@ -159,9 +160,10 @@ def test_lgrad_train_and_test_end_to_end(tree, tmp_path, capsys):
     assert lines[0].split() == ["family", "n", "ACC", "real", "fake", "AP"]
     assert [line.split()[0] for line in lines[1:]] == ["progan", "biggan", "mean"]
     results = json.loads(metrics.read_text())
-    assert results["progan"]["n"] == 48 and results["biggan"]["n"] == 24
-    assert results["mean"]["acc"] == pytest.approx((results["progan"]["acc"] + results["biggan"]["acc"]) / 2)
-    assert 0 <= results["biggan"]["ap"] <= 1
+    assert results["progan"]["count"] == 48 and results["biggan"]["count"] == 24
+    assert results["mean"]["accuracy"] == pytest.approx(
+        (results["progan"]["accuracy"] + results["biggan"]["accuracy"]) / 2)
+    assert 0 <= results["biggan"]["average_precision"] <= 1
 
 
 @pytest.mark.slow

@@ -18,6 +18,7 @@ from tfforensics.preprocess import (
     apply_params, crop_celeba, crop_folder, crop_lsun, perturb, perturb_folder, resize_folder, resize_image,
     sample_params, split_folder,
 )
+from tfforensics.io import parallel
 from tfforensics.preprocess import _folder
 from tfforensics.preprocess.crop import center_square, crop_window_celeba
 from tfforensics.preprocess.perturb import file_rng, read_log
@@ -107,7 +108,7 @@ def test_process_pool_gives_the_same_files_and_a_clear_error(tmp_path, photos, m
     crop_folder(src, tmp_path / "one", "lsun", size=64, workers=1, progress=False)
     monkeypatch.setattr(_folder, "POOL_THRESHOLD", 0)
     monkeypatch.setattr(_folder, "CHUNK_SIZE", 2)
-    monkeypatch.setattr(_folder, "pool_context", lambda: multiprocessing.get_context(start_method))
+    monkeypatch.setattr(parallel, "pool_context", lambda: multiprocessing.get_context(start_method))
     crop_folder(src, tmp_path / "two", "lsun", size=64, workers=2, progress=False)
     for path in sorted(p for p in (tmp_path / "one").iterdir() if not p.name.startswith(".")):  # the marker is hidden
         np.testing.assert_array_equal(load_image(path), load_image(tmp_path / "two" / path.name))

@@ -49,9 +49,11 @@ def _results(spectra_rows) -> dict:
                        "grid": {"pca__n_components": [0.5], "svm__C": [0.1]}, "val_accuracy": 0.5,
                        "attribution_accuracy": 0.45}],
         "lgrad": {"trained_on": "b_nearest",
-                  "families": {**{f: {"acc": 0.8, "real_acc": 0.9, "fake_acc": 0.7, "ap": 0.85, "n": 12}
+                  "families": {**{f: {"accuracy": 0.8, "real_accuracy": 0.9, "fake_accuracy": 0.7,
+                                      "average_precision": 0.85, "count": 12}
                                   for f in CLASSES[1:]},
-                               "mean": {"acc": 0.8, "real_acc": 0.9, "fake_acc": 0.7, "ap": 0.85, "n": 24}}},
+                               "mean": {"accuracy": 0.8, "real_accuracy": 0.9, "fake_accuracy": 0.7,
+                                        "average_precision": 0.85, "count": 24}}},
         "spectra": {"figure": "spectra/mean_spectra.png", "sources": spectra_rows},
         "timings_s": {"benchmark images": 1.0, "report": 0.2},
     }

@@ -39,7 +39,7 @@ import re
 import keras
 import numpy as np
 
-from tfforensics.data.encodings import LOG_EPSILON  # log|DCT| as the records
+from tfforensics.data.encodings import LOG_EPSILON, from_unit  # log|DCT| as the records
 from tfforensics.errors import UserError
 
 #: Dissimilarity types (``"l2"`` is an alias of ``"frobenius"``).
@@ -209,7 +209,7 @@ def spectrum(images, *, spectrum: str = "dft", color: bool = False):
         from tfforensics.layers.preprocessing import DCT2D, LogScale
 
         dtype = x.dtype.name
-        pixels = (x + 1.0) * 127.5
+        pixels = from_unit(x)
         coefficients = DCT2D(precision="float64", dtype=dtype)(pixels)
         return tf.transpose(LogScale(LOG_EPSILON, dtype=dtype)(coefficients), [0, 3, 1, 2])
     raise UserError(f"unknown spectrum {spectrum!r}; choose dft or dct.")
@@ -292,7 +292,7 @@ def spectrum_numpy(images, *, spectrum: str = "dft", color: bool = False) -> np.
         x = (x @ np.asarray(BT601))[..., None]
     if spectrum == "dft":
         return np.abs(np.fft.rfft2(np.transpose(x, (0, 3, 1, 2))))
-    return np.transpose(log_scale(dct2((x + 1.0) * 127.5)), (0, 3, 1, 2))
+    return np.transpose(log_scale(dct2(from_unit(x))), (0, 3, 1, 2))
 
 
 def fourier_dissimilarity_numpy(fake, real, kind: str = "cos", band="20", *, spectrum_kind: str = "dft",

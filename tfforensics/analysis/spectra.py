@@ -26,6 +26,7 @@ from tfforensics.data.stats import RunningMoments
 from tfforensics.errors import MissingInputError, UserError
 from tfforensics.io.atomic import atomic_open, atomic_write_json
 from tfforensics.io.images import BadImageError, list_images, load_image
+from tfforensics.io.parallel import thread_count
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ def iter_batches(paths, *, color: bool, batch_size: int = BATCH_SIZE, skip_bad: 
         except BadImageError as error:
             return error
 
-    with ThreadPoolExecutor(max_workers=workers or 4) as pool:
+    with ThreadPoolExecutor(max_workers=thread_count(workers)) as pool:
         for start in range(0, len(paths), batch_size):
             chunk = paths[start:start + batch_size]
             images = []
@@ -327,7 +328,7 @@ def spectrum_stats(sources, output, *, amount: int | None = None, color: bool = 
                    workers: int | None = None, overwrite: bool = False, progress: bool = True) -> SpectraResult:
     """Compute the spectra of ``sources`` (reference first) and write plots and numbers to ``output``."""
     from tfforensics.io.outputs import claim_output
-    from tfforensics.preprocess._folder import staged_output
+    from tfforensics.io.outputs import staged_output
 
     given = [parse_source(spec)[0] for spec in ([sources] if isinstance(sources, (str, Path)) else sources)]
     folders = given + [path for path, _ in expand_sources(sources)]

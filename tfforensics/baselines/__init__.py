@@ -6,7 +6,7 @@ trains and tests them on datasets written by ``tfforensics prepare``.
 
 from tfforensics.baselines.eigenfaces import SubsetPCA, make_eigenfaces
 from tfforensics.baselines.knn import knn_grid, make_knn
-from tfforensics.baselines.persist import load_model, save_model
+from tfforensics.baselines.persist import load_estimator, save_estimator
 from tfforensics.baselines.prnu import PRNUClassifier, fingerprint, residuals
 
 __all__ = [
@@ -14,9 +14,9 @@ __all__ = [
     "SubsetPCA",
     "fingerprint",
     "knn_grid",
-    "load_model",
+    "load_estimator",
     "make_eigenfaces",
     "make_knn",
     "residuals",
-    "save_model",
+    "save_estimator",
 ]

@@ -126,7 +126,7 @@ def _describe(estimator, prefix: str, arrays: dict) -> dict:
 
 
 class _NotOurs(Exception):
-    """Raised inside :func:`load_model` with the reason; becomes one :class:`UserError` there."""
+    """Raised inside :func:`load_estimator` with the reason; becomes one :class:`UserError` there."""
 
 
 #: Pipelines nest at most this deep (ours: one level).
@@ -189,7 +189,7 @@ def _build(description, arrays, depth: int = 0):
     return estimator
 
 
-def save_model(path, estimator, info: dict | None = None) -> Path:
+def save_estimator(path, estimator, info: dict | None = None) -> Path:
     """Write a fitted ``estimator`` (and JSON-ready ``info``) to ``path`` (.npz) atomically."""
     path = Path(path)
     arrays: dict = {}
@@ -200,8 +200,8 @@ def save_model(path, estimator, info: dict | None = None) -> Path:
     return path
 
 
-def load_model(path):
-    """``(estimator, info)`` from a file written by :func:`save_model`.
+def load_estimator(path):
+    """``(estimator, info)`` from a file written by :func:`save_estimator`.
 
     Nothing in the file is unpickled or executed; a file that is not such a model (a
     pickled ``.npz``, another archive, an edited header) raises one :class:`UserError`.

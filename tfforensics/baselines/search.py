@@ -33,7 +33,7 @@ import numpy as np
 
 from tfforensics.baselines.eigenfaces import C_GRID, PCA_FIT_SIZE, VARIANCE_GRID, make_eigenfaces
 from tfforensics.baselines.knn import K_GRID, knn_grid, make_knn
-from tfforensics.baselines.persist import load_model, save_model
+from tfforensics.baselines.persist import load_estimator, save_estimator
 from tfforensics.baselines.prnu import PRNUClassifier
 from tfforensics.data.manifest import Manifest
 from tfforensics.errors import UserError
@@ -170,6 +170,8 @@ def get_method(name: str) -> Method:
 
 def to_pixels(X: np.ndarray, manifest) -> np.ndarray:
     """Undo a raw encoding (statistics, then ``x / 127.5 - 1``): pixel values 0..255."""
+    from tfforensics.data.encodings import from_unit
+
     encoding = manifest.encoding
     if encoding.transform != "raw":
         raise UserError(
@@ -183,7 +185,7 @@ def to_pixels(X: np.ndarray, manifest) -> np.ndarray:
             X = X * statistics["std"] + statistics["mean"]
         if encoding.abs_scale:
             X = X * statistics["max_abs"]
-    return ((X + 1.0) * 127.5).astype(np.float32)
+    return from_unit(X).astype(np.float32)
 
 
 #: Stack of the open :func:`session` caches (the innermost is used).
@@ -463,7 +465,7 @@ def _train(spec, method, dataset, out, params, n_jobs, test_split, shared) -> di
     fit_time = time.perf_counter() - start
     if _converged(estimator) is False:
         logger.warning("%s: the %s fit stopped at max_iter before converging.", manifest.root.name, method)
-    path = save_model(model_path(out, method, dataset), estimator, {
+    path = save_estimator(model_path(out, method, dataset), estimator, {
         "method": method, "params": params, "dataset": str(manifest.root.resolve()),
         "dataset_fingerprint": manifest.source.get("sha256", ""), "encoding": dataclasses.asdict(manifest.encoding),
         "image_shape": list(manifest.image_shape), "class_names": list(manifest.class_names),
@@ -478,7 +480,7 @@ def test(method: str, dataset, out, *, model=None, split: str = "test") -> dict:
     """Score a saved baseline on ``split`` of ``dataset``; appends to ``out/test_<method>.json``."""
     spec = get_method(method)
     model = Path(model) if model else model_path(out, method, dataset)
-    estimator, info = load_model(model)
+    estimator, info = load_estimator(model)
     if info.get("method", method) != method:
         raise UserError(f"{model}: holds a {info.get('method')} baseline, not {method}; pass the matching method.")
     X, y, manifest = load_split(dataset, split, spec)
@@ -515,10 +517,8 @@ def format_table(rows) -> str:
             return " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in value.items())
         return str(value)
 
-    header = ["dataset", "method", "params", "val acc", "test acc"]
-    body = [[cell(r.get("dataset")), cell(r.get("method")), cell(r.get("params")), cell(r.get("val_accuracy")),
-             cell(r.get("test_accuracy"))] for r in rows]
-    widths = [max(len(line[i]) for line in [header] + body) for i in range(len(header))]
-    lines = ["  ".join(text.ljust(width) for text, width in zip(line, widths)).rstrip() for line in [header] + body]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    from tfforensics.evaluation.tables import text_table
+
+    return text_table(["dataset", "method", "params", "val acc", "test acc"],
+                      [[cell(r.get("dataset")), cell(r.get("method")), cell(r.get("params")),
+                        cell(r.get("val_accuracy")), cell(r.get("test_accuracy"))] for r in rows])

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from tfforensics.errors import MissingInputError
-from tfforensics.io.images import load_image
+from tfforensics.io.images import load_image, resize_image
 
 #: (package, path inside the package) of bundled colour photographs.
 BUNDLED_PHOTOS = (
@@ -66,8 +66,6 @@ def random_crops(photos, count: int, size: int, *, scales=(1.0, 0.75, 0.5), seed
     filter (PIL's Lanczos), so every crop passes through the same resampling. Returns
     ``(crops uint8 (count, size, size, 3), source photo index per crop)``.
     """
-    from PIL import Image
-
     rng = np.random.default_rng(seed)
     crops = np.empty((count, size, size, 3), dtype=np.uint8)
     sources = rng.integers(0, len(photos), size=count)
@@ -78,10 +76,7 @@ def random_crops(photos, count: int, size: int, *, scales=(1.0, 0.75, 0.5), seed
         side = min(int(round(size / scale)), height, width)
         top = rng.integers(0, height - side + 1)
         left = rng.integers(0, width - side + 1)
-        patch = Image.fromarray(image[top:top + side, left:left + side])
-        if side != size:
-            patch = patch.resize((size, size), Image.LANCZOS)
-        crops[i] = np.asarray(patch)
+        crops[i] = resize_image(image[top:top + side, left:left + side], size, "lanczos")
     return crops, sources
 
 
@@ -92,14 +87,11 @@ def upsampled(crops: np.ndarray, method: str, factor: int = 2) -> np.ndarray:
     experiment): ``"nearest"`` leaves the periodic DCT peaks of nearest-neighbour
     up-sampling, ``"bilinear"`` / ``"bicubic"`` the smoother ones of interpolation.
     """
-    from PIL import Image
-
-    filters = {"nearest": Image.NEAREST, "bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}
+    filters = ("nearest", "bilinear", "bicubic")
     if method not in filters:
         raise ValueError(f"`method` must be one of {sorted(filters)}. Received: method={method!r}")
     out = np.empty_like(crops)
     size = crops.shape[1]
     for i, crop in enumerate(crops):
-        small = Image.fromarray(crop).resize((size // factor, size // factor), Image.BOX)
-        out[i] = np.asarray(small.resize((size, size), filters[method]))
+        out[i] = resize_image(resize_image(crop, size // factor, "box"), size, method)
     return out

@@ -123,7 +123,8 @@ def _sections(results: dict) -> list[dict]:
             key="lgrad", title=f"LGrad: detector trained on real vs {lgrad['trained_on']} gradients, tested per family",
             note="gradients of the mini StyleGAN discriminator (img2grad); ForenSynths protocol in miniature.",
             header=["family", "ACC", "real ACC", "fake ACC", "AP"],
-            rows=[[name, _pct(m.get("acc")), _pct(m.get("real_acc")), _pct(m.get("fake_acc")), _pct(m.get("ap"))]
+            rows=[[name, *(_pct(m.get(key)) for key in ("accuracy", "real_accuracy", "fake_accuracy",
+                                                         "average_precision"))]
                   for name, m in lgrad["families"].items()],
         ))
     spectra = results.get("spectra")

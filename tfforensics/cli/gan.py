@@ -87,8 +87,9 @@ def add_parser(subparsers) -> None:
 
 
 def run_train(args) -> int:
-    from tfforensics.benchmark.gans import (
-        CHECKPOINT_DIR, DISCRIMINATOR_FILE, GENERATOR_FILE, RUN_FILE, GanConfig, train_gan, training_crops,
+    from tfforensics.benchmark.gans import training_crops
+    from tfforensics.training.gan import (
+        CHECKPOINT_DIR, DISCRIMINATOR_FILE, GENERATOR_FILE, RUN_FILE, GanConfig, train_gan,
     )
     from tfforensics.io.outputs import claim_output, mark_output, read_marker, remove_output
 
@@ -130,7 +131,7 @@ def run_train(args) -> int:
 def run_sample(args) -> int:
     from tfforensics.benchmark.gans import load_generator, sample_images, write_samples
     from tfforensics.io.outputs import claim_output
-    from tfforensics.preprocess._folder import staged_output
+    from tfforensics.io.outputs import staged_output
 
     setup_logging(args.quiet)
     if args.count < 1 or args.batch_size < 1:

@@ -19,7 +19,8 @@ def add_parser(subparsers) -> None:
         description=(
             "For every image under SRC (recursively): resize to the discriminator's resolution (PIL), "
             "scale to [-1, 1], take the gradient of the summed discriminator output w.r.t. the input, "
-            "min-max scale it per image to 0..255 and save it as OUT/<same relative path>/<name>.png. "
+            "min-max scale it per image to 0..255 and save it as OUT/<same relative path>/<name>.png (the original's "
+            "output), or with --format tfrecords as records + manifest.json like every prepared dataset. "
             "The discriminator comes from an official StyleGAN (v1) .pkl, read without TF1 and without "
             "running code from the file, or from the port's own .keras/.npz. Runs on the GPU when present. "
             "OUT is tied to the images, the discriminator and the options (a fingerprint): the same command "
@@ -43,7 +44,8 @@ def add_parser(subparsers) -> None:
                        help="PIL filter for the resize to the discriminator's size (default: bicubic, PIL's default)")
     out = parser.add_argument_group("format")
     out.add_argument("--format", choices=["png", "tfrecords"], default="png",
-                     help="PNG tree (default) or TFRecords + manifest (pixels scaled to [-1, 1])")
+                     help="PNG tree (default, the original's output) or TFRecords + manifest (raw RGB encoding: "
+                          "pixels scaled to [-1, 1])")
     out.add_argument("--split", type=fraction, nargs=3, metavar=("TRAIN", "VAL", "TEST"), default=None,
                      help="with --format tfrecords: fractions per class (default: 1 0 0, all in train)")
     out.add_argument("--layout", choices=["original", "compact"], default="original",
@@ -62,9 +64,9 @@ def run(args) -> int:
         raise UserError(f"--batch-size must be >= 1. Received: --batch-size {args.batch_size}")
     from tfforensics.io.outputs import claim_output
 
-    if args.format == "png":  # before loading the discriminator: a refused OUT fails at once
-        claim_output(args.output, overwrite=args.overwrite, sources=[args.source], command="img2grad",
-                     reuse=lambda marker: marker.get("command") == "img2grad")
+    # before loading the discriminator: a refused OUT fails at once
+    claim_output(args.output, overwrite=args.overwrite, sources=[args.source], command="img2grad",
+                 reuse=lambda marker: marker.get("command") == "img2grad")
     model = load_discriminator(pkl=args.pkl, weights=args.weights)
     summary = img2grad(
         args.source, args.output, model, batch_size=args.batch_size, resample=args.resample, format=args.format,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from tfforensics.errors import UserError
-from tfforensics.cli._common import add_command, add_output_args, add_runtime_args, positive_int, setup_logging
+from tfforensics.cli._common import (
+    add_command, add_output_args, add_runtime_args, nonnegative_int, positive_int, setup_logging,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +30,10 @@ def add_parser(subparsers) -> None:
 
     train = add_command(
         actions, "train", help="train a detector",
-        description="Train on ROOT/[<class>/]0_real|1_fake; writes OUT/model.keras and OUT/run.json.",
+        description=("Train on records from `img2grad --format tfrecords` (their train split; a val split is "
+                     "scored each epoch) or on ROOT/[<class>/]0_real|1_fake gradient images, with the one "
+                     "training loop of `tfforensics train`; writes the run directory OUT (model.keras, run.json, "
+                     "checkpoints)."),
         examples="""
             tfforensics lgrad train grads/train runs/lgrad-horse --classes horse
             tfforensics lgrad train grads/train runs/quick --arch small --epochs 2 --load-size 64 --crop-size 56
@@ -55,6 +59,9 @@ def add_parser(subparsers) -> None:
     augment.add_argument("--load-size", type=positive_int, default=256, help="resize to this square first (default: 256)")
     augment.add_argument("--crop-size", type=positive_int, default=224, help="random crop (default: 224)")
     augment.add_argument("--no-flip", action="store_true", help="no random horizontal flip")
+    schedule.add_argument("--early-stopping", type=nonnegative_int, default=0, metavar="EPOCHS",
+                          help="patience on the val split's loss, for records with a val split (default: 0, the "
+                               "original's fixed schedule)")
     add_output_args(train)
     add_runtime_args(train)
     train.set_defaults(run=run_train)
@@ -87,21 +94,12 @@ def run_train(args) -> int:
     from tfforensics.models.lgrad import TrainConfig, train_detector
 
     setup_logging(args.quiet)
-    for flag in ("epochs", "batch_size", "decay_every", "load_size", "crop_size"):
-        if getattr(args, flag) < 1:
-            raise UserError(f"--{flag.replace('_', '-')} must be >= 1. Received: {getattr(args, flag)}")
-    from tfforensics.io.outputs import claim_output, is_output, mark_output, remove_output
-
-    output = claim_output(args.output, overwrite=args.overwrite, sources=[args.root], command="lgrad train")
     config = TrainConfig(arch=args.arch, weights=args.weights, epochs=args.epochs, batch_size=args.batch_size,
                          learning_rate=args.lr, decay_every=args.decay_every, decay_factor=args.decay_factor,
-                         load_size=args.load_size, crop_size=args.crop_size, flip=not args.no_flip, seed=args.seed)
-    if args.overwrite and output.is_dir() and is_output(output):
-        remove_output(output, [args.root])  # a previous run of ours, holding nothing else (checked above)
-    output.mkdir(parents=True, exist_ok=True)
-    mark_output(output, "lgrad train", files=["model.keras", "run.json"])
-    train_detector(args.root, output, config, classes=_names(args.classes), progress=not args.quiet,
-                   command=args.command_line)
+                         load_size=args.load_size, crop_size=args.crop_size, flip=not args.no_flip, seed=args.seed,
+                         early_stopping=args.early_stopping or None)
+    train_detector(args.root, args.output, config, classes=_names(args.classes), progress=not args.quiet,
+                   command=args.command_line, overwrite=args.overwrite)
     logger.info("saved %s/model.keras", args.output)
     return 0
 

@@ -153,9 +153,9 @@ def _generator(weights):
 
 
 def _discriminator(weights):
-    from tfforensics.benchmark.gans import load_discriminator
+    from tfforensics.benchmark.gans import load_gan_discriminator
 
-    return load_discriminator("stylegan", weights)
+    return load_gan_discriminator("stylegan", weights)
 
 
 def run_invert(args) -> int:

@@ -80,9 +80,28 @@ def log_scale(coefficients: np.ndarray) -> np.ndarray:
     return np.log(out, out=out)
 
 
+def to_unit(pixels):
+    """Pixels 0..255 to [-1, 1]: ``x / 127.5 - 1``, the one pixel scaling (the "raw" encoding).
+
+    Works on float NumPy arrays and on tensors alike, in their own dtype; :func:`from_unit`
+    is its inverse.
+    """
+    return pixels / 127.5 - 1.0
+
+
+def from_unit(values):
+    """[-1, 1] back to 0..255 (as floats): ``(x + 1) * 127.5``, the inverse of :func:`to_unit`."""
+    return (values + 1.0) * 127.5
+
+
+def unit_to_uint8(values) -> np.ndarray:
+    """[-1, 1] to uint8 pixels, rounded to the nearest integer and clipped (a generator's output as an image)."""
+    return np.clip(np.rint(from_unit(np.asarray(values))), 0, 255).astype(np.uint8)
+
+
 def scale_pixels(images: np.ndarray) -> np.ndarray:
-    """uint8 pixels 0..255 to [-1, 1] (``x / 127.5 - 1``)."""
-    return np.asarray(images, dtype=np.float64) / 127.5 - 1.0
+    """uint8 pixels 0..255 to [-1, 1] (:func:`to_unit` in float64)."""
+    return to_unit(np.asarray(images, dtype=np.float64))
 
 
 def transform(images: np.ndarray, encoding: Encoding) -> np.ndarray:

@@ -170,3 +170,49 @@ def feature_spec(layout: str, shape) -> dict:
     else:
         raise ValueError(f"`layout` must be one of {LAYOUTS}. Received: layout={layout!r}")
     return spec
+
+
+#: Target size of one shard; TFDS aims at shards of this order.
+SHARD_BYTES = 128 * 2**20
+
+
+def shard_name(split: str, index: int, count: int, compression: str | None = None) -> str:
+    """``{split}-{index:05d}-of-{count:05d}.tfrecord`` (``.tfrecord.gz`` with GZIP)."""
+    return f"{split}-{index:05d}-of-{count:05d}" + (".tfrecord.gz" if compression else ".tfrecord")
+
+
+def shard_count(n: int, bytes_per_example: int, shards: int | None = None) -> int:
+    """Shards for ``n`` examples: ``shards`` if given (at most ``n``), else about 128 MiB each,
+    at least one per 256 examples up to eight."""
+    import math
+
+    if n == 0:
+        return 0
+    if shards is not None:
+        return min(shards, n)
+    by_size = math.ceil(n * bytes_per_example / SHARD_BYTES)
+    return max(1, by_size, min(8, math.ceil(n / 256)))
+
+
+def write_shard(path, batches, *, layout: str = "original", compression: str | None = None) -> dict:
+    """Write one shard atomically from ``batches`` of ``(encoded arrays, labels)``.
+
+    Returns ``{"count", "per_class": {label: n}, "num_bytes"}`` for the manifest. The file
+    appears under its final name only when complete (see :func:`tfforensics.io.atomic.atomic_open`).
+    """
+    import collections
+    from pathlib import Path
+
+    from tfforensics.io.atomic import atomic_open
+
+    path = Path(path)
+    count, per_class = 0, collections.Counter()
+    with atomic_open(path, "wb") as handle:
+        writer = RecordWriter(handle, compression)
+        for values, labels in batches:
+            for value, label in zip(values, labels):
+                writer.write(serialize_example(value, label, layout))
+            count += len(labels)
+            per_class.update(int(label) for label in labels)
+        writer.close()
+    return {"count": count, "per_class": dict(sorted(per_class.items())), "num_bytes": path.stat().st_size}

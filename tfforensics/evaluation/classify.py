@@ -19,6 +19,7 @@ import numpy as np
 from tfforensics.errors import UserError
 from tfforensics.io.atomic import atomic_write
 from tfforensics.io.images import BadImageError, list_images, load_image
+from tfforensics.io.parallel import thread_count
 
 
 @dataclasses.dataclass
@@ -137,7 +138,7 @@ def score_paths(model, paths, *, batch_size: int = 32, skip_bad: bool = False, t
     load = _loader(model_image_shape(model), skip_bad, transform)
     logits = emits_logits(model)
     kept, scores, skipped = [], [], []
-    with ThreadPoolExecutor(max_workers=4) as pool, \
+    with ThreadPoolExecutor(max_workers=thread_count()) as pool, \
             tqdm(total=len(paths), desc=desc, unit="img", disable=not progress, dynamic_ncols=True) as bar:
         for start in range(0, len(paths), batch_size):
             chunk = paths[start:start + batch_size]

@@ -195,3 +195,31 @@ def save_image(array: np.ndarray, path, **params) -> None:
         raise UserError(f"{display_path(path)}: unknown image file extension; use .png, .jpg, ...")
     with atomic_open(path, "wb") as handle:
         Image.fromarray(array.astype(np.uint8)).save(handle, format=image_format, **params)
+
+
+#: The one resize-filter vocabulary: name -> PIL filter (PIL's default for ``resize`` is bicubic).
+RESIZE_FILTERS = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+    "box": Image.Resampling.BOX,
+}
+
+
+def resize_image(image: np.ndarray, size, filter: str = "bilinear") -> np.ndarray:
+    """``image`` (H, W[, C]) uint8 resized with a PIL filter (aspect not kept).
+
+    ``size``: one int (a square) or ``(height, width)``; ``filter``: a key of
+    :data:`RESIZE_FILTERS`. An image already at ``size`` comes back as a copy.
+    """
+    if filter not in RESIZE_FILTERS:
+        raise ValueError(f"`filter` must be one of {sorted(RESIZE_FILTERS)}. Received: filter={filter!r}")
+    height, width = (size, size) if isinstance(size, (int, np.integer)) else (int(size[0]), int(size[1]))
+    image = np.asarray(image, dtype=np.uint8)
+    if image.shape[:2] == (height, width):
+        return image.copy()
+    squeeze = image.ndim == 3 and image.shape[-1] == 1
+    pil = Image.fromarray(image[..., 0] if squeeze else image)
+    out = np.asarray(pil.resize((width, height), RESIZE_FILTERS[filter]), dtype=np.uint8)
+    return out[..., None] if squeeze else out

@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import time
+import uuid
 from pathlib import Path
 
 from tfforensics.errors import UserError
@@ -369,3 +370,23 @@ def claim_files(folder, names, *, record: str, command: str, previous: str, cont
             raise UserError(f"{existing[0]}: exists and was not written by `tfforensics {command}`, so --overwrite "
                             f"will not replace it; choose another {instead}.")
 
+
+@contextlib.contextmanager
+def staged_output(output, *, overwrite: bool = False, sources=(), command: str = "output"):
+    """Yield a hidden work directory that becomes ``output`` when the block succeeds.
+
+    ``output`` is checked first (:func:`claim_output`): it must be new,
+    empty, or (with ``overwrite``) a previous tfforensics output, and neither a source nor a folder
+    around or inside one. The finished folder gets a marker listing its files. On any error the
+    work directory is removed, so nothing half-written remains.
+    """
+    output = claim_output(output, overwrite=overwrite, sources=sources, command=command)
+    clean_stale(output)
+    work = output.parent / f".{output.name}{INCOMPLETE_PREFIX}{uuid.uuid4().hex[:8]}"
+    work.mkdir(parents=True)
+    try:
+        yield work
+        mark_output(work, command)
+        replace_output(work, output, sources)
+    finally:
+        remove_tree(work)

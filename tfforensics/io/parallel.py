@@ -1,9 +1,18 @@
-"""Process pools that are safe next to TensorFlow and cheap without it."""
+"""The one process-pool runner, safe next to TensorFlow and cheap without it, and the thread-count rule.
+
+:func:`run_pool` maps a module-level function over tasks in a process pool (or inline for
+small jobs) with one progress bar. What the workers need (options, statistics, a model
+path) goes in explicitly as ``config``; ``setup(config)`` turns it into the worker's state
+once per process, and each call gets ``function(task, state, tick)``, where ``tick(n)``
+advances the bar from inside the worker. Nothing is kept in module globals of the caller.
+"""
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sys
+import threading
 
 
 def pool_context():
@@ -15,3 +24,82 @@ def pool_context():
     if "tensorflow" in sys.modules or "fork" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     return multiprocessing.get_context("fork")
+
+
+#: Most threads one loop uses for reading images (decoding releases the GIL; more threads only contend).
+MAX_THREADS = 8
+
+
+def thread_count(workers: int | None = None) -> int:
+    """The one rule for thread pools: ``workers`` when given, else the cores, at most :data:`MAX_THREADS`."""
+    return int(workers) if workers else min(MAX_THREADS, os.cpu_count() or 1)
+
+
+def process_count(workers: int | None = None) -> int:
+    """The one rule for process pools: ``workers`` when given, else every core."""
+    return int(workers) if workers else os.cpu_count() or 1
+
+
+# The state of this worker process, built by _start_worker from the config the runner sends.
+_WORKER = {}
+
+
+def _start_worker(setup, config, queue) -> None:
+    _WORKER["state"] = setup(config) if setup is not None else config
+    _WORKER["tick"] = queue.put if queue is not None else (lambda count: None)
+
+
+def _call_in_worker(payload):
+    function, task = payload
+    return function(task, _WORKER["state"], _WORKER["tick"])
+
+
+def run_pool(function, tasks, *, config=None, setup=None, workers: int | None = None, inline_below: int = 0,
+             total: int | None = None, description: str = "", unit: str = "img", progress: bool = True):
+    """Yield ``function(task, state, tick)`` for every task, in task order.
+
+    Args:
+        function: a module-level (picklable) function.
+        tasks: a list of picklable tasks.
+        config: what every worker needs, sent once per worker process.
+        setup: ``setup(config) -> state`` run once per worker (default: the state is ``config``).
+        workers: processes (:func:`process_count`).
+        inline_below: run inline, in this process, when ``total`` is below this (a pool's
+            start costs more than it saves), as with one worker or one task.
+        total: units of work for the bar (default: the number of tasks); ``tick(n)``
+            inside ``function`` advances it.
+
+    The pool is forked, or spawned once TensorFlow is loaded (:func:`pool_context`). An
+    exception in a task is raised here, and closing the generator early ends the pool.
+    """
+    from tqdm.auto import tqdm
+
+    tasks = list(tasks)
+    total = len(tasks) if total is None else total
+    workers = process_count(workers)
+    with tqdm(total=total, desc=description, unit=unit, disable=not progress, dynamic_ncols=True) as bar:
+        if workers <= 1 or len(tasks) <= 1 or total < inline_below:
+            state = setup(config) if setup is not None else config
+            for task in tasks:
+                yield function(task, state, bar.update)
+            return
+        context = pool_context()
+        queue = context.Queue()
+        reader = threading.Thread(target=_drain, args=(queue, bar), daemon=True)
+        reader.start()
+        try:
+            with context.Pool(min(workers, len(tasks)), initializer=_start_worker,
+                              initargs=(setup, config, queue)) as pool:
+                yield from pool.imap(_call_in_worker, [(function, task) for task in tasks])
+        finally:
+            queue.put(None)
+            reader.join(timeout=5)
+
+
+def _drain(queue, bar) -> None:
+    """Move the workers' ticks to the progress bar until the runner sends ``None``."""
+    while True:
+        count = queue.get()
+        if count is None:
+            return
+        bar.update(count)

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfforensics.data.encodings import LOG_EPSILON
+from tfforensics.data.encodings import LOG_EPSILON, to_unit
 
 PACKAGE = "tfforensics"
 PRECISIONS = ("float32", "float64")
@@ -123,7 +123,7 @@ class PixelScale(keras.layers.Layer):
     """
 
     def call(self, inputs):
-        return inputs / 127.5 - 1.0
+        return to_unit(inputs)
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -191,7 +191,14 @@ def _register_attribution() -> None:
     MODELS["visnet"] = build_visnet
 
 
+def _register_lgrad() -> None:
+    from tfforensics.models.lgrad import build_lgrad
+
+    MODELS["lgrad"] = build_lgrad
+
+
 _register_attribution()
+_register_lgrad()
 
 
 def _register_published() -> None:

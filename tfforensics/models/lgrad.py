@@ -5,6 +5,14 @@ discriminator's resolution, scaled to [-1, 1], and replaced by the gradient of t
 summed discriminator output with respect to the input, min-max scaled per image to
 0..255; a binary ResNet-50 (real = 0, fake = 1) is trained on these gradient images with
 the CNNDetection recipe and evaluated per GAN family.
+
+On the spine: the gradient is one more stage of the records. ``img2grad`` writes
+gradient images as TFRecords + manifest through :mod:`tfforensics.data.writer` (or, as the
+original did, as PNGs); the detector is the registry model ``lgrad``
+(:func:`build_lgrad`) trained by :func:`tfforensics.training.fit.train` and scored with
+:func:`tfforensics.evaluation.evaluate.predict_records` /
+:func:`tfforensics.evaluation.classify.classify_images` and
+:func:`tfforensics.evaluation.metrics.real_vs_fake`.
 """
 
 from __future__ import annotations
@@ -14,29 +22,30 @@ import concurrent.futures
 import dataclasses
 import json
 import logging
-import os
 import re
 import tempfile
 from pathlib import Path
 
 import keras
 import numpy as np
-from PIL import Image
 
 from tfforensics.errors import MissingInputError, UserError
-from tfforensics.io.atomic import INCOMPLETE_PREFIX, atomic_write_json, default_dir_mode, remove_tree, save_keras
+from tfforensics.io.atomic import INCOMPLETE_PREFIX, atomic_write_json, default_dir_mode, remove_tree
 from tfforensics.io.images import BadImageError, list_images, load_image, save_image
 
 logger = logging.getLogger(__name__)
 
-RESAMPLING = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR,
-              "nearest": Image.Resampling.NEAREST, "lanczos": Image.Resampling.LANCZOS}
+RESAMPLING = ("bicubic", "bilinear", "nearest", "lanczos")
 #: Label folders of the CNNDetection layout (``0_real``, ``1_fake``; a suffix like ``_grad`` is allowed).
 LABEL_FOLDER = re.compile(r"^([01])_(real|fake)")
+#: Class names of LGrad records, in label order.
+CLASS_NAMES = ["0_real", "1_fake"]
 #: The eight test families of CNNDetection, in the order the papers print them.
 FAMILIES = ("progan", "stylegan", "stylegan2", "biggan", "cyclegan", "stargan", "gaugan", "deepfake")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: The metrics of one family, as :func:`tfforensics.evaluation.metrics.real_vs_fake` names them.
+METRIC_KEYS = ("accuracy", "real_accuracy", "fake_accuracy", "average_precision")
 
 
 # --- gradients ------------------------------------------------------------------------------------
@@ -105,10 +114,12 @@ def to_uint8(gradients: np.ndarray) -> np.ndarray:
 
 def load_resized(path, size: int, resample: str = "bicubic") -> np.ndarray:
     """RGB uint8 image resized to ``size`` x ``size`` with PIL (the original's PIL ``resize``)."""
+    from tfforensics.io.images import resize_image
+
     image = load_image(path)
     if image.shape[:2] == (size, size):
         return image
-    return np.asarray(Image.fromarray(image).resize((size, size), RESAMPLING[resample]), dtype=np.uint8)
+    return resize_image(image, (size, size), resample)
 
 
 def compute_gradients(model, images: np.ndarray, batch_size: int = 16) -> np.ndarray:
@@ -135,26 +146,29 @@ def img2grad(source, output, model, *, batch_size: int = 16, resample: str = "bi
              workers: int | None = None, seed: int = 0, command: str = "", progress: bool = True) -> dict:
     """Write the gradient image of every image under ``source`` (recursively) to ``output``.
 
-    ``format="png"``: one PNG per image at the same relative path and base name. The tree is
-    built in a hidden ``.<output>.incomplete-<fingerprint>`` folder next to ``output`` and renamed
-    into place when complete; the fingerprint covers the discriminator's weights, the resampling
-    filter and the source files (names, sizes, times), so an interrupted run with the same inputs
-    and options continues there, and results of other options are never mixed in. An ``output``
-    written with the same fingerprint is reused; another one of ours is replaced only with
-    ``overwrite`` (see :mod:`tfforensics.io.outputs`).
-    ``format="tfrecords"``: records + manifest via :func:`tfforensics.data.prepare`
-    (pixels scaled to [-1, 1]); classes are the ``0_real``/``1_fake`` folders if the tree
-    has them, else its top-level folders. Returns a summary dict.
+    ``format="tfrecords"``: records + ``manifest.json`` like every prepared dataset (encoding
+    raw RGB, pixels 0..255 scaled to [-1, 1]), written shard by shard through
+    :mod:`tfforensics.data.writer`; classes are the ``0_real``/``1_fake`` folders if the tree
+    has them, else its top-level folders; ``fractions`` (default: all in train) and ``seed``
+    split them as ``prepare`` does. ``format="png"`` (the original's output): one PNG per
+    image at the same relative path and base name.
+
+    Either output is built in a hidden ``.<output>.incomplete-<fingerprint>`` folder next to
+    ``output`` and renamed into place when complete; the fingerprint covers the
+    discriminator's weights, the resampling filter, the source files (names, sizes, times)
+    and the record options, so an interrupted run with the same inputs and options continues
+    there, and results of other options are never mixed in. An ``output`` written with the
+    same fingerprint is reused; another one of ours is replaced only with ``overwrite`` (see
+    :mod:`tfforensics.io.outputs`). Returns a summary dict.
     """
-    from tqdm.auto import tqdm
+    from tfforensics.io.images import RESIZE_FILTERS
+    from tfforensics.io.outputs import check_sources, claim_output, clean_stale, read_marker
+    from tfforensics.preprocess._folder import check_source_dir
 
     if format not in ("png", "tfrecords"):
         raise ValueError(f"`format` must be 'png' or 'tfrecords'. Received: format={format!r}")
-    if resample not in RESAMPLING:
+    if resample not in RESAMPLING or resample not in RESIZE_FILTERS:
         raise ValueError(f"`resample` must be one of {sorted(RESAMPLING)}. Received: resample={resample!r}")
-    from tfforensics.io.outputs import check_sources
-    from tfforensics.preprocess._folder import check_source_dir
-
     source, output = Path(source), Path(output)
     check_source_dir(source)
     check_sources(output, [source])
@@ -170,121 +184,163 @@ def img2grad(source, output, model, *, batch_size: int = 16, resample: str = "bi
         raise UserError(f"{source}: {clashes[0][0]} and {clashes[0][1]} would both become "
                          f"{_output_name(clashes[0][0])}; rename one of them.")
 
-    if format == "tfrecords":
-        from tfforensics.io.outputs import claim_output
-
-        claim_output(output, overwrite=overwrite, sources=[source], command="prepare")  # before the work
-        return _img2grad_records(source, output, model, relatives, batch_size=batch_size, resample=resample,
-                                 overwrite=overwrite, skip_bad=skip_bad, fractions=fractions, layout=layout,
-                                 workers=workers, seed=seed, command=command, progress=progress)
-
-    from tfforensics.io.outputs import claim_output, clean_stale, mark_output, read_marker, replace_output
-
     resolution, _ = _input_layout(model)
-    fingerprint = _gradient_fingerprint(model, source, relatives, resample)
+    options = {"format": format} if format == "png" else {
+        "format": format, "fractions": list(fractions or (1.0, 0.0, 0.0)), "layout": layout, "seed": seed}
+    fingerprint = _gradient_fingerprint(model, source, relatives, resample, options)
 
     def same(marker):
         return marker.get("command") == "img2grad" and marker.get("fingerprint") == fingerprint
 
     output = claim_output(output, overwrite=overwrite, sources=[source], command="img2grad", reuse=same)
+    summary = {"images": len(relatives), "written": 0, "kept_existing": 0, "skipped": [], "resolution": resolution,
+               "output": str(output), "fingerprint": fingerprint}
     marker = read_marker(output) if output.is_dir() else None
     if marker is not None and same(marker):
         logger.info("Reusing %s: same images, discriminator and options.", output)
-        return {"images": len(relatives), "written": 0, "kept_existing": len(relatives), "skipped": [],
-                "resolution": resolution, "output": str(output), "fingerprint": fingerprint}
+        return {**summary, "kept_existing": len(relatives), **_records_summary(output, format)}
     work = output.parent / f".{output.name}{INCOMPLETE_PREFIX}{fingerprint[:12]}"
     clean_stale(output, keep=work)
     work.mkdir(parents=True, exist_ok=True)
-    todo = [r for r in relatives if not (work / _output_name(r)).exists()]
-    if len(todo) < len(relatives):
-        logger.info("Continuing an interrupted run: %d gradients already written.", len(relatives) - len(todo))
-    function = gradient_function(model)
-    skipped, written = [], 0
-    bar = tqdm(total=len(todo), desc="img2grad", unit="img", disable=not progress, dynamic_ncols=True)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
-        for start in range(0, len(todo), batch_size):
-            batch = todo[start:start + batch_size]
-            images, kept = _load_batch(pool, source, batch, resolution, resample, skip_bad, skipped)
-            if kept:
-                grads = to_uint8(function(images).numpy())
-                for rel, grad in zip(kept, grads):
-                    save_image(grad, work / _output_name(rel))
-                written += len(kept)
-            bar.update(len(batch))
-    bar.close()
+    gradients = _GradientProducer(model, source, resolution, resample, skip_bad, batch_size, workers)
+    write = _write_pngs if format == "png" else _write_records
+    with gradients:
+        summary.update(write(work, relatives, gradients, fractions=fractions, layout=layout, seed=seed,
+                             fingerprint=fingerprint, source=source, command=command, progress=progress))
+    _finish(work, output, source, fingerprint, resolution, resample, summary["skipped"])
+    return {**summary, **_records_summary(output, format)}
+
+
+def _records_summary(output: Path, format: str) -> dict:
+    if format != "tfrecords":
+        return {}
+    from tfforensics.data.manifest import Manifest
+
+    manifest = Manifest.load(output)
+    return {"classes": manifest.class_names, "splits": {s: manifest.count(s) for s in manifest.splits}}
+
+
+def _finish(work: Path, output: Path, source: Path, fingerprint: str, resolution: int, resample: str, skipped) -> None:
+    from tfforensics.io.outputs import mark_output, replace_output
+
     for leftover in [p for p in work.rglob(f"{INCOMPLETE_PREFIX}*") if p.is_file()]:
         leftover.unlink()  # a file a killed run was writing (our prefix)
         logger.info("removed %s, left unfinished by an interrupted run", leftover)
-    mark_output(work, "img2grad", fingerprint=fingerprint, resolution=resolution, resample=resample,
-                skipped=skipped)
+    mark_output(work, "img2grad", fingerprint=fingerprint, resolution=resolution, resample=resample, skipped=skipped)
     replace_output(work, output, [source])
-    summary = {"images": len(relatives), "written": written, "kept_existing": len(relatives) - len(todo),
-               "skipped": skipped, "resolution": resolution, "output": str(output), "fingerprint": fingerprint}
     if skipped:
         logger.warning("skipped %d unreadable images:", len(skipped))
         for entry in skipped:
             logger.warning("  %s: %s", entry["path"], entry["reason"])
-    return summary
 
 
-def _gradient_fingerprint(model, source: Path, relatives, resample: str) -> str:
-    """What the gradient images depend on: the weights, the resize filter and the source files."""
+class _GradientProducer:
+    """Relative paths -> ``(kept paths, uint8 gradient images, skipped)``, images read by a thread pool."""
+
+    def __init__(self, model, source: Path, resolution: int, resample: str, skip_bad: bool, batch_size: int,
+                 workers: int | None):
+        from tfforensics.io.parallel import thread_count
+
+        self.function = gradient_function(model)
+        self.source, self.resolution, self.resample, self.skip_bad = source, resolution, resample, skip_bad
+        self.batch_size = batch_size
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=thread_count(workers))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.pool.shutdown()
+
+    def _load(self, rel):
+        try:
+            return load_resized(self.source / rel, self.resolution, self.resample)
+        except BadImageError as error:
+            if not self.skip_bad:
+                raise
+            return error
+
+    def __call__(self, batch):
+        loaded = list(self.pool.map(self._load, batch))
+        skipped = [{"path": e.path, "reason": e.reason} for e in loaded if isinstance(e, BadImageError)]
+        kept = [rel for rel, image in zip(batch, loaded) if not isinstance(image, BadImageError)]
+        if not kept:
+            return kept, np.zeros((0, self.resolution, self.resolution, 3), np.uint8), skipped
+        images = np.stack([image for image in loaded if not isinstance(image, BadImageError)])
+        return kept, to_uint8(self.function(images).numpy()), skipped
+
+
+def _write_pngs(work: Path, relatives, gradients: _GradientProducer, *, progress: bool, **_) -> dict:
+    """The original's output: ``work/<relative path>.png`` per image; what is there is kept."""
+    from tqdm.auto import tqdm
+
+    todo = [r for r in relatives if not (work / _output_name(r)).exists()]
+    if len(todo) < len(relatives):
+        logger.info("Continuing an interrupted run: %d gradients already written.", len(relatives) - len(todo))
+    skipped, written = [], 0
+    with tqdm(total=len(todo), desc="img2grad", unit="img", disable=not progress, dynamic_ncols=True) as bar:
+        for start in range(0, len(todo), gradients.batch_size):
+            batch = todo[start:start + gradients.batch_size]
+            kept, grads, bad = gradients(batch)
+            skipped += bad
+            for rel, grad in zip(kept, grads):
+                save_image(grad, work / _output_name(rel))
+            written += len(kept)
+            bar.update(len(batch))
+    return {"written": written, "kept_existing": len(relatives) - len(todo), "skipped": skipped}
+
+
+def class_of(relative: Path, use_labels: bool) -> str:
+    """The class of an image of an img2grad source: its label folder, else its top-level folder."""
+    if use_labels:
+        return label_of(relative)
+    return relative.parts[0] if len(relative.parts) > 1 else "images"
+
+
+def _write_records(work: Path, relatives, gradients: _GradientProducer, *, fractions, layout: str, seed: int,
+                   fingerprint: str, source: Path, command: str, progress: bool) -> dict:
+    """Gradient images as records + manifest (the raw RGB encoding of ``prepare``)."""
+    from tqdm.auto import tqdm
+
+    from tfforensics.data.encodings import Encoding, encode
+    from tfforensics.data.splits import split_classes
+    from tfforensics.data.writer import write_dataset
+
+    use_labels = all(label_of(rel) is not None for rel in relatives)
+    classes = collections.defaultdict(list)
+    for rel in relatives:
+        classes[class_of(rel, use_labels)].append(rel)
+    classes = {name: classes[name] for name in sorted(classes)}
+    items = split_classes(classes, fractions=fractions or (1.0, 0.0, 0.0), seed=seed)
+    encoding = Encoding(transform="raw", color=True)
+    resolution = gradients.resolution
+    with tqdm(total=len(relatives), desc="img2grad", unit="img", disable=not progress, dynamic_ncols=True) as bar:
+        def produce(chunk):
+            kept, grads, skipped = gradients([Path(rel) for rel, _ in chunk])
+            labels_of = {str(rel): label for rel, label in chunk}
+            bar.update(len(chunk))
+            return encode(grads, encoding), [labels_of[str(rel)] for rel in kept], skipped
+
+        manifest = write_dataset(work, items, produce, class_names=list(classes),
+                                 image_shape=[resolution, resolution, 3], encoding=encoding, layout=layout, seed=seed,
+                                 command=command, chunk=gradients.batch_size,
+                                 source={"root": str(source.resolve()), "files": len(relatives), "sha256": fingerprint})
+    return {"written": sum(manifest.count(s) for s in manifest.splits), "skipped": manifest.skipped}
+
+
+def _gradient_fingerprint(model, source: Path, relatives, resample: str, options: dict) -> str:
+    """What the gradient images depend on: the weights, the resize filter, the source files and the output options."""
     import hashlib
 
-    digest = hashlib.sha256(json.dumps({"resample": resample, "input_shape": list(model.input_shape[1:]),
-                                        "version": 1}).encode())
+    options = {"resample": resample, "input_shape": list(model.input_shape[1:]), "version": 1,
+               **({} if options.get("format") == "png" else {"records": options})}
+    digest = hashlib.sha256(json.dumps(options, sort_keys=True).encode())
     for weight in model.weights:
         digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
     for rel in relatives:
         stat = (source / rel).stat()
         digest.update(f"{rel.as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
     return digest.hexdigest()
-
-
-def _load_batch(pool, source, batch, resolution, resample, skip_bad, skipped):
-    def load(rel):
-        try:
-            return load_resized(source / rel, resolution, resample)
-        except BadImageError as error:
-            if not skip_bad:
-                raise
-            skipped.append({"path": error.path, "reason": error.reason})
-            return None
-
-    loaded = list(pool.map(load, batch))
-    kept = [rel for rel, image in zip(batch, loaded) if image is not None]
-    images = np.stack([image for image in loaded if image is not None]) if kept else None
-    return images, kept
-
-
-def _img2grad_records(source, output, model, relatives, *, fractions, layout, workers, seed, command, overwrite,
-                      progress, **kwargs):
-    from tfforensics.data import Encoding, prepare
-
-    use_labels = all(label_of(rel) is not None for rel in relatives)
-    parent = Path(output).resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f"{INCOMPLETE_PREFIX}img2grad-", dir=parent))
-    staging.chmod(default_dir_mode())
-    try:
-        tree = staging / "classes"
-        for rel in relatives:  # one class folder each; names flattened so nothing collides
-            klass = label_of(rel) if use_labels else (rel.parts[0] if len(rel.parts) > 1 else "images")
-            (tree / klass).mkdir(parents=True, exist_ok=True)
-        flat_root = staging / "flat"
-        summary = img2grad(source, flat_root, model, format="png", progress=progress, workers=workers, **kwargs)
-        for rel in relatives:
-            png = flat_root / _output_name(rel)
-            if png.exists():
-                klass = label_of(rel) if use_labels else (rel.parts[0] if len(rel.parts) > 1 else "images")
-                os.replace(png, tree / klass / "__".join(_output_name(rel).parts))
-        manifest = prepare(tree, output, Encoding(transform="raw", color=True), fractions=fractions or (1.0, 0.0, 0.0),
-                           layout=layout, workers=workers, seed=seed, overwrite=overwrite, command=command,
-                           progress=progress)
-    finally:
-        remove_tree(staging)
-    return {**summary, "output": str(output), "classes": manifest.class_names,
-            "splits": {s: manifest.count(s) for s in manifest.splits}}
 
 
 # --- the detector ---------------------------------------------------------------------------------
@@ -333,28 +389,54 @@ class CaffePreprocess(keras.layers.Layer):
         return x[..., ::-1] - keras.ops.convert_to_tensor(CAFFE_MEAN_BGR, dtype=x.dtype)
 
 
-def build_detector(arch: str = "resnet50", weights=None):
-    """Binary detector on 0..255 RGB images of any size, preprocessing inside, one logit out.
+def _detector(pixels, arch: str, weights, num_classes: int):
+    """ImageNet preprocessing, the backbone and the classification head on 0..255 RGB ``pixels``.
 
     Random init: ImageNet mean/std normalisation, as the original's torchvision pipeline.
     ``weights="imagenet"``: the preprocessing Keras' ImageNet weights were trained with
     (BGR, mean subtraction), so the pretrained filters see what they expect.
     """
-    import keras
+    from tfforensics.models.classifiers import classification_head
 
     if arch not in ARCHS:
         raise ValueError(f"`arch` must be one of {sorted(ARCHS)}. Received: arch={arch!r}")
     if weights not in (None, "imagenet"):
         raise ValueError(f"`weights` must be None or 'imagenet'. Received: weights={weights!r}")
-    inputs = keras.Input((None, None, 3), name="pixels")
     if weights == "imagenet":
-        x = CaffePreprocess(name="caffe_preprocess")(inputs)
+        x = CaffePreprocess(name="caffe_preprocess")(pixels)
     else:
-        x = keras.layers.Rescaling(1.0 / 255.0, name="to_unit")(inputs)
+        x = keras.layers.Rescaling(1.0 / 255.0, name="to_unit")(pixels)
         x = keras.layers.Normalization(mean=IMAGENET_MEAN, variance=np.square(IMAGENET_STD).tolist(),
                                        name="imagenet_norm")(x)
-    logit = keras.layers.Dense(1, name="logit")(ARCHS[arch](x, weights=weights))
-    return keras.Model(inputs, logit, name=f"lgrad_{arch}")
+    return classification_head(ARCHS[arch](x, weights=weights), num_classes)
+
+
+def build_detector(arch: str = "resnet50", weights=None):
+    """Binary detector on 0..255 RGB images of any size, preprocessing inside, P(fake) out
+    (the network of :func:`build_lgrad` without the records' scaling)."""
+    inputs = keras.Input((None, None, 3), name="pixels")
+    return keras.Model(inputs, _detector(inputs, arch, weights, 2), name=f"lgrad_{arch}")
+
+
+def build_lgrad(input_shape, num_classes: int = 2, *, l1=None, l2=None, arch: str = "resnet50", weights=None,
+                any_size: bool = False):
+    """The registry model ``lgrad``: the LGrad detector on records of gradient images.
+
+    Takes the records' raw encoding (pixels scaled to [-1, 1]; a gray channel is repeated
+    to RGB), one sigmoid unit out for two classes (real = 0, fake = 1), a softmax otherwise.
+    ``any_size``: any height and width (LGrad trains on random crops and tests whole
+    images). ``l1``/``l2`` are accepted like every builder's and unused (the LGrad recipe
+    has no kernel penalty).
+    """
+    height, width, channels = input_shape
+    inputs = keras.Input((None, None, channels) if any_size else (height, width, channels), name="encoded")
+    x = keras.layers.Concatenate(name="gray_to_rgb")([inputs] * 3) if channels == 1 else inputs
+    pixels = keras.layers.Rescaling(127.5, offset=127.5, name="to_pixels")(x)  # [-1, 1] -> 0..255
+    return keras.Model(inputs, _detector(pixels, arch, weights, num_classes), name="lgrad")
+
+
+#: Adam of the CNNDetection recipe (the Keras defaults, stated).
+build_lgrad.adam_options = {"beta_1": 0.9, "beta_2": 0.999}
 
 
 def find_labelled_images(root, classes=None) -> list[tuple[Path, int]]:
@@ -378,21 +460,24 @@ def find_labelled_images(root, classes=None) -> list[tuple[Path, int]]:
 
 @dataclasses.dataclass
 class TrainConfig:
-    """The LGrad / CNNDetection training recipe (defaults: the original schedule)."""
+    """The LGrad / CNNDetection training recipe (defaults: the original schedule).
+
+    ``early_stopping``: patience in epochs on the val split's loss (``None``: the original's
+    fixed schedule); it needs records with a val split.
+    """
 
     arch: str = "resnet50"
     weights: str | None = None
     epochs: int = 100
     batch_size: int = 16
     learning_rate: float = 5e-4
-    beta_1: float = 0.9
-    beta_2: float = 0.999
     decay_every: int = 10
     decay_factor: float = 0.8
     load_size: int = 256
     crop_size: int = 224
     flip: bool = True
     seed: int = 0
+    early_stopping: int | None = None
 
 
 def is_records(root) -> bool:
@@ -402,7 +487,8 @@ def is_records(root) -> bool:
     return (Path(root) / MANIFEST_NAME).is_file()
 
 
-def _check_records(root):
+def check_records(root):
+    """The manifest of LGrad records: RGB pixels in [-1, 1], classes ``0_real``/``1_fake``."""
     from tfforensics.data.manifest import Manifest
 
     manifest = Manifest.load(root)
@@ -410,237 +496,203 @@ def _check_records(root):
     if encoding.transform != "raw" or not encoding.color or encoding.needs_statistics:
         raise UserError(f"{root}: records must hold RGB pixels scaled to [-1, 1] (as written by "
                          f"`img2grad --format tfrecords`); this dataset has encoding {encoding.describe()}.")
-    if manifest.class_names != ["0_real", "1_fake"]:
-        raise UserError(f"{root}: classes must be ['0_real', '1_fake'] (real = 0, fake = 1); "
+    if manifest.class_names != CLASS_NAMES:
+        raise UserError(f"{root}: classes must be {CLASS_NAMES} (real = 0, fake = 1); "
                          f"this dataset has {manifest.class_names}.")
     return manifest
 
 
-def _records_pixels(root, split, batch_size, shuffle, seed):
-    """Unbatched ``(pixels 0..255 float32, label)`` from a records dataset."""
-    from tfforensics.data.reader import load_dataset
+def augmented_batches(manifest, config: TrainConfig):
+    """The CNNDetection train transform on the train records: resize to ``load_size``
+    (bilinear), random crop ``crop_size``, horizontal flip, batches of ``batch_size``.
 
-    _check_records(root)
-    dataset = load_dataset(root, split, batch_size=batch_size, shuffle=shuffle, seed=seed)
-    return dataset.map(lambda x, y: ((x + 1.0) * 127.5, y))
-
-
-def _augment(dataset, config: TrainConfig):
-    """Resize to ``load_size`` (bilinear), random crop, flip, batch: the CNNDetection train transform."""
+    The crops and flips are stateless random ops seeded per image from one seeded stream
+    (a new draw each epoch), so the same seed gives the same batches in every run.
+    """
     import tensorflow as tf
 
-    size = config.load_size
+    from tfforensics.training.fit import records_dataset
 
-    def transform(image, label):
+    size, crop = config.load_size, config.crop_size
+
+    def transform(example, seed):
+        image, label = example
         image = tf.image.resize(image, [size, size], antialias=True) if image.shape[0] != size else image
-        image = tf.ensure_shape(image, [size, size, 3])
-        image = tf.image.random_crop(image, [config.crop_size, config.crop_size, 3], seed=config.seed)
+        image = tf.image.stateless_random_crop(tf.ensure_shape(image, [size, size, 3]), [crop, crop, 3], seed=seed[0])
         if config.flip:
-            image = tf.image.random_flip_left_right(image, seed=config.seed)
-        return image, tf.cast(label, tf.float32)[None]
+            image = tf.image.stateless_random_flip_left_right(image, seed=seed[1])
+        return image, label
 
-    dataset = dataset.map(transform, num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
+    count = manifest.count("train")
+    images = records_dataset(manifest, "train", batch_size=config.batch_size, binary=True, shuffle=True,
+                             seed=config.seed).unbatch()
+    seeds = tf.data.Dataset.random(seed=config.seed, rerandomize_each_iteration=True).batch(2).batch(2)
+    dataset = tf.data.Dataset.zip((images, seeds)).map(transform, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.batch(config.batch_size).apply(
+        tf.data.experimental.assert_cardinality(-(-count // config.batch_size))).prefetch(tf.data.AUTOTUNE)
 
 
-def _train_dataset(items, config: TrainConfig):
-    import tensorflow as tf
+def _image_records(items, root, work: Path, seed: int) -> Path:
+    """Gradient images of a CNNDetection tree as a records dataset (all in train), for training."""
+    from tfforensics.data.encodings import Encoding, encode
+    from tfforensics.data.splits import SPLITS
+    from tfforensics.data.writer import write_dataset
 
-    paths = [str(p) for p, _ in items]
-    labels = np.array([label for _, label in items], np.float32)
-    size = config.load_size
+    shape = load_image(items[0][0]).shape
+    encoding = Encoding(transform="raw", color=True)
 
-    def load(path):
-        image = load_image(path.decode())
-        if image.shape[:2] != (size, size):  # torchvision Resize((s, s)) on PIL: bilinear
-            image = np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR))
-        return image.astype(np.float32)
+    def produce(chunk):
+        images = [load_image(path, size=shape[:2], size_of=f"the first image ({items[0][0]})") for path, _ in chunk]
+        return encode(np.stack(images), encoding), [label for _, label in chunk], []
 
-    def transform(path, label):
-        image = tf.numpy_function(load, [path], tf.float32)
-        image = tf.ensure_shape(image, [size, size, 3])
-        image = tf.image.random_crop(image, [config.crop_size, config.crop_size, 3], seed=config.seed)
-        if config.flip:
-            image = tf.image.random_flip_left_right(image, seed=config.seed)
-        return image, label[None]
-
-    dataset = tf.data.Dataset.from_tensor_slices((paths, labels))
-    dataset = dataset.shuffle(len(paths), seed=config.seed, reshuffle_each_iteration=True)
-    return dataset.map(transform, num_parallel_calls=tf.data.AUTOTUNE).batch(config.batch_size).prefetch(
-        tf.data.AUTOTUNE)
+    order = np.random.default_rng(seed).permutation(len(items))
+    split = {name: [] for name in SPLITS}
+    split["train"] = [(str(items[i][0]), items[i][1]) for i in order]
+    write_dataset(work, split, produce, class_names=CLASS_NAMES, image_shape=list(shape), encoding=encoding,
+                  layout="original", seed=seed, command="lgrad train", source={"root": str(root), "files": len(items),
+                                                                               "sha256": "0" * 64})
+    return work
 
 
 def train_detector(train_root, output, config: TrainConfig = TrainConfig(), *, classes=None, progress: bool = True,
-                   command: str = ""):
-    """Train the LGrad detector on gradient images laid out as ``<root>/[<class>/]0_real|1_fake``,
-    or on the train split of records written by ``img2grad --format tfrecords``.
+                   command: str = "", overwrite: bool = False):
+    """Train the LGrad detector on records written by ``img2grad --format tfrecords`` (train
+    split; val split, when there is one, scored each epoch), or on gradient images laid out as
+    ``<root>/[<class>/]0_real|1_fake`` (written to records first, in a staging folder).
 
-    Writes ``output/model.keras`` and ``output/run.json`` (config, class counts, history).
+    The one training loop (:func:`tfforensics.training.fit.train`) runs the registry model
+    ``lgrad`` with the recipe's step decay of the learning rate; ``output`` is its run
+    directory (``model.keras``, ``run.json`` with the recipe and the class counts, checkpoints).
+    Returns the saved model (0..255 images in, class scores out).
     """
-    import keras
+    from tfforensics.io.outputs import MARKER, check_sources, is_output, read_marker
+    from tfforensics.training.fit import RUN_FILE, claim_run_dir, train
 
     if config.crop_size > config.load_size:
         raise UserError(f"--crop-size {config.crop_size} is larger than --load-size {config.load_size}.")
+    output = Path(output)
+    if output.is_dir() and is_output(output) and not (read_marker(output) or {}).get("files", True) and \
+            not any(p.name != MARKER for p in output.iterdir()):
+        overwrite = True  # an empty folder of ours (e.g. made for this run by `reproduce`)
+    check_sources(output, [train_root])
+    claim_run_dir(output, overwrite)  # before any work
+    staging = None
     if is_records(train_root):
         if classes:
             raise UserError(f"{train_root}: --classes selects folders of an image tree, not records; drop it.")
-        manifest = _check_records(train_root)
-        per_class = manifest.splits["train"]["per_class"]
-        counts = collections.Counter({0: per_class["0_real"], 1: per_class["1_fake"]})
-        import tensorflow as tf
-
-        images = _records_pixels(train_root, "train", 256, True, config.seed).unbatch()
-        images = images.apply(tf.data.experimental.assert_cardinality(manifest.count("train")))  # epochs end cleanly
-        dataset = _augment(images, config)
+        manifest = check_records(train_root)
+        counts = {"real": manifest.splits["train"]["per_class"]["0_real"],
+                  "fake": manifest.splits["train"]["per_class"]["1_fake"]}
     else:
         items = find_labelled_images(train_root, classes)
-        counts = collections.Counter(label for _, label in items)
-        dataset = None
-    if min(counts.get(0, 0), counts.get(1, 0)) == 0:
-        raise UserError(f"{train_root}: training needs both 0_real and 1_fake images; found {dict(counts)} (label: count).")
-    keras.utils.set_random_seed(config.seed)
-    model = build_detector(config.arch, config.weights)
-    model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1, beta_2=config.beta_2),
-        loss=keras.losses.BinaryCrossentropy(from_logits=True),
-        metrics=[keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy")],
-    )
-    schedule = keras.callbacks.LearningRateScheduler(
-        lambda epoch: config.learning_rate * config.decay_factor ** (epoch // config.decay_every))
-    if dataset is None:
-        dataset = _train_dataset(items, config)
-    import contextlib
+        counts = {"real": sum(label == 0 for _, label in items), "fake": sum(label == 1 for _, label in items)}
+    if min(counts.values()) == 0:
+        raise UserError(f"{train_root}: training needs both 0_real and 1_fake images; found {counts}.")
+    try:
+        if not is_records(train_root):
+            from tfforensics.data.manifest import Manifest
 
-    from tfforensics.data.manifest import Manifest
-    from tfforensics.data.reader import read_errors
-
-    with read_errors(Manifest.load(train_root), ("train",)) if is_records(train_root) else contextlib.nullcontext():
-        history = model.fit(dataset, epochs=config.epochs, callbacks=[schedule], shuffle=False,
-                            verbose=1 if progress else 0)
-    output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
-    save_keras(model, output / "model.keras")
-    atomic_write_json(output / "run.json", {
-        "config": dataclasses.asdict(config), "train_root": str(train_root), "classes": classes,
-        "counts": {"real": counts[0], "fake": counts[1]},
-        "history": {k: [float(v) for v in values] for k, values in history.history.items()}, "command": command,
-    })
-    return model
+            output.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f"{INCOMPLETE_PREFIX}lgrad-", dir=output.resolve().parent))
+            staging.chmod(default_dir_mode())
+            manifest = Manifest.load(_image_records(items, train_root, staging, config.seed))
+        schedule = keras.callbacks.LearningRateScheduler(
+            lambda epoch: config.learning_rate * config.decay_factor ** (epoch // config.decay_every))
+        result = train("lgrad", manifest, out=output, epochs=config.epochs, batch_size=config.batch_size,
+                       learning_rate=config.learning_rate, early_stopping=config.early_stopping, seed=config.seed,
+                       verbose=1 if progress else 0, command=command, callbacks=[schedule],
+                       model_options={"arch": config.arch, "weights": config.weights, "any_size": True},
+                       train_dataset=augmented_batches(manifest, config))
+    finally:
+        if staging is not None:
+            remove_tree(staging)
+    run = {**result.run, "dataset": str(train_root), "classes": classes, "counts": counts,
+           "recipe": dataclasses.asdict(config)}
+    atomic_write_json(output / RUN_FILE, run)
+    result.run.update(run)
+    return result.model
 
 
-def predict_scores(model, paths, batch_size: int = 32, progress: bool = False, desc: str = "predict") -> np.ndarray:
-    """Sigmoid scores of images at their own size (no resize, no crop: the CNNDetection test)."""
-    from tqdm.auto import tqdm
+def _family_scores(model, folder: Path, batch_size: int, progress: bool):
+    """``(labels, P(fake))`` of the images in the 0_real/1_fake folders under ``folder``."""
+    from tfforensics.evaluation.classify import classify_images
 
-    scores = np.empty(len(paths), np.float32)
-    batch, index = [], []
-
-    def flush():
-        if batch:
-            logits = np.asarray(model.predict_on_batch(np.stack(batch).astype(np.float32))).reshape(-1)
-            scores[index] = 1.0 / (1.0 + np.exp(-logits))
-            batch.clear()
-            index.clear()
-
-    for i, path in enumerate(tqdm(paths, desc=desc, unit="img", disable=not progress, dynamic_ncols=True)):
-        image = load_image(path)
-        if batch and (image.shape != batch[0].shape or len(batch) == batch_size):
-            flush()
-        batch.append(image)
-        index.append(i)
-    flush()
-    return scores
+    find_labelled_images(folder)  # one line when the layout is wrong
+    scored = classify_images(model, folder, recursive=True, batch_size=batch_size, progress=progress)
+    labels = [label_of(Path(p).relative_to(folder)) for p in scored.paths]
+    kept = [i for i, label in enumerate(labels) if label is not None]
+    return np.array([int(labels[i][0]) for i in kept]), scored.scores[kept]
 
 
-def family_metrics(y_true, scores) -> dict:
-    """ACC (threshold 0.5), real ACC, fake ACC and AP, as CNNDetection's ``validate``."""
-    from sklearn.metrics import average_precision_score
-
-    y_true = np.asarray(y_true)
-    predicted = np.asarray(scores) > 0.5
-    real, fake = y_true == 0, y_true == 1
-    both = real.any() and fake.any()
-    return {
-        "n": int(len(y_true)),
-        "acc": float(np.mean(predicted == y_true)),
-        "real_acc": float(np.mean(~predicted[real])) if real.any() else float("nan"),
-        "fake_acc": float(np.mean(predicted[fake])) if fake.any() else float("nan"),
-        "ap": float(average_precision_score(y_true, scores)) if both else float("nan"),
-    }
-
-
-def find_families(root, families=None) -> dict[str, list[tuple[Path, int]]]:
-    """``{family: [(path, label)]}`` of a CNNDetection-like test tree (sub-classes pooled)."""
+def find_families(root, families=None) -> dict[str, Path]:
+    """``{family: folder}`` of a CNNDetection-like test tree (a tree without family folders is one family)."""
     root = Path(root)
     if not root.is_dir():
         raise MissingInputError(f"{root}: test directory not found.")
     if any(LABEL_FOLDER.match(p.name) for p in root.iterdir() if p.is_dir()):
-        return {root.name: find_labelled_images(root)}
+        return {root.name: root}
     names = families or sorted((p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")),
                                key=lambda n: (FAMILIES.index(n) if n in FAMILIES else len(FAMILIES), n))
     if not names:
         raise UserError(f"{root}: has no family folders; expected <root>/<family>/[<class>/]0_real|1_fake.")
-    return {name: find_labelled_images(root / name) for name in names}
+    return {name: root / name for name in names}
 
 
 def evaluate_detector(model, root, *, families=None, batch_size: int = 32, progress: bool = True,
                       split: str = "test") -> dict:
-    """Per-family metrics plus their plain mean (the LGrad / CNNDetection table).
+    """Per-family :func:`~tfforensics.evaluation.metrics.real_vs_fake` plus their plain mean
+    (the LGrad / CNNDetection table).
 
     ``root`` is an image tree (families as sub-folders) or a records dataset (one family,
     its ``split``).
     """
+    from tfforensics.evaluation.metrics import real_vs_fake
+
     results = {}
     if is_records(root):
-        from tfforensics.data.manifest import Manifest
-        from tfforensics.data.reader import read_errors
+        from tfforensics.evaluation.evaluate import predict_records
+        from tfforensics.models.wrapped import unwrap
 
-        labels, logits = [], []
-        with read_errors(Manifest.load(root), (split,)):
-            for pixels, label in _records_pixels(root, split, batch_size, False, None).as_numpy_iterator():
-                logits.append(np.asarray(model.predict_on_batch(pixels)).reshape(-1))
-                labels.append(label)
-        if not labels:
-            raise UserError(f"{root}: split {split!r} is empty; choose another with --split.")
-        scores = 1.0 / (1.0 + np.exp(-np.concatenate(logits)))
-        results[Path(root).name] = family_metrics(np.concatenate(labels), scores)
+        _, classifier = unwrap(model)
+        outputs, labels = predict_records(classifier, check_records(root), split, batch_size=batch_size,
+                                          progress=progress)
+        results[Path(root).name] = real_vs_fake(labels, outputs)
     else:
-        for family, items in find_families(root, families).items():
-            scores = predict_scores(model, [p for p, _ in items], batch_size, progress, desc=family)
-            results[family] = family_metrics([label for _, label in items], scores)
-    keys = ("acc", "real_acc", "fake_acc", "ap")
-    results["mean"] = {k: float(np.nanmean([r[k] for r in results.values()])) for k in keys}
-    results["mean"]["n"] = int(sum(r["n"] for name, r in results.items() if name != "mean"))
+        for family, folder in find_families(root, families).items():
+            results[family] = real_vs_fake(*_family_scores(model, folder, batch_size, progress))
+    results["mean"] = mean_row(results.values())
     return results
 
 
+def mean_row(rows) -> dict:
+    """The plain mean of each metric over families (``None`` where no family has it) and the total count."""
+    rows = list(rows)
+    mean = {"count": int(sum(r["count"] for r in rows))}
+    for key in METRIC_KEYS + ("roc_auc",):
+        values = [r[key] for r in rows if r.get(key) is not None]
+        mean[key] = float(np.mean(values)) if values else None
+    return mean
+
+
 def format_table(results: dict) -> str:
-    """The per-family table in percent."""
-    lines = [f"{'family':<14}{'n':>7}{'ACC':>8}{'real':>8}{'fake':>8}{'AP':>8}"]
-    for family, r in results.items():
-        lines.append(f"{family:<14}{r['n']:>7}" + "".join(f"{100 * r[k]:>8.2f}" for k in ("acc", "real_acc",
-                                                                                         "fake_acc", "ap")))
-    return "\n".join(lines)
+    """The per-family table in percent (see :func:`tfforensics.evaluation.tables.text_table`)."""
+    from tfforensics.evaluation.tables import percent, text_table
+
+    return text_table(["family", "n", "ACC", "real", "fake", "AP"],
+                      [[family, r["count"], *(percent(r.get(k)) for k in METRIC_KEYS)] for family, r in results.items()],
+                      rule=False)
 
 
 def load_detector(path):
-    """A detector saved by :func:`train_detector` (``.keras``, safe mode)."""
-    from tfforensics.errors import MissingInputError
-    from tfforensics.models.wrapped import load_keras
+    """A detector saved by :func:`train_detector` (a run directory or its ``model.keras``),
+    through the one loader (:func:`tfforensics.models.wrapped.load_keras`)."""
+    from tfforensics.models.wrapped import load_model
 
-    path = Path(path)
-    if path.is_dir():
-        path = path / "model.keras"
-    if not path.is_file():
-        raise MissingInputError(f"{path}: detector not found; train one with `tfforensics lgrad train`.")
-    return load_keras(path)
+    return load_model(path)
 
 
 def save_results(results: dict, path) -> None:
     from tfforensics import __version__
     from tfforensics.io.outputs import PRODUCER
 
-    data = json.loads(json.dumps(results, allow_nan=True))
-    if isinstance(data, dict):  # marks the file as ours, so `--overwrite` may replace it
-        data = {"producer": PRODUCER, "tfforensics_version": __version__, **data}
-    atomic_write_json(path, data)
+    atomic_write_json(path, {"producer": PRODUCER, "tfforensics_version": __version__, **results})

@@ -83,31 +83,46 @@ def keras_load_error(path, error: BaseException) -> UserError:
                      f"{text[:160]}); {_FIX}.")
 
 
-def load_keras(path, **kwargs) -> keras.Model:
-    """``keras.saving.load_model(path, safe_mode=True, **kwargs)`` with one-line errors (see :func:`keras_load_error`)."""
-    import tfforensics.layers  # noqa: F401  (registers the custom layers)
-    import tfforensics.models.attribution  # noqa: F401  (and those of the attribution network)
+def _register_layers() -> None:
+    """Import every module that registers serializable layers, so safe mode finds them by name."""
+    import tfforensics.layers  # noqa: F401  (preprocessing, class names)
+    import tfforensics.models.attribution  # noqa: F401  (the attribution network)
+    import tfforensics.models.lgrad  # noqa: F401  (the LGrad detector's Caffe preprocessing)
+    import tfforensics.models.stylegan.layers  # noqa: F401  (the StyleGAN port, the small GANs)
 
-    kwargs.setdefault("safe_mode", True)
-    if not kwargs["safe_mode"]:
-        raise ValueError("load_keras loads with safe_mode only")
+
+def load_keras(path, *, default_file: str | None = None, missing: str = "model not found; " + _FIX,
+               not_keras: str = "not a .keras file; models are saved in the Keras 3 format (model.keras)") -> keras.Model:
+    """The one loader of ``.keras`` files: every saved model of tfforensics comes back through it.
+
+    One rule for all of them: ``safe_mode=True`` (a Lambda layer or any other Python code in
+    the file is refused), every tfforensics layer registered, and ``compile=False`` (a loaded
+    model predicts; training compiles its own, see :func:`tfforensics.training.fit.compile_classifier`).
+
+    Args:
+        path: the ``.keras`` file, or a folder holding ``default_file``.
+        default_file: the file to take inside a folder (``model.keras`` of a run directory).
+        missing: what the one-line error says after the path when there is no such file.
+        not_keras: what it says for a file that is not ``.keras``.
+    """
+    path = Path(path)
+    if default_file is not None and path.is_dir() and (path / default_file).is_file():
+        path = path / default_file
+    if not path.is_file():
+        raise MissingInputError(f"{os.fsdecode(path)}: {missing}")
+    if path.suffix != ".keras":
+        raise UserError(f"{os.fsdecode(path)}: {not_keras}.")
+    _register_layers()
     try:
-        return keras.saving.load_model(path, **kwargs)
+        return keras.saving.load_model(path, safe_mode=True, compile=False)
     except _KERAS_LOAD_ERRORS as error:
         raise keras_load_error(path, error) from error
 
 
 def load_model(path) -> keras.Model:
-    """Load a ``.keras`` model with ``safe_mode`` (no arbitrary code), our layers registered."""
-    path = Path(path)
-    if path.is_dir() and (path / "model.keras").is_file():
-        path = path / "model.keras"  # a run directory written by `train`
-    if not path.is_file():
-        raise MissingInputError(f"{os.fsdecode(path)}: model not found; pass a .keras file or a run directory "
-                                "written by `tfforensics train`.")
-    if path.suffix != ".keras":
-        raise UserError(f"{os.fsdecode(path)}: not a .keras file; models are saved in the Keras 3 format (model.keras).")
-    return load_keras(path, compile=False)
+    """A model saved by ``train`` (``model.keras`` or its run directory), see :func:`load_keras`."""
+    return load_keras(path, default_file="model.keras",
+                      missing="model not found; pass a .keras file or a run directory written by `tfforensics train`.")
 
 
 def _class_names_layer(model: keras.Model):

@@ -12,14 +12,11 @@ import contextlib
 import dataclasses
 import logging
 import os
-import uuid
 from pathlib import Path
 
 from tfforensics.errors import UserError
-from tfforensics.io.atomic import INCOMPLETE_PREFIX, remove_tree
 from tfforensics.io.images import BadImageError, list_images, save_image
-from tfforensics.io.outputs import claim_output, clean_stale, mark_output, replace_output
-from tfforensics.io.parallel import pool_context
+from tfforensics.io.parallel import run_pool
 
 logger = logging.getLogger(__name__)
 
@@ -113,36 +110,15 @@ def check_unique(names, source) -> None:
         seen[name] = original
 
 
-@contextlib.contextmanager
-def staged_output(output, *, overwrite: bool = False, sources=(), command: str = "output"):
-    """Yield a hidden work directory that becomes ``output`` when the block succeeds.
-
-    ``output`` is checked first (:func:`tfforensics.io.outputs.claim_output`): it must be new,
-    empty, or (with ``overwrite``) a previous tfforensics output, and neither a source nor a folder
-    around or inside one. The finished folder gets a marker listing its files. On any error the
-    work directory is removed, so nothing half-written remains.
-    """
-    output = claim_output(output, overwrite=overwrite, sources=sources, command=command)
-    clean_stale(output)
-    work = output.parent / f".{output.name}{INCOMPLETE_PREFIX}{uuid.uuid4().hex[:8]}"
-    work.mkdir(parents=True)
-    try:
-        yield work
-        mark_output(work, command)
-        replace_output(work, output, sources)
-    finally:
-        remove_tree(work)
-
-
-def _run_chunk(payload):
+def _run_chunk(jobs, function, tick):
     """Worker side: run ``function`` on each job; bad images come back as data, not exceptions."""
-    function, jobs = payload
     results = []
     for job in jobs:
         try:
             results.append(("ok", function(job)))
         except BadImageError as error:
             results.append(("bad", (error.path, error.reason, error.fix)))
+    tick(len(jobs))
     return results
 
 
@@ -152,39 +128,27 @@ def run_jobs(function, jobs, *, workers: int | None = None, skip_bad: bool = Fal
 
     Returns ``(results of the good jobs in job order, skipped [{"path", "reason"}])``.
     Without ``skip_bad`` the first bad image raises :class:`BadImageError` naming it.
-    Large job lists run in a process pool (forked, or spawned once TensorFlow is loaded).
+    Large job lists run in a process pool (:func:`tfforensics.io.parallel.run_pool`).
     """
-    from tqdm.auto import tqdm
-
-    workers = workers or os.cpu_count() or 1
     chunks = [jobs[i:i + CHUNK_SIZE] for i in range(0, len(jobs), CHUNK_SIZE)]
     results, skipped = [], []
-    bar = tqdm(total=len(jobs), desc=description, unit="img", disable=not progress, dynamic_ncols=True)
-
-    def consume(chunk_results):
-        for status, value in chunk_results:
-            if status == "ok":
-                results.append(value)
-                continue
-            path, reason, fix = value
-            if not skip_bad:
-                raise BadImageError(path, reason, fix)
-            skipped.append({"path": path, "reason": reason})
-        bar.update(len(chunk_results))
-
-    try:
-        if workers <= 1 or len(jobs) < POOL_THRESHOLD:
-            for chunk in chunks:
-                consume(_run_chunk((function, chunk)))
-        else:
-            context = pool_context()
-            with context.Pool(min(workers, len(chunks))) as pool:
-                # imap keeps job order; a bad image ends the pool at the `with` exit.
-                for chunk_results in pool.imap(_run_chunk, [(function, chunk) for chunk in chunks]):
-                    consume(chunk_results)
-    finally:
-        bar.close()
+    outputs = run_pool(_run_chunk, chunks, config=function, workers=workers, inline_below=POOL_THRESHOLD,
+                       total=len(jobs), description=description, progress=progress)
+    with contextlib.closing(outputs):  # a bad image ends the pool at once
+        for chunk_results in outputs:
+            _collect(chunk_results, results, skipped, skip_bad)
     return results, skipped
+
+
+def _collect(chunk_results, results: list, skipped: list, skip_bad: bool) -> None:
+    for status, value in chunk_results:
+        if status == "ok":
+            results.append(value)
+            continue
+        path, reason, fix = value
+        if not skip_bad:
+            raise BadImageError(path, reason, fix)
+        skipped.append({"path": path, "reason": reason})
 
 
 def log_skipped(skipped) -> None:

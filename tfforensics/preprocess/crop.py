@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from tfforensics.io.images import BadImageError, load_image
+from tfforensics.io.outputs import staged_output
 from tfforensics.preprocess._folder import (
-    FolderResult, log_skipped, planned_pngs, run_jobs, staged_output, write_png,
+    FolderResult, log_skipped, planned_pngs, run_jobs, write_png,
 )
 
 logger = logging.getLogger(__name__)

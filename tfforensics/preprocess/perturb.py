@@ -44,8 +44,9 @@ import numpy as np
 from tfforensics.errors import UserError
 from tfforensics.io.atomic import atomic_write_json
 from tfforensics.io.images import load_image
+from tfforensics.io.outputs import staged_output
 from tfforensics.preprocess._folder import (
-    FolderResult, log_skipped, planned_pngs, run_jobs, staged_output, write_png,
+    FolderResult, log_skipped, planned_pngs, run_jobs, write_png,
 )
 
 logger = logging.getLogger(__name__)

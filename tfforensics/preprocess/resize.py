@@ -9,34 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
-from tfforensics.io.images import load_image
+from tfforensics.io.images import RESIZE_FILTERS, load_image, resize_image
+from tfforensics.io.outputs import staged_output
 from tfforensics.preprocess._folder import (
-    FolderResult, log_skipped, planned_pngs, run_jobs, staged_output, write_png,
+    FolderResult, log_skipped, planned_pngs, run_jobs, write_png,
 )
 
-FILTERS = {
-    "nearest": Image.NEAREST,
-    "bilinear": Image.BILINEAR,
-    "bicubic": Image.BICUBIC,
-    "lanczos": Image.LANCZOS,
-    "box": Image.BOX,
-}
-
-
-def resize_image(image: np.ndarray, size: int, filter: str = "bilinear") -> np.ndarray:
-    """``image`` (H, W, C) uint8 resized to ``size`` x ``size`` with a PIL filter (aspect not kept)."""
-    if filter not in FILTERS:
-        raise ValueError(f"`filter` must be one of {sorted(FILTERS)}. Received: filter={filter!r}")
-    image = np.asarray(image, dtype=np.uint8)
-    if image.shape[:2] == (size, size):
-        return image.copy()
-    squeeze = image.ndim == 3 and image.shape[-1] == 1
-    pil = Image.fromarray(image[..., 0] if squeeze else image)
-    out = np.asarray(pil.resize((size, size), FILTERS[filter]))
-    return out[..., None] if squeeze else out
+#: The filter vocabulary and resize function are :mod:`tfforensics.io.images`' (one of each).
+FILTERS = RESIZE_FILTERS
 
 
 def _resize_job(job):

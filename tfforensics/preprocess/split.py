@@ -16,8 +16,9 @@ import numpy as np
 
 from tfforensics.data.splits import split_counts
 from tfforensics.io.images import load_image
+from tfforensics.io.outputs import staged_output
 from tfforensics.preprocess._folder import (
-    FolderResult, check_unique, log_skipped, png_name, run_jobs, source_images, staged_output, write_png,
+    FolderResult, check_unique, log_skipped, png_name, run_jobs, source_images, write_png,
 )
 from tfforensics.preprocess.resize import FILTERS, resize_image
 

@@ -318,6 +318,7 @@ def train(
     model_options: dict | None = None,
     initial_weights=None,
     train_dataset=None,
+    callbacks=(),
 ) -> TrainResult:
     """Train ``model_name`` on the train split of ``dataset`` and save a run directory.
 
@@ -345,6 +346,8 @@ def train(
         train_dataset: a ``tf.data`` pipeline of ``(encoded images, labels)`` batches to
             train on instead of the manifest's train split (e.g. perturbed copies);
             the manifest still gives shapes, classes and the val split.
+        callbacks: extra Keras callbacks of a model's recipe (e.g. LGrad's step decay
+            of the learning rate), after the checkpoints and early stopping.
     """
     import keras
 
@@ -417,7 +420,7 @@ def train(
 
     monitor = "val_loss" if has_val else "loss"
     checkpoints = run_dir / "checkpoints"
-    callbacks = [
+    run_callbacks = [
         keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs")),
         keras.callbacks.ModelCheckpoint(str(checkpoints / "best.weights.h5"), monitor=monitor,
                                         save_best_only=True, save_weights_only=True),
@@ -427,20 +430,21 @@ def train(
     if early_stopping and has_val:
         stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=int(early_stopping),
                                                 restore_best_weights=True)
-        callbacks.append(stopper)
+        run_callbacks.append(stopper)
+    run_callbacks += list(callbacks)
     if train_dataset is None:  # a pipeline given by the caller may differ on a re-run: no resume then
         arguments = {"model": model_name, "dataset": manifest.source.get("sha256", str(manifest.root)),
                      "epochs": epochs, "batch_size": batch_size, "l1": l1, "l2": l2, "learning_rate": learning_rate,
                      "early_stopping": early_stopping, "seed": seed, "num_classes": num_classes,
                      "model_options": model_options, "fine_tuned": initial_weights is not None,
                      "replicas": strategy.num_replicas_in_sync}
-        callbacks.append(_backup_callback(shared_dir, chief, arguments))
+        run_callbacks.append(_backup_callback(shared_dir, chief, arguments))
 
     from tfforensics.data.reader import read_errors
 
     with read_errors(manifest, ("train", "val")), _multi_worker_fit(classifier, strategy, train_data.element_spec):
         started = time.perf_counter()
-        history = classifier.fit(train_data, epochs=epochs, validation_data=val_data, callbacks=callbacks,
+        history = classifier.fit(train_data, epochs=epochs, validation_data=val_data, callbacks=run_callbacks,
                                  shuffle=False, verbose=verbose)  # the records are shuffled by tf.data
         train_seconds = time.perf_counter() - started
         # history.epoch counts from the epoch a restored backup resumed at
