@@ -70,8 +70,8 @@ PROFILES = {
                      yu_immunize_epochs=1),
     "default": Profile(per_source=1000, epochs=60, cnn_epochs=30, lgrad_epochs=30, knn_grid=(1, 3, 5, 9, 17, 33, 65),
                        eigen_grid={"pca_variance": [0.25, 0.5, 0.75, 0.95], "C": [1e-4, 1e-3, 1e-2, 1e-1]},
-                       prnu_grid={"levels": [1, 2, 3, 4], "sigma": [0.3, 0.6, 0.9]}, yu_epochs=10, yu_fmap_max=16,
-                       yu_visnet=True, yu_immunize_epochs=2),
+                       prnu_grid={"levels": [1, 2, 3, 4], "sigma": [0.3, 0.6, 0.9]}, yu_epochs=5, yu_fmap_max=8,
+                       yu_visnet=True, yu_immunize_epochs=1),
 }
 
 
@@ -80,8 +80,8 @@ PROFILES = {
 #: uses), so ``reproduce`` keeps to its time budget.
 SECTION_PROFILES = {
     "quick": SectionProfile(per_source=40, detector_epochs=4, pairs=4, inversion_steps=30, epochs=1, n_images=32),
-    "default": SectionProfile(per_source=300, detector_epochs=15, pairs=12, inversion_steps=100, epochs=3,
-                              n_images=200),
+    "default": SectionProfile(per_source=150, detector_epochs=10, pairs=8, inversion_steps=60, epochs=2,
+                              n_images=128),
 }
 
 
