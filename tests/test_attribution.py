@@ -393,12 +393,38 @@ def test_immunize_table(small_run, tmp_path, capsys):
 
 
 @pytest.mark.slow
+def test_learns_upsampling_artifacts_without_image_content():
+    """The control of the three-source diagnosis: the same network, optimiser, loss and mirroring
+    on uniform-noise "images" (real / nearest / bilinear up-sampled, 32 px, 300 per source) tell
+    the sources apart within 3 epochs (measured: test 100 %), so the slow learning on photo crops
+    is the artifacts' small amplitude next to the image content, not a broken layer (docs/attribution.md)."""
+    from tfforensics.benchmark.photos import upsampled
+    from tfforensics.training.fit import compile_classifier
+
+    rng = np.random.default_rng(0)
+
+    def sources(count):
+        noise = rng.integers(0, 256, size=(3, count, 32, 32, 3)).astype(np.uint8)
+        images = np.concatenate([noise[0], upsampled(noise[1], "nearest"), upsampled(noise[2], "bilinear")])
+        return images.astype(np.float32) / 127.5 - 1.0, np.repeat(np.arange(3), count)
+
+    x, y = sources(300)
+    x_test, y_test = sources(60)
+    keras.utils.set_random_seed(0)
+    model = build_attribution((32, 32, 3), 3, fmap_max=32)
+    compile_classifier(model, 3, 1e-3, build_attribution.adam_options)
+    model.fit(x, y, batch_size=32, epochs=3, verbose=0, shuffle=True)
+    assert (model.predict(x_test, verbose=0).argmax(axis=1) == y_test).mean() >= 0.9
+
+
+@pytest.mark.slow
 def test_three_sources_accuracy(tmp_path):
     """The issue's check: real / nearest / bilinear 32 px crops, 1000 per source.
 
     Measured on 2 shared CPU cores (45 epochs, fmap_max 32, about 45 min): see
     docs/attribution.md "Measured here". The pixel-domain network learns these artifacts
-    slowly; the bound asserts what was measured, not the 90 % the issue asks for.
+    slowly (a search for a bug found none: the content-free control above learns them in 3
+    epochs); the bound asserts what was measured, not the 90 % the issue asks for.
     """
     from conftest import make_three_sources
 

@@ -39,13 +39,55 @@ def test_report_files_and_every_row_filled(quick_run):
     assert all(r["unseen_accuracy"] is not None and r["unseen_ap"] is not None for r in results["leave_one_out"])
     families = results["lgrad"]["families"]
     assert set(families) == set(classes[1:]) | {"mean"}
-    # every table row of the report has numbers, none left empty (PRNU works on pixels only)
+    # every table row of the report has numbers, none left empty (PRNU and Yu et al.'s networks
+    # work on pixels only)
+    pixel_only = tuple(f"| {method} | " for method in ("prnu", "yu", "yu_visnet"))
     for line in report.splitlines():
-        if line.startswith("| prnu | ") and line.count("|") == 4:  # attribution table: method, pixels, DCT
+        if line.startswith(pixel_only) and line.count("|") == 4:  # attribution table: method, pixels, DCT
             assert line.count("–") == 1 and line.endswith("| – |"), line
         elif line.startswith("| ") and not line.startswith("| method"):
             assert "–" not in line, line
     assert set(results["timings_s"]) and sum(results["timings_s"].values()) < 600
+
+
+def test_attribution_network_rows_and_immunization(quick_run):
+    """Yu et al.'s network sits beside the classifiers (pixels), with its immunization table."""
+    out, results = quick_run
+    report = (out / "report.md").read_text()
+    yu = [r for r in results["classifiers"] if r["method"] == "yu"]
+    assert len(yu) == 1 and yu[0]["input"] == "pixels"
+    assert 0.0 <= yu[0]["attribution_accuracy"] <= 1.0 and 0.0 <= yu[0]["real_vs_fake_ap"] <= 1.0
+    assert yu[0]["epochs_run"] >= 1
+    assert not any(r["method"] == "yu_visnet" for r in results["classifiers"])  # visNet: default profile only
+    assert report.count("| yu | ") == 2  # the attribution and the real-vs-fake tables
+    immunization = results["attribution"]["immunization"]
+    rows = {r["perturbation"]: r for r in immunization["rows"]}
+    assert set(rows) == {"clean", "noise", "blur", "jpeg", "crop", "relight"}
+    assert all(0.0 <= r["before"] <= 1.0 and 0.0 <= r["after"] <= 1.0 for r in rows.values())
+    assert abs(rows["clean"]["before"] - yu[0]["attribution_accuracy"]) <= 0.02  # same model, same test split
+    assert "## Immunizability (Yu et al.)" in report and "| relight | " in report
+
+
+def test_fourier_regularization_section(quick_run):
+    """Detection rate before/after with and without the Fourier term, same steps, and the quality proxy."""
+    out, results = quick_run
+    section = results["regularization"]
+    runs = section["runs"]
+    assert set(runs) == {"fourier", "no_fourier"}
+    assert runs["fourier"]["fourier_weight"] > 0 and runs["no_fourier"]["fourier_weight"] == 0
+    assert runs["fourier"]["steps"] == runs["no_fourier"]["steps"] > 0
+    assert runs["fourier"]["detection_rate_before"] == runs["no_fourier"]["detection_rate_before"]  # same generator
+    for run in runs.values():
+        for key in ("detection_rate_before", "detection_rate_after"):
+            assert 0.0 <= run[key] <= 1.0
+        assert run["kid_before"] is not None and run["spectral_distance_after"] >= 0
+        assert (out / run["run"] / "run.json").is_file()
+    assert section["lowered_by_fourier"] == (runs["fourier"]["detection_rate_after"]
+                                             < runs["no_fourier"]["detection_rate_after"])
+    assert (out / section["detector"]["path"]).is_file()
+    report = (out / "report.md").read_text()
+    assert "## Fourier artifact regularisation" in report
+    assert report.count("fourier (adv 1, λ ") == 2  # both runs (Markdown escapes no_fourier's underscore)
 
 
 def test_frank_et_al_ordering_holds(quick_run):
@@ -69,11 +111,14 @@ def test_outputs_readable_by_others(quick_run):
 def test_report_lists_every_figure_and_re_renders_the_same_bytes(quick_run, tmp_path):
     out, results = quick_run
     listed = sorted(entry["path"] for entry in results["figures"])
+    # image data, not figures: the benchmark, LGrad's inputs, the regularisation's benchmark, pairs
+    # and per-epoch samples
+    data = ("benchmark/", "lgrad/", "regularization/benchmark/", "regularization/pairs/", "regularization/runs/")
     drawn = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")
-                   if not p.is_symlink() and p.relative_to(out).parts[0] not in ("benchmark", "lgrad"))
+                   if not p.is_symlink() and not p.relative_to(out).as_posix().startswith(data))
     assert listed == drawn
     sections = {entry["section"] for entry in results["figures"]}
-    assert sections == {"classifiers", "leave_one_out", "lgrad", "spectra"}
+    assert sections == {"classifiers", "leave_one_out", "lgrad", "spectra", "regularization"}
     assert sum(entry["path"].endswith("/confusion_matrix.png") for entry in results["figures"]) == 4
     assert sum(entry["path"].endswith("/roc.png") for entry in results["figures"]) == 4
     written = {name: (out / name).read_bytes() for name in ("report.md", "report.html")}

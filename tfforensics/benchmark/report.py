@@ -142,8 +142,9 @@ def _sections(results: dict) -> list[dict]:
         sections.append(dict(
             key="yu", title="Immunizability (Yu et al.): attribution accuracy (%) under perturbations",
             note=(f"the attribution network on perturbed test images, before and after fine-tuning "
-                  f"({immunization['fine_tuning']}, {immunization['epochs']} epochs) on perturbed train images; "
-                  "the fingerprint panel shows input, image fingerprint, model fingerprints and responses."),
+                  f"({immunization['fine_tuning']}, {immunization['epochs']} epochs) on perturbed train images"
+                  + ("; the fingerprint panel shows input, image fingerprint, model fingerprints and responses."
+                     if (results.get("attribution") or {}).get("panel") else ".")),
             header=["perturbation", "before", "after fine-tuning"],
             rows=[[r["perturbation"], _pct(r["before"]), _pct(r["after"])] for r in immunization["rows"]],
         ))

@@ -13,7 +13,13 @@ Stages, each a call into the library, each timed and announced with one progress
 6. LGrad: gradients of the mini StyleGAN discriminator (img2grad), detector trained on
    real vs the nearest-neighbour (ProGAN-like) family, evaluated per family;
 7. spectra: mean log-DCT spectra per source;
-8. report: ``results.json`` (every number, and every figure as a path relative to ``--out``),
+8. Yu et al.'s attribution network (and, in the default profile, its fingerprint-visualisation
+   variant) on the pixel records: rows beside the classifier rows, one fingerprint panel, and
+   the immunization table (``tfforensics.evaluation.attribution.attribution_rows``);
+9. Fourier regularisation of the StyleGAN family: the DCT detector's detection rate before
+   and after fine-tuning with and without the Fourier term, same seed and steps, and the
+   quality proxy (``tfforensics.regularization.benchmark.regularization_section``);
+10. report: ``results.json`` (every number, and every figure as a path relative to ``--out``),
    then ``report.md`` and ``report.html`` rendered from it (``tfforensics.benchmark.report``).
 
 Nothing in the report is written by hand: every number comes from this run.
@@ -34,6 +40,7 @@ import numpy as np
 
 from tfforensics.io.atomic import atomic_open, atomic_write
 from tfforensics.io.outputs import owned_dir
+from tfforensics.regularization.benchmark import SectionProfile
 
 logger = logging.getLogger(__name__)
 
@@ -49,16 +56,34 @@ class Profile:
     knn_grid: tuple
     eigen_grid: dict
     prnu_grid: dict
+    #: Yu et al.'s networks: epochs, ``fmap_max``, whether visNet runs, immunization fine-tuning epochs
+    yu_epochs: int
+    yu_fmap_max: int
+    yu_visnet: bool
+    yu_immunize_epochs: int
 
 
 PROFILES = {
     "quick": Profile(per_source=300, epochs=40, cnn_epochs=20, lgrad_epochs=15, knn_grid=(1, 3, 9),
                      eigen_grid={"pca_variance": [0.5, 0.95], "C": [1e-3, 1e-1]},
-                     prnu_grid={"levels": [2], "sigma": [0.5, 0.9]}),
+                     prnu_grid={"levels": [2], "sigma": [0.5, 0.9]}, yu_epochs=3, yu_fmap_max=8, yu_visnet=False,
+                     yu_immunize_epochs=1),
     "default": Profile(per_source=1000, epochs=60, cnn_epochs=30, lgrad_epochs=30, knn_grid=(1, 3, 5, 9, 17, 33, 65),
                        eigen_grid={"pca_variance": [0.25, 0.5, 0.75, 0.95], "C": [1e-4, 1e-3, 1e-2, 1e-1]},
-                       prnu_grid={"levels": [1, 2, 3, 4], "sigma": [0.3, 0.6, 0.9]}),
+                       prnu_grid={"levels": [1, 2, 3, 4], "sigma": [0.3, 0.6, 0.9]}, yu_epochs=5, yu_fmap_max=8,
+                       yu_visnet=True, yu_immunize_epochs=1),
 }
+
+
+#: Sizes of the Fourier-regularisation section per reproduce profile: smaller than the section's
+#: own (:data:`tfforensics.regularization.benchmark.PROFILES`, which ``tfforensics regularize``
+#: uses), so ``reproduce`` keeps to its time budget.
+SECTION_PROFILES = {
+    "quick": SectionProfile(per_source=40, detector_epochs=4, pairs=4, inversion_steps=30, epochs=1, n_images=32),
+    "default": SectionProfile(per_source=150, detector_epochs=10, pairs=8, inversion_steps=60, epochs=2,
+                              n_images=128),
+}
+
 
 
 class Timer:
@@ -238,6 +263,37 @@ def _spectra(source: Path, class_names: list[str], out: Path) -> dict:
     return {"figure": "spectra/mean_spectra.png", "sources": rows}
 
 
+def _attribution(dataset, out: Path, profile: Profile, seed: int) -> dict:
+    """Yu et al.'s rows (``yu``, and ``yu_visnet`` when the profile trains it), the first
+    fingerprint panel and the immunization table, in ``out/attribution``."""
+    from tfforensics.evaluation.attribution import attribution_rows
+
+    with owned_dir(out / "attribution", "reproduce", fresh=True):
+        result = attribution_rows(dataset, out / "attribution", epochs=profile.yu_epochs, seed=seed,
+                                  model_options={"fmap_max": profile.yu_fmap_max}, visnet=profile.yu_visnet,
+                                  immunize_epochs=profile.yu_immunize_epochs,
+                                  early_stopping=max(3, profile.yu_epochs // 5), report_dir=out)
+    grid = [p for p in (result.get("fingerprints") or {}).get("grid", []) if p.endswith(".png")]
+    result["fingerprint_grid"] = Path(os.path.relpath(Path(grid[0]).resolve(), out.resolve())).as_posix() if grid else None
+    return result
+
+
+def _regularization(out: Path, profile_name: str, seed: int, workers) -> dict:
+    """The Fourier-regularisation section in ``out/regularization`` (figure paths relative to ``out``)."""
+    from tfforensics.regularization.benchmark import regularization_section
+
+    directory = out / "regularization"
+    with owned_dir(directory, "reproduce", fresh=True):
+        section = regularization_section(directory, profile=SECTION_PROFILES[profile_name], seed=seed,
+                                         workers=workers)
+    section["figures"] = [(Path("regularization") / f).as_posix() for f in section["figures"]]
+    section["detector"]["path"] = Path(os.path.relpath(Path(section["detector"]["path"]).resolve(),
+                                                       out.resolve())).as_posix()
+    for run in section["runs"].values():
+        run["run"] = (Path("regularization") / run["run"]).as_posix()
+    return section
+
+
 def _figures(results: dict, out: Path) -> list[dict]:
     """Every figure of the run for the report, paths relative to ``out``: the plots ``test``
     wrote per classifier, per-family bars of the generalisation and LGrad tables (drawn here),
@@ -274,6 +330,17 @@ def _figures(results: dict, out: Path) -> list[dict]:
     if results.get("spectra"):
         figures.append({"section": "spectra", "path": results["spectra"]["figure"],
                         "caption": "mean log|DCT| per source and its difference to the real source"})
+    attribution = results.get("attribution") or {}
+    if attribution.get("fingerprint_grid"):
+        figures.append({"section": "yu", "path": attribution["fingerprint_grid"],
+                        "caption": "visNet: the model fingerprint of each source"})
+    if attribution.get("panel"):
+        figures.append({"section": "yu", "path": attribution["panel"],
+                        "caption": "visNet: input, image fingerprint, model fingerprints, responses and logits"})
+    for path in (results.get("regularization") or {}).get("figures", []):
+        if path.endswith(".png"):
+            figures.append({"section": "regularization", "path": path,
+                            "caption": f"Fourier regularisation: {Path(path).stem}"})
     return figures
 
 
@@ -335,7 +402,7 @@ def _reproduce(out: Path, *, data, quick: bool, seed: int, workers, command: str
     from tfforensics.data import Encoding, prepare
 
     profile = PROFILES["quick" if quick else "default"]
-    timer = Timer(8)
+    timer = Timer(10)
     results = {"tfforensics_version": __version__, "command": command, "seed": seed,
                "profile": "quick" if quick else "default", "platform": platform.platform(),
                "cores": os.cpu_count(), "data": str(data) if data else "embedded mini benchmark"}
@@ -378,6 +445,14 @@ def _reproduce(out: Path, *, data, quick: bool, seed: int, workers, command: str
 
     with timer.stage("mean spectra"):
         results["spectra"] = _spectra(source, class_names, out)
+
+    with timer.stage("attribution network (Yu et al.) and immunization"):
+        attribution = _attribution(datasets["pixels"], out, profile, seed)
+        results["classifiers"] += attribution.pop("rows")
+        results["attribution"] = attribution
+
+    with timer.stage("Fourier regularisation (StyleGAN family)"):
+        results["regularization"] = _regularization(out, results["profile"], seed, workers)
 
     with timer.stage("report"):
         results["figures"] = _figures(results, out)
