@@ -67,7 +67,6 @@ def load_gan_discriminator(family_name: str = "stylegan", weights=None):
 
 
 #: The former name, kept while ``regularization`` still imports it; use :func:`load_gan_discriminator`.
-load_discriminator = load_gan_discriminator
 
 
 def sample_images(generator, count: int, seed: int = 0, batch_size: int = 64, progress: bool = False) -> np.ndarray:

@@ -321,8 +321,8 @@ def _figures(results: dict, out: Path) -> list[dict]:
     if lgrad:
         names = list(lgrad["families"])
         path = plot_family_bars(names, {label: [lgrad["families"][n].get(key) for n in names]
-                                        for label, key in (("ACC", "acc"), ("real ACC", "real_acc"),
-                                                           ("fake ACC", "fake_acc"), ("AP", "ap"))},
+                                        for label, key in (("ACC", "accuracy"), ("real ACC", "real_accuracy"),
+                                                           ("fake ACC", "fake_accuracy"), ("AP", "average_precision"))},
                                 out / "figures" / "lgrad.png",
                                 title=f"LGrad detector trained on real vs {lgrad['trained_on']}, per test family")
         figures.append({"section": "lgrad", "path": path.relative_to(out).as_posix(),

@@ -99,7 +99,7 @@ def regularization_section(out, *, quick: bool = False, seed: int = 0, profile: 
     # 2. pairs
     crops = gans.training_crops(profile.pairs, size, seed=seed + 1000)
     pairs = out / "pairs"
-    inversion = write_pairs(generator, crops, pairs, discriminator=gans.load_discriminator("stylegan"),
+    inversion = write_pairs(generator, crops, pairs, discriminator=gans.load_gan_discriminator("stylegan"),
                             config=InversionConfig(steps=profile.inversion_steps, seed=seed),
                             generator_source="shipped stylegan", overwrite=True, progress=progress)
 

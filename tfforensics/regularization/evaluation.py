@@ -67,6 +67,7 @@ def lgrad_detector(path, discriminator=None) -> Detector:
     """An LGrad detector (``tfforensics lgrad train``) on the gradients of ``discriminator``
     (a ``.keras`` path or model; default the mini benchmark's StyleGAN discriminator)."""
     from tfforensics.benchmark.gans import WEIGHTS_DIR
+    from tfforensics.evaluation.metrics import as_probabilities
     from tfforensics.models import lgrad
 
     model = lgrad.load_detector(path)
@@ -75,8 +76,7 @@ def lgrad_detector(path, discriminator=None) -> Detector:
 
     def score(images):
         gradients = lgrad.compute_gradients(discriminator, np.asarray(images, np.uint8))
-        logits = np.asarray(model.predict_on_batch(gradients.astype(np.float32))).reshape(-1)
-        return 1.0 / (1.0 + np.exp(-logits))
+        return as_probabilities(model.predict_on_batch(gradients.astype(np.float32)))[:, 1]  # P(fake)
 
     return Detector("lgrad", score, str(path))
 
@@ -102,9 +102,9 @@ class QualityProxy:
     def __init__(self, real: np.ndarray, discriminator=None, layer: str = KID_LAYER):
         import keras
 
-        from tfforensics.benchmark.gans import load_discriminator
+        from tfforensics.benchmark.gans import load_gan_discriminator
 
-        discriminator = discriminator if discriminator is not None else load_discriminator("stylegan")
+        discriminator = discriminator if discriminator is not None else load_gan_discriminator("stylegan")
         for item in discriminator.layers:  # per-image minibatch stddev: features independent of the batch
             if hasattr(item, "group_size"):
                 item.group_size = 1

@@ -194,7 +194,7 @@ def finetune(pairs, run, config: RegularizeConfig, *, detectors=(), quality=None
     from tqdm.auto import tqdm
 
     from tfforensics import __version__
-    from tfforensics.benchmark.gans import load_discriminator, load_generator
+    from tfforensics.benchmark.gans import load_gan_discriminator, load_generator
     from tfforensics.io.atomic import atomic_open, atomic_write_json, remove_tree, save_keras
     from tfforensics.regularization.inversion import load_pairs
 
@@ -217,7 +217,7 @@ def finetune(pairs, run, config: RegularizeConfig, *, detectors=(), quality=None
 
     keras.utils.set_random_seed(config.seed)
     generator = generator if generator is not None else load_generator("stylegan")
-    discriminator = discriminator if discriminator is not None else load_discriminator("stylegan")
+    discriminator = discriminator if discriminator is not None else load_gan_discriminator("stylegan")
     trainer = RegularizationTrainer(generator, discriminator, config)
     if reals.shape[1] != trainer.size:
         raise UserError(f"{pairs}: the pairs are {reals.shape[1]} px but the generator makes {trainer.size} px images.")
