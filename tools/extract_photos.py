@@ -164,15 +164,15 @@ def copyright_stanzas(root: Path, package: str) -> list[tuple[list[str], tuple[s
     return stanzas
 
 
-def licence_of(source_path: str, stanzas) -> tuple[str, str]:
-    """The licence of the last stanza whose Files pattern matches (DEP-5: ``*`` spans folders).
+def licence_of(upstream_path: str, stanzas) -> tuple[str, str]:
+    """(licence, copyright) of the last stanza whose Files pattern matches (DEP-5: ``*`` spans folders).
 
     GCompris converts its JPEG/PNG sources to WebP at build time while its copyright file
     names the sources, so a ``.webp`` path also matches under those suffixes.
     """
-    names = [source_path]
-    if source_path.endswith(".webp"):
-        names += [source_path[:-5] + suffix for suffix in (".jpg", ".jpeg", ".png")]
+    names = [upstream_path]
+    if upstream_path.endswith(".webp"):
+        names += [upstream_path[:-5] + suffix for suffix in (".jpg", ".jpeg", ".png")]
     found = ("unknown", "")
     for patterns, licence in stanzas:
         if any(fnmatch.fnmatchcase(name, pattern) for name in names for pattern in patterns):
