@@ -1,19 +1,33 @@
-"""Real photographs that ship inside installed packages, and crops of them.
+"""Real photographs: crops shipped with tfforensics, and photos bundled with other packages.
 
-The real data sets of the field (CelebA, LSUN, FFHQ) cannot be downloaded everywhere,
-so tests and the mini benchmark crop photos bundled with scikit-image, scikit-learn and
-matplotlib. Real diversity is the number of photos, not crops: callers that split into
-train and test should split by photo (each crop records its source).
+The real data sets of the field (CelebA, LSUN, FFHQ) cannot be downloaded everywhere.
+:func:`shipped_crops` gives 64x64 crops of a few hundred real photographs taken from Debian
+packages (``tools/extract_photos.py``, provenance and licences in ``data/photo_crops.json``),
+and :func:`shipped_split` a train / val / test split of them by photo. The older helpers
+(:func:`load_photos`, :func:`random_crops`) crop the handful of photos bundled with
+scikit-image, scikit-learn and matplotlib, which tests use for quick data. Real diversity is
+the number of photos, not crops: callers that split into train and test should split by
+photo (each crop records its source).
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
 
-from tfforensics.errors import MissingInputError
+from tfforensics.errors import MissingInputError, UserError
 from tfforensics.io.images import load_image, resize_image
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+SHIPPED_CROPS = "photo_crops.npz"
+SHIPPED_PROVENANCE = "photo_crops.json"
+SHIPPED_SPLITS = ("train", "val", "test")
+#: Share of the photos in val and test (the rest is train), per source package.
+SHIPPED_FRACTIONS = {"val": 0.2, "test": 0.2}
 
 #: (package, path inside the package) of bundled colour photographs.
 BUNDLED_PHOTOS = (
@@ -95,3 +109,82 @@ def upsampled(crops: np.ndarray, method: str, factor: int = 2) -> np.ndarray:
     for i, crop in enumerate(crops):
         out[i] = resize_image(resize_image(crop, size // factor, "box"), size, method)
     return out
+
+
+@functools.lru_cache(maxsize=1)
+def shipped_provenance() -> dict:
+    """The provenance of the shipped crops: ``photos`` (package, version, path, licence, ...) and checksums."""
+    path = DATA_DIR / SHIPPED_PROVENANCE
+    if not path.is_file():
+        raise MissingInputError(f"{path}: the shipped photo crops are missing; reinstall tfforensics "
+                                "(or rerun tools/extract_photos.py in a source checkout).")
+    return json.loads(path.read_text())
+
+
+@functools.lru_cache(maxsize=1)
+def shipped_crops() -> tuple[np.ndarray, np.ndarray]:
+    """``(crops uint8 (N, 64, 64, 3), photo id int (N,))`` of the real photos shipped in ``data/``.
+
+    Photo ``i`` is ``shipped_provenance()["photos"][i]``. The crops are stored as lossless
+    WebP; the decoded arrays are read-only and checked against the provenance file (count,
+    shape, checksum) so a damaged install fails loudly.
+    """
+    import io
+
+    from PIL import Image
+
+    info = shipped_provenance()
+    path = DATA_DIR / SHIPPED_CROPS
+    if not path.is_file():
+        raise MissingInputError(f"{path}: the shipped photo crops are missing; reinstall tfforensics.")
+    damaged = UserError(f"{path}: does not match {SHIPPED_PROVENANCE} (damaged install); reinstall tfforensics.")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            blob, offsets, photo = archive["webp"], archive["offsets"], archive["photo"].astype(np.int64)
+        crops = np.stack([np.asarray(Image.open(io.BytesIO(blob[start:end].tobytes())).convert("RGB"))
+                          for start, end in zip(offsets[:-1], offsets[1:])])
+    except (OSError, KeyError, ValueError) as error:
+        raise damaged from error
+    size = info["size"]
+    if (crops.dtype != np.uint8 or crops.shape != (info["crops"], size, size, 3) or photo.shape != (len(crops),)
+            or photo.min() < 0 or photo.max() >= len(info["photos"])
+            or hashlib.sha256(crops.tobytes()).hexdigest() != info["crops_sha256"]):
+        raise damaged
+    crops.flags.writeable = False
+    photo.flags.writeable = False
+    return crops, photo
+
+
+def split_shipped_photos(seed: int = 0) -> dict[str, np.ndarray]:
+    """Photo ids per split (``train`` / ``val`` / ``test``), each photo in exactly one split.
+
+    Within each source package (those of under 5 photos pooled) the photos are shuffled with
+    ``seed`` and 20 % go to val, 20 % to test (at least one each), so every split sees every
+    larger source; the same seed gives the same split on every machine.
+    """
+    photos = shipped_provenance()["photos"]
+    sizes: dict[str, int] = {}
+    for record in photos:
+        sizes[record["package"]] = sizes.get(record["package"], 0) + 1
+    by_package: dict[str, list[int]] = {}
+    for index, record in enumerate(photos):  # packages of under 5 photos share one pool
+        key = record["package"] if sizes[record["package"]] >= 5 else ""
+        by_package.setdefault(key, []).append(index)
+    rng = np.random.default_rng(seed)
+    chosen = {split: [] for split in SHIPPED_SPLITS}
+    for package in sorted(by_package):
+        ids = np.asarray(by_package[package])[rng.permutation(len(by_package[package]))]
+        counts = {split: max(1, int(round(fraction * len(ids)))) for split, fraction in SHIPPED_FRACTIONS.items()}
+        chosen["test"].extend(ids[:counts["test"]])
+        chosen["val"].extend(ids[counts["test"]:counts["test"] + counts["val"]])
+        chosen["train"].extend(ids[counts["test"] + counts["val"]:])
+    return {split: np.sort(np.asarray(ids, dtype=np.int64)) for split, ids in chosen.items()}
+
+
+def shipped_split(split: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``(crops, photo ids)`` of the shipped crops whose photo is in ``split`` of :func:`split_shipped_photos`."""
+    if split not in SHIPPED_SPLITS:
+        raise ValueError(f"`split` must be one of {SHIPPED_SPLITS}. Received: split={split!r}")
+    crops, photo = shipped_crops()
+    keep = np.isin(photo, split_shipped_photos(seed)[split])
+    return crops[keep], photo[keep]
