@@ -560,3 +560,35 @@ def test_any_size_and_logit_detectors(forensynths, tmp_path):
     assert row["average_precision"] == pytest.approx(average_precision_score(y, p), abs=1e-6)
     npr = build_npr((None, None, 3), 1)  # any size, odd sides too
     assert npr(np.zeros((1, 33, 31, 3), "float32")).shape == (1, 1)
+
+
+def test_evaluate_lgrad_detector_computes_gradients_on_the_fly(forensynths, tmp_path):
+    """An LGrad detector scored on the images: each (perturbed) image becomes its D gradient first."""
+    import keras
+    from PIL import Image
+
+    from tfforensics.evaluation.evaluate import evaluate_folders
+    from tfforensics.models import lgrad
+    from tfforensics.models.gans import build_stylegan_discriminator
+    from tfforensics.preprocess.perturb import jpeg_compress
+
+    keras.utils.set_random_seed(3)
+    detector = lgrad.build_detector("small")
+    discriminator = build_stylegan_discriminator(32)
+    for layer in discriminator.layers:  # as lgrad.load_discriminator: each gradient depends on its image only
+        if hasattr(layer, "group_size"):
+            layer.group_size = 1
+    family = forensynths / "stylegan"
+    report = evaluate_folders(detector, family, jpeg=[70], discriminator=discriminator)
+    paths = sorted((family / "0_real").glob("*.png")) + sorted((family / "1_fake").glob("*.png"))
+    images = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in paths])
+    labels = np.array([0] * len(list((family / "0_real").glob("*.png"))) + [1] * len(list((family / "1_fake").glob("*.png"))))
+    from sklearn.metrics import average_precision_score
+
+    for condition, transform in (("clean", None), ("jpeg70", lambda im: jpeg_compress(im, 70))):
+        inputs = images if transform is None else np.stack([transform(im) for im in images])
+        gradients = lgrad.compute_gradients(discriminator, inputs)
+        scores = np.asarray(detector.predict(gradients.astype(np.float32), verbose=0))[:, 0]
+        (row,) = report["conditions"][condition]["families"].values()
+        assert row["average_precision"] == pytest.approx(average_precision_score(labels, scores), abs=1e-6)
+        assert row["accuracy"] == pytest.approx(np.mean((scores > 0.5) == labels), abs=1e-9)

@@ -22,6 +22,7 @@ def add_parser(subparsers) -> None:
             tfforensics evaluate cnndetection.keras ~/data/CNNDetection/test --out results/cnndetection
             tfforensics evaluate npr.keras ~/data/CNNDetection/test --jpeg 75 --blur 1 --out results/npr
             tfforensics evaluate runs/resnet/model.keras photo.png
+            tfforensics evaluate runs/lgrad/model.keras ~/data/CNNDetection/test --pkl karras2019stylegan-bedrooms-256x256.pkl
         """,
     )
     parser.add_argument("model", metavar="MODEL", help="model.keras or run directory (a detector taking raw images)")
@@ -30,6 +31,9 @@ def add_parser(subparsers) -> None:
                         help="also score JPEG-compressed copies at quality Q (repeatable)")
     parser.add_argument("--blur", type=float, action="append", default=[], metavar="SIGMA",
                         help="also score Gaussian-blurred copies with standard deviation SIGMA (repeatable)")
+    lgrad = parser.add_argument_group("LGrad detectors: the images' gradients computed on the fly (as img2grad)")
+    lgrad.add_argument("--pkl", help="official karras2019stylegan-*.pkl whose D the detector was trained with")
+    lgrad.add_argument("--weights", help="the port's own discriminator (.keras or .npz), instead of --pkl")
     parser.add_argument("--real-class", default=None,
                         help="name or label of the model's real class (default: label 0)")
     parser.add_argument("--batch-size", "-b", type=positive_int, default=32, help="batch size (default: 32)")
@@ -46,9 +50,14 @@ def run(args) -> int:
     from tfforensics.preprocess._folder import log_skipped
 
     setup_logging(args.quiet)
+    discriminator = None
+    if args.pkl or args.weights:
+        from tfforensics.models.lgrad import load_discriminator
+
+        discriminator = load_discriminator(pkl=args.pkl, weights=args.weights)
     report = evaluate_folders(args.model, args.root, jpeg=args.jpeg, blur=args.blur, batch_size=args.batch_size,
                               real_class=args.real_class, skip_bad=args.skip_bad, out=args.out,
-                              overwrite=args.overwrite, progress=not args.quiet)
+                              overwrite=args.overwrite, progress=not args.quiet, discriminator=discriminator)
     print(format_evaluation(report), end="")
     log_skipped(report["skipped"])
     return 0

@@ -273,6 +273,29 @@ def perturbations(jpeg=(), blur=()) -> dict:
     return conditions
 
 
+def on_gradients(discriminator, transform=None, resample: str = "bicubic"):
+    """``transform`` (a perturbation or None), then LGrad's input: the image resized to the
+    discriminator's resolution and replaced by the gradient image of its output
+    (:func:`tfforensics.models.lgrad.compute_gradients`), so an LGrad detector is scored on
+    the images themselves, the gradients computed on the fly. ``discriminator`` should come
+    from :func:`tfforensics.models.lgrad.load_discriminator` (per-image minibatch stddev)."""
+    from tfforensics.io.images import resize_image
+    from tfforensics.models.lgrad import _input_layout, gradient_function, to_uint8
+
+    resolution, _ = _input_layout(discriminator)
+    function = gradient_function(discriminator)  # traced once, called per image
+
+    def gradient_image(image):
+        image = transform(image) if transform is not None else image
+        if image.ndim == 2 or image.shape[-1] == 1:
+            image = np.repeat(image.reshape(image.shape[0], image.shape[1], 1), 3, axis=-1)
+        if image.shape[:2] != (resolution, resolution):
+            image = resize_image(image, (resolution, resolution), resample)
+        return to_uint8(function(image[None]).numpy())[0]
+
+    return gradient_image
+
+
 def _mean_row(rows: dict) -> dict:
     out = {}
     for key in COLUMNS:
@@ -283,7 +306,7 @@ def _mean_row(rows: dict) -> dict:
 
 
 def evaluate_folders(model, root, *, jpeg=(), blur=(), batch_size: int = 32, real_class=None, skip_bad: bool = False,
-                     out=None, overwrite: bool = False, progress: bool = False) -> dict:
+                     out=None, overwrite: bool = False, progress: bool = False, discriminator=None) -> dict:
     """ACC (threshold 0.5), real ACC, fake ACC and AP per family and their mean, as ``eval_test8gan.py``.
 
     Args:
@@ -294,6 +317,8 @@ def evaluate_folders(model, root, *, jpeg=(), blur=(), batch_size: int = 32, rea
             ``1 - P(real)``, so a multi-class (attribution) model scores as a detector.
         skip_bad: skip unreadable or mis-sized images (listed in the report).
         out: folder for ``evaluation.json``, ``evaluation.md`` and ``evaluation.csv``.
+        discriminator: for an LGrad detector, the StyleGAN discriminator it was trained
+            with: every (perturbed) image becomes its gradient image first (:func:`on_gradients`).
 
     Returns:
         ``{"conditions": {name: {"families": {family: row}, "mean": row}}, ...}`` where a row
@@ -311,6 +336,8 @@ def evaluate_folders(model, root, *, jpeg=(), blur=(), batch_size: int = 32, rea
         claim_files(out, EVALUATION_FILES, record=EVALUATION_JSON, command="evaluate", previous="evaluation",
                     contents=", ".join(EVALUATION_FILES), instead="--out", overwrite=overwrite)
     conditions = perturbations(jpeg, blur)
+    if discriminator is not None:
+        conditions = {name: on_gradients(discriminator, transform) for name, transform in conditions.items()}
     model_path = None
     if isinstance(model, (str, Path)):
         model_path = str(model)
