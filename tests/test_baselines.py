@@ -437,8 +437,8 @@ def test_newton_svm_eigenfaces_saves_and_loads(tmp_path):
     X[:, :3] += np.eye(3)[y] * 3
     model = make_eigenfaces(0.9, 0.1, pca_fit_size=None).fit(X, y)
     assert type(model.named_steps["svm"]).__name__ == "NewtonLinearSVC"
-    save_model(tmp_path / "e.npz", model)
-    np.testing.assert_array_equal(load_model(tmp_path / "e.npz")[0].predict(X), model.predict(X))
+    save_estimator(tmp_path / "e.npz", model)
+    np.testing.assert_array_equal(load_estimator(tmp_path / "e.npz")[0].predict(X), model.predict(X))
     liblinear = make_eigenfaces(0.9, 0.1, pca_fit_size=None, solver="liblinear")
     assert type(liblinear.named_steps["svm"]).__name__ == "LinearSVC"
     with pytest.raises(ValueError, match="solver"):

@@ -13,6 +13,9 @@ from _browser import find_chromium, inspect_page
 from _filemodes import wrong_modes
 from tfforensics.cli.main import launch
 
+#: One worker runs this module, so its module fixture (one quick reproduce run) runs once.
+pytestmark = pytest.mark.xdist_group("reproduce")
+
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):

@@ -9,7 +9,7 @@ never loads TensorFlow (``prepare`` then forks its workers instead of spawning t
 import dataclasses
 
 MODEL_NAMES = ("log", "log1", "log2", "log3", "nn", "cnn", "resnet", "cnn004", "attribution", "attribution_predown",
-               "visnet", "resnet50", "npr", "lgrad")
+               "visnet", "lgrad", "resnet50", "npr")
 
 
 @dataclasses.dataclass(frozen=True)
