@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -13,17 +14,26 @@ from _browser import find_chromium, inspect_page
 from _filemodes import wrong_modes
 from tfforensics.cli.main import launch
 
-#: One worker runs this module, so its module fixture (one quick reproduce run) runs once.
-pytestmark = pytest.mark.xdist_group("reproduce")
 
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("reproduce") / "report"
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    result = subprocess.run([sys.executable, "-m", "tfforensics", "reproduce", "--quick", "--out", str(out), "-q"],
-                            capture_output=True, text=True, env=env, timeout=900, umask=0o022)
-    assert result.returncode == 0, result.stderr[-3000:]
+    """One quick reproduce run per test session, shared by the xdist workers.
+
+    Each worker that runs tests of this module builds the fixture; the first one to take
+    the lock runs reproduce (with the machine to itself), the others wait and read its output.
+    """
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # pytest-N/, one per session
+    out = shared / "reproduce_quick" / "report"
+    with open(shared / "reproduce_quick.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (out / "results.json").is_file():
+            out.parent.mkdir(exist_ok=True)
+            env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+            result = subprocess.run([sys.executable, "-m", "tfforensics", "reproduce", "--quick", "--out", str(out),
+                                     "-q"], capture_output=True, text=True, env=env, timeout=900, umask=0o022)
+            assert result.returncode == 0, result.stderr[-3000:]
     return out, json.loads((out / "results.json").read_text())
 
 
