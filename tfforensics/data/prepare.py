@@ -46,7 +46,7 @@ logger = logging.getLogger(__name__)
 
 FORMATS = ("tfrecords", "npy")
 #: Target size of one shard; TFDS aims at shards of this order.
-SHARD_BYTES = 128 * 2**20
+SHARD_BYTES = records.SHARD_BYTES
 #: Images decoded and transformed together by one vectorised call.
 CHUNK_SIZE = 16
 STATISTICS_FILE = "statistics.npz"
@@ -222,15 +222,6 @@ def _common_size(items, probe: int = 32) -> tuple[int, int]:
     return sizes.most_common(1)[0][0]
 
 
-def _shard_count(n: int, bytes_per_example: int, shards: int | None) -> int:
-    if n == 0:
-        return 0
-    if shards is not None:
-        return min(shards, n)
-    by_size = math.ceil(n * bytes_per_example / SHARD_BYTES)
-    return max(1, by_size, min(8, math.ceil(n / 256)))
-
-
 def _run_stage(function, tasks, config, workers, progress_total, description, progress):
     """Run ``function`` over ``tasks`` in a process pool (or inline) with one progress bar."""
     from tqdm.auto import tqdm
@@ -309,7 +300,7 @@ def plan_dataset(source: Path, encoding: Encoding, *, format, layout, compressio
     height, width = _common_size(all_items)
     shape = [height, width, encoding.channels]
     bytes_per_example = int(np.prod(shape)) * (2 if layout == "compact" else 4) + 64
-    shard_counts = {split: _shard_count(len(items[split]), bytes_per_example, shards) for split in SPLITS}
+    shard_counts = {split: records.shard_count(len(items[split]), bytes_per_example, shards) for split in SPLITS}
     options = {
         "encoding": dataclasses.asdict(encoding), "format": format, "layout": layout,
         "compression": compression, "seed": seed, "shards": shard_counts, "skip_bad": skip_bad,
