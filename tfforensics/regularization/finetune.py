@@ -178,28 +178,10 @@ def _save_image(image, path):
     save_image(image, path)
 
 
-def finetune(pairs, run, config: RegularizeConfig, *, detectors=(), quality=None, generator=None,
-             discriminator=None, generator_source: str = "shipped stylegan", overwrite: bool = False,
-             progress: bool = True, command: str = "") -> dict:
-    """Fine-tune on the (real, latent) ``pairs`` folder (:func:`~.inversion.write_pairs`) into ``run``.
+def _claim_run(run: Path, pairs, config: RegularizeConfig, generator_source: str, overwrite: bool) -> dict:
+    """The previous run record of ``run`` to continue, or ``{}``; refuses folders that are not ours."""
+    from tfforensics.io.atomic import remove_tree
 
-    ``detectors`` are :class:`~.evaluation.Detector` objects, ``quality`` a callable images ->
-    dict (e.g. :class:`~.evaluation.QualityProxy`). ``generator`` / ``discriminator`` default to
-    the mini benchmark's StyleGAN and its discriminator. A folder holding a finished or partial
-    run with the same training options continues (more ``epochs`` add epochs); other options
-    need ``overwrite``. Returns the run record (also in ``run/run.json``).
-    """
-    import keras
-    import tensorflow as tf
-    from tqdm.auto import tqdm
-
-    from tfforensics import __version__
-    from tfforensics.benchmark.gans import load_gan_discriminator, load_generator
-    from tfforensics.io.atomic import atomic_open, atomic_write_json, remove_tree, save_keras
-    from tfforensics.regularization.inversion import load_pairs
-
-    run = Path(run)
-    reals, latents, pairs_manifest = load_pairs(pairs)
     previous = _read_run(run)
     if run.exists() and any(run.iterdir()):
         if not previous:
@@ -214,6 +196,86 @@ def finetune(pairs, run, config: RegularizeConfig, *, detectors=(), quality=None
         remove_tree(run)
         previous = {}
     run.mkdir(parents=True, exist_ok=True)
+    return previous
+
+
+class _RunLog:
+    """What a run records after each epoch: scores, spectra, sample grids and ``run.json``.
+
+    ``start`` epochs are kept from ``previous`` (a resumed run), later ones dropped.
+    """
+
+    def __init__(self, run: Path, previous: dict, start: int, evaluator, header: dict):
+        self.run, self.evaluator, self.header = run, evaluator, header
+        self.rows = [r for r in previous.get("epochs", []) if r["epoch"] <= start] if start else []
+        self.history = [h for h in previous.get("history", []) if h["epoch"] <= start] if start else []
+        self.seconds = float(previous.get("seconds", 0.0))
+        self.spectra_path = run / "spectra.npz"
+        self.spectra = dict(np.load(self.spectra_path)) if self.spectra_path.is_file() and start else {}
+
+    def record(self, generator, epoch: int, extra: dict) -> None:
+        row, spectrum, grid = self.evaluator(generator)
+        self.spectra[f"dct_{epoch:03d}"], self.spectra[f"dft_{epoch:03d}"] = spectrum["dct"], spectrum["dft"]
+        (self.run / "samples").mkdir(exist_ok=True)
+        _save_image(sample_grid(grid), self.run / "samples" / f"epoch_{epoch:03d}.png")
+        self.rows.append({"epoch": epoch, **extra, **{k: round(float(v), 6) for k, v in row.items()}})
+        logger.info("epoch %d: %s", epoch, ", ".join(f"{k} {v:.4g}" for k, v in self.rows[-1].items()
+                                                    if k != "epoch" and v is not None))
+
+    def save(self, epoch: int) -> None:
+        from tfforensics.io.atomic import atomic_open, atomic_write_json
+
+        with atomic_open(self.spectra_path) as handle:
+            np.savez(handle, **self.spectra)
+        atomic_write_json(self.run / RUN_FILE, {**self.header, "epoch": epoch, "seconds": round(self.seconds, 1),
+                                                "epochs": self.rows, "history": self.history})
+
+
+def _train_epoch(trainer: RegularizationTrainer, latents, reals, epoch: int, log: _RunLog, progress: bool) -> dict:
+    """One pass over the pairs in a seeded order; returns the mean losses of the epoch."""
+    import keras
+    from tqdm.auto import tqdm
+
+    config = trainer.config
+    # seeded per epoch (order and the generator's noise), so a resumed run trains as an uninterrupted one
+    keras.utils.set_random_seed(config.seed * 1000 + epoch)
+    trainer.reset_step()
+    order = np.random.default_rng([config.seed, epoch]).permutation(len(reals))
+    sums = {"loss": 0.0, "adversarial": 0.0, "fourier": 0.0}
+    for position, index in enumerate(tqdm(order, desc=f"epoch {epoch}/{config.epochs}", unit="pair",
+                                          disable=not progress)):
+        metrics = {k: float(v) for k, v in trainer.step(latents[index:index + 1], reals[index:index + 1]).items()}
+        if not np.isfinite(metrics["loss"]):
+            raise FloatingPointError(f"non-finite loss at epoch {epoch}, pair {index}: {metrics}; lower LR.")
+        for key in sums:
+            sums[key] += metrics[key]
+        if (position + 1) % max(1, len(order) // 10) == 0:
+            log.history.append({"epoch": epoch, "step": position + 1, **{k: round(v, 6) for k, v in metrics.items()}})
+    return {k: round(v / len(order), 6) for k, v in sums.items()}
+
+
+def finetune(pairs, run, config: RegularizeConfig, *, detectors=(), quality=None, generator=None,
+             discriminator=None, generator_source: str = "shipped stylegan", overwrite: bool = False,
+             progress: bool = True, command: str = "") -> dict:
+    """Fine-tune on the (real, latent) ``pairs`` folder (:func:`~.inversion.write_pairs`) into ``run``.
+
+    ``detectors`` are :class:`~.evaluation.Detector` objects, ``quality`` a callable images ->
+    dict (e.g. :class:`~.evaluation.QualityProxy`). ``generator`` / ``discriminator`` default to
+    the mini benchmark's StyleGAN and its discriminator. A folder holding a finished or partial
+    run with the same training options continues (more ``epochs`` add epochs); other options
+    need ``overwrite``. Returns the run record (also in ``run/run.json``).
+    """
+    import keras
+    import tensorflow as tf
+
+    from tfforensics import __version__
+    from tfforensics.benchmark.gans import load_gan_discriminator, load_generator
+    from tfforensics.io.atomic import save_keras
+    from tfforensics.regularization.inversion import load_pairs
+
+    run = Path(run)
+    reals, latents, _ = load_pairs(pairs)
+    previous = _claim_run(run, pairs, config, generator_source, overwrite)
 
     keras.utils.set_random_seed(config.seed)
     generator = generator if generator is not None else load_generator("stylegan")
@@ -225,64 +287,32 @@ def finetune(pairs, run, config: RegularizeConfig, *, detectors=(), quality=None
     if manager.latest_checkpoint and previous:
         trainer.checkpoint.restore(manager.latest_checkpoint).expect_partial()
     start = int(trainer.epoch.numpy())
-    rows = [r for r in previous.get("epochs", []) if r["epoch"] <= start] if start else []
-    history = [h for h in previous.get("history", []) if h["epoch"] <= start] if start else []
-    seconds = float(previous.get("seconds", 0.0))
-    evaluator = Evaluator(list(detectors), quality, config.n_images, config.sample_seed)
-    spectra_path = run / "spectra.npz"
-    spectra = dict(np.load(spectra_path)) if spectra_path.is_file() and start else {}
-
-    def record(epoch, extra):
-        row, spectrum, grid = evaluator(generator)
-        spectra[f"dct_{epoch:03d}"], spectra[f"dft_{epoch:03d}"] = spectrum["dct"], spectrum["dft"]
-        (run / "samples").mkdir(exist_ok=True)
-        _save_image(sample_grid(grid), run / "samples" / f"epoch_{epoch:03d}.png")
-        rows.append({"epoch": epoch, **extra, **{k: round(float(v), 6) for k, v in row.items()}})
-        logger.info("epoch %d: %s", epoch, ", ".join(f"{k} {v:.4g}" for k, v in rows[-1].items()
-                                                    if k != "epoch" and v is not None))
-
-    def save(epoch):
-        with atomic_open(spectra_path) as handle:
-            np.savez(handle, **spectra)
-        atomic_write_json(run / RUN_FILE, {
-            "kind": RUN_KIND, "tfforensics_version": __version__, "command": command,
-            "pairs": str(Path(pairs).resolve()), "pairs_kept": int(len(reals)), "generator": generator_source,
-            "config": dataclasses.asdict(config), "training": config.training_keys(), "band": trainer.band,
-            "optimizer": {"name": "adam", "learning_rate": config.learning_rate / 2, "beta_1": 0.0, "beta_2": 0.99},
-            "detectors": {d.name: d.source for d in detectors}, "quality_proxy": type(quality).__name__ if quality else None,
-            "epoch": epoch, "seconds": round(seconds, 1), "epochs": rows, "history": history,
-        })
+    header = {
+        "kind": RUN_KIND, "tfforensics_version": __version__, "command": command,
+        "pairs": str(Path(pairs).resolve()), "pairs_kept": int(len(reals)), "generator": generator_source,
+        "config": dataclasses.asdict(config), "training": config.training_keys(), "band": trainer.band,
+        "optimizer": {"name": "adam", "learning_rate": config.learning_rate / 2, "beta_1": 0.0, "beta_2": 0.99},
+        "detectors": {d.name: d.source for d in detectors}, "quality_proxy": type(quality).__name__ if quality else None,
+    }
+    log = _RunLog(run, previous, start, Evaluator(list(detectors), quality, config.n_images, config.sample_seed), header)
 
     if start == 0:
-        save(0)  # marks the folder as a run before the first (slow) evaluation
-        record(0, {"loss": None, "adversarial": None, "fourier": None})
-        save(0)
+        log.save(0)  # marks the folder as a run before the first (slow) evaluation
+        log.record(generator, 0, {"loss": None, "adversarial": None, "fourier": None})
+        log.save(0)
     began = time.perf_counter()
     latents_t, reals_t = tf.constant(latents), tf.constant(reals)
     for epoch in range(start + 1, config.epochs + 1):
-        # seeded per epoch (order and the generator's noise), so a resumed run trains as an uninterrupted one
-        keras.utils.set_random_seed(config.seed * 1000 + epoch)
-        trainer.reset_step()
-        order = np.random.default_rng([config.seed, epoch]).permutation(len(reals))
-        sums = {"loss": 0.0, "adversarial": 0.0, "fourier": 0.0}
-        for position, index in enumerate(tqdm(order, desc=f"epoch {epoch}/{config.epochs}", unit="pair",
-                                              disable=not progress)):
-            metrics = {k: float(v) for k, v in trainer.step(latents_t[index:index + 1], reals_t[index:index + 1]).items()}
-            if not np.isfinite(metrics["loss"]):
-                raise FloatingPointError(f"non-finite loss at epoch {epoch}, pair {index}: {metrics}; lower LR.")
-            for key in sums:
-                sums[key] += metrics[key]
-            if (position + 1) % max(1, len(order) // 10) == 0:
-                history.append({"epoch": epoch, "step": position + 1, **{k: round(v, 6) for k, v in metrics.items()}})
+        losses = _train_epoch(trainer, latents_t, reals_t, epoch, log, progress)
         trainer.epoch.assign(epoch)
-        seconds += time.perf_counter() - began
+        log.seconds += time.perf_counter() - began
         began = time.perf_counter()
-        record(epoch, {k: round(v / len(order), 6) for k, v in sums.items()})
+        log.record(generator, epoch, losses)
         (run / "epochs").mkdir(exist_ok=True)
         save_keras(generator, run / "epochs" / f"epoch_{epoch:03d}.keras")
         save_keras(generator, run / GENERATOR_FILE)
         manager.save(checkpoint_number=epoch)
-        save(epoch)
+        log.save(epoch)
     return json.loads((run / RUN_FILE).read_text())
 
 
