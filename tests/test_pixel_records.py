@@ -142,3 +142,48 @@ def test_cli_train_augment(prepared, tmp_path, capsys):
     assert launch(["train", "log2", str(prepared["raw", "original"].root), "--augment", "blur_jpg_prob=0.1",
                    "--out", str(tmp_path / "bad2"), "-q"]) == 2
     assert "prepare the dataset again with `--layout pixels`" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def augmented_attribution(tmp_path_factory):
+    """`attribute train --augment` on image folders: they are prepared as pixel records."""
+    from conftest import make_three_sources
+
+    root = tmp_path_factory.mktemp("attribution_pixels")
+    sources = make_three_sources(root / "sources", count=12, size=16)
+    out = root / "run"
+    assert launch(["attribute", "train", str(sources), "--out", str(out), "--fmap-max", "16", "-e", "1",
+                   "--early-stopping", "0", "-q", "--workers", "1", "--augment", "blur_jpg_prob=0.5"]) == 0
+    return out
+
+
+def test_attribute_train_augments_pixel_records(augmented_attribution):
+    manifest = Manifest.load(augmented_attribution / "data")
+    assert manifest.layout == "pixels" and manifest.encoding.transform == "raw"
+    run = json.loads((augmented_attribution / "run.json").read_text())
+    assert run["arguments"]["augmentation"]["blur_prob"] == 0.5 and run["layout"] == "pixels"
+
+
+@pytest.mark.slow
+def test_visnet_on_pixel_records(augmented_attribution, tmp_path):
+    """VisNet has its own train_step: the preprocessing runs in the data pipeline instead."""
+    from tfforensics.models.visnet import find_visnet
+    from tfforensics.models.wrapped import load_model
+
+    run = tmp_path / "vis"
+    assert launch(["attribute", "train", str(augmented_attribution / "data"), "--model", "visnet", "--out", str(run),
+                   "--fmap-max", "8", "-e", "1", "--early-stopping", "0", "-q", "--augment", "noise_prob=1"]) == 0
+    assert find_visnet(load_model(run)).model_fingerprints().shape == (3, 16, 16, 3)
+
+
+@pytest.mark.parametrize("method, name, params", [("prnu", "raw", {"levels": 2, "sigma": 0.5}),
+                                                  ("knn", "dct_log_normalized", {"n_neighbors": 1})])
+def test_baselines_on_pixel_records_equal_those_on_encoded_records(prepared, tmp_path, method, name, params):
+    from tfforensics.baselines import load_estimator, search
+
+    rows = [search.train(method, prepared[name, layout].root, tmp_path / layout, params=params)
+            for layout in ("original", "pixels")]
+    assert rows[0]["test_accuracy"] == rows[1]["test_accuracy"]
+    models = [load_estimator(next((tmp_path / layout).glob("*.npz")))[0] for layout in ("original", "pixels")]
+    state = "fingerprints_" if method == "prnu" else "_fit_X"
+    np.testing.assert_array_equal(getattr(models[0], state), getattr(models[1], state))
