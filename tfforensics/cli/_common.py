@@ -90,6 +90,24 @@ def add_skip_bad(parser) -> None:
     add_max_pixels(parser)
 
 
+def add_augment(parser) -> None:
+    """``--augment SPEC``: training-time augmentation of pixel records (:mod:`tfforensics.data.augment`)."""
+    parser.add_argument(
+        "--augment", default=None, metavar="SPEC",
+        help="augment the train split's pixels on the fly (records of `prepare --layout pixels`): "
+             "CNNDetection's blur_jpg_prob=P (Gaussian blur sigma ~ U[0,3] and JPEG quality ~ U[30,100], each "
+             "with probability P; 0.1 or 0.5), or KEY=VALUE,... of blur_prob, blur_sigma=LO:HI, jpeg_prob, "
+             "jpeg_quality=LO:HI, resize_prob, resize_scale=LO:HI, noise_prob, noise_sigma=LO:HI (0..255)",
+    )
+
+
+def augmentation_of(args):
+    """The :class:`~tfforensics.data.augment.Augmentation` of ``--augment`` (None without the flag)."""
+    from tfforensics.data.augment import Augmentation
+
+    return Augmentation.parse(args.augment) if args.augment is not None else None
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 
 from tfforensics.cli._common import (
-    add_command, add_output_args, add_runtime_args, nonnegative_int, positive_int, setup_logging,
+    add_augment, add_command, add_output_args, add_runtime_args, augmentation_of, nonnegative_int, positive_int,
+    setup_logging,
 )
 from tfforensics.evaluation.attribution import ATTRIBUTION_MODELS
 
@@ -53,6 +54,7 @@ def _add_train(commands) -> None:
             tfforensics attribute train datasets/gan_sources --out runs/yu
             tfforensics attribute train datasets/gan_sources_raw --model attribution_predown --switching-res 32
             tfforensics attribute train datasets/gan_sources --model visnet -e 20 --out runs/yu_visnet
+            tfforensics attribute train datasets/gan_sources --augment blur_jpg_prob=0.5 --out runs/yu_robust
         """,
     )
     parser.add_argument("source", metavar="SOURCE", help="prepared pixel records, or image folders (one per source)")
@@ -64,6 +66,7 @@ def _add_train(commands) -> None:
     fit.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
     fit.add_argument("--early-stopping", type=nonnegative_int, default=5, metavar="PATIENCE",
                      help="stop after PATIENCE epochs without a lower val loss; 0 turns it off (default: 5)")
+    add_augment(fit)
     net = parser.add_argument_group("network")
     net.add_argument("--switching-res", type=positive_int, default=None,
                      help="attribution_predown: blur and sub-sample the input to this side first (default: half)")
@@ -187,6 +190,7 @@ def _train(args) -> int:
     from tfforensics.evaluation.attribution import train_attribution
 
     setup_logging(args.quiet)
+    augmentation = augmentation_of(args)  # a bad --augment fails before any work
     options = {}
     if args.switching_res is not None:
         options["switching_res"] = args.switching_res
@@ -196,7 +200,7 @@ def _train(args) -> int:
         args.source, args.out, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.lr, early_stopping=args.early_stopping, seed=args.seed, model_options=options,
         fractions=args.split, workers=args.workers, overwrite=args.overwrite, progress=not args.quiet,
-        verbose=0 if args.quiet else "auto", command=args.command_line,
+        verbose=0 if args.quiet else "auto", command=args.command_line, augmentation=augmentation,
     )
     val = result.run["val_metrics"]
     logger.info("%s: %d epochs%s", result.model_path, result.run["epochs_run"],

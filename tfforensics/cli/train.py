@@ -6,7 +6,8 @@ import argparse
 import logging
 
 from tfforensics.cli._common import (
-    add_command, add_output_args, add_runtime_args, setup_logging, nonnegative_int, positive_int,
+    add_augment, add_command, add_output_args, add_runtime_args, augmentation_of, setup_logging, nonnegative_int,
+    positive_int,
 )
 from tfforensics.errors import UserError
 from tfforensics.models.names import MODEL_NAMES
@@ -28,6 +29,7 @@ def add_parser(subparsers) -> None:
             tfforensics train log2 datasets/celeba_dct_log --out runs/ridge_dct
             tfforensics train resnet datasets/lsun_dct_log -e 20 -b 64 --early-stopping 3 --out runs/resnet
             tfforensics train log3 datasets/ffhq_raw --l1 0.001 --l2 0.01 --lr 1e-4 --seed 1
+            tfforensics train resnet datasets/lsun_pixels --augment blur_jpg_prob=0.5 --out runs/resnet_robust
             tfforensics train log2 data/ffhq_color_dct_log_scaled_train_tf data/ffhq_color_dct_log_scaled_val_tf --image_size 128
         """,
     )
@@ -59,6 +61,7 @@ def add_parser(subparsers) -> None:
                                  ("--epoch", "epochs", positive_int),  # the 004 project's
                                  ("--hidden_layer", "hidden_units", positive_int)):
         fit.add_argument(original, dest=dest, type=kind, help=argparse.SUPPRESS)
+    add_augment(fit)
     shape = parser.add_argument_group("overrides (default: from the manifest)")
     shape.add_argument("--classes", type=positive_int, default=None, help="number of classes (1 or 2: one sigmoid unit)")
     shape.add_argument("--image-size", type=positive_int, default=None, help="image size; must match the records")
@@ -78,6 +81,7 @@ def run(args) -> int:
     from tfforensics.training.fit import train
 
     setup_logging(args.quiet)
+    augmentation = augmentation_of(args)  # a bad --augment fails before any work
     dataset = args.dataset
     if args.val is not None or args.class_names:
         from tfforensics.data.manifest import Manifest
@@ -104,7 +108,7 @@ def run(args) -> int:
         l1=args.l1, l2=args.l2, learning_rate=learning_rate, early_stopping=early_stopping, seed=args.seed,
         deterministic=True if args.deterministic else None, num_classes=args.classes,
         image_size=args.image_size, channels=args.channels, overwrite=args.overwrite,
-        verbose=0 if args.quiet else "auto", command=args.command_line,
+        verbose=0 if args.quiet else "auto", command=args.command_line, augmentation=augmentation,
     )
     run_info = result.run
     val = run_info["val_metrics"]

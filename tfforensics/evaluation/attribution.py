@@ -34,8 +34,10 @@ def pixel_encoding():
 
 
 def records_for(source, run_dir: Path, *, fractions=None, workers: int | None = None, seed: int = 0,
-                skip_bad: bool = False, overwrite: bool = False, progress: bool = True, command: str = ""):
-    """The manifest of ``source``: prepared records as they are, or an image folder prepared into ``run_dir/data``."""
+                skip_bad: bool = False, overwrite: bool = False, progress: bool = True, command: str = "",
+                layout: str = "original"):
+    """The manifest of ``source``: prepared records as they are, or an image folder prepared into
+    ``run_dir/data`` (in ``layout``; ``"pixels"`` for training with augmentation)."""
     from tfforensics.data.manifest import MANIFEST_NAME, Manifest
     from tfforensics.data.prepare import prepare
 
@@ -47,7 +49,7 @@ def records_for(source, run_dir: Path, *, fractions=None, workers: int | None = 
         source = Path(source)
         logger.info("%s: image folders; preparing pixel records into %s", source, run_dir / DATA_DIR)
         manifest = prepare(source, run_dir / DATA_DIR, pixel_encoding(), fractions=fractions, workers=workers or 1,
-                           seed=seed, skip_bad=skip_bad, overwrite=overwrite, progress=progress, command=command)
+                           layout=layout, seed=seed, skip_bad=skip_bad, overwrite=overwrite, progress=progress, command=command)
     else:
         raise UserError(f"{source}: neither a dataset written by `tfforensics prepare` nor a folder of "
                         "class sub-folders; pass one of them.")
@@ -67,7 +69,7 @@ def train_attribution(source, out=None, *, model: str = "attribution", epochs: i
                       learning_rate: float = 1e-3, early_stopping: int | None = 5, seed: int = 0,
                       model_options: dict | None = None, fractions=None, workers: int | None = None,
                       skip_bad: bool = False, overwrite: bool = False, progress: bool = True, verbose="auto",
-                      command: str = ""):
+                      command: str = "", augmentation=None):
     """Train Yu et al.'s attribution network (or its visNet) on records or image folders.
 
     Args:
@@ -78,6 +80,8 @@ def train_attribution(source, out=None, *, model: str = "attribution", epochs: i
         epochs, batch_size, learning_rate, early_stopping, seed: as ``tfforensics train``;
             Adam uses the original's beta1 0, beta2 0.99.
         model_options: builder options (``switching_res``, ``fmap_max``, ...).
+        augmentation: a :class:`tfforensics.data.augment.Augmentation` of the train pixels;
+            image folders are then prepared as ``pixels`` records (records given must be so).
 
     Returns:
         The :class:`tfforensics.training.fit.TrainResult`; ``out/model.keras`` takes raw
@@ -95,11 +99,12 @@ def train_attribution(source, out=None, *, model: str = "attribution", epochs: i
     # Claimed first (an unfinished train run from here on), so the records of image folders can
     # live inside it as RUN/data and train continues in it; --overwrite replaces a finished run whole.
     claim_run_dir(run_dir, overwrite)
+    augment = augmentation is not None and augmentation.active
     manifest = records_for(source, run_dir, fractions=fractions, workers=workers, seed=seed, skip_bad=skip_bad,
-                           progress=progress, command=command)
+                           progress=progress, command=command, layout="pixels" if augment else "original")
     return train(model, manifest, out=run_dir, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                  early_stopping=early_stopping, seed=seed, verbose=verbose, command=command,
-                 model_options=model_options)
+                 model_options=model_options, augmentation=augmentation)
 
 
 # --------------------------------------------------------------------------- attributing images
