@@ -309,11 +309,11 @@ def _interrupt_after(monkeypatch, shards: int):
     module = importlib.import_module("tfforensics.data.prepare")
     real, calls = module._write_task, []
 
-    def interrupted(task):
+    def interrupted(task, state, tick):
         if len(calls) == shards:
             raise KeyboardInterrupt
         calls.append(task["file"])
-        return real(task)
+        return real(task, state, tick)
 
     monkeypatch.setattr(module, "_write_task", interrupted)
 

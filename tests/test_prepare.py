@@ -263,11 +263,11 @@ def test_interrupted_run_continues_without_redoing_shards(three_sources, tmp_pat
 
     real_task, calls = prepare_module._write_task, []
 
-    def interrupted(task):
+    def interrupted(task, state, tick):
         if len(calls) == 2:
             raise KeyboardInterrupt
         calls.append(task["file"])
-        return real_task(task)
+        return real_task(task, state, tick)
 
     monkeypatch.setattr(prepare_module, "_write_task", interrupted)
     with pytest.raises(KeyboardInterrupt):
@@ -275,9 +275,9 @@ def test_interrupted_run_continues_without_redoing_shards(three_sources, tmp_pat
     assert not (tmp_path / "ds").exists()
     finished = list(calls)
 
-    def counting(task):
+    def counting(task, state, tick):
         calls.append(task["file"])
-        return real_task(task)
+        return real_task(task, state, tick)
 
     calls.clear()
     monkeypatch.setattr(prepare_module, "_write_task", counting)
@@ -287,6 +287,29 @@ def test_interrupted_run_continues_without_redoing_shards(three_sources, tmp_pat
     fresh = prepare(three_sources, tmp_path / "fresh", Encoding(log=True), shards=3, workers=2, progress=False)
     assert resumed.splits == fresh.splits
     np.testing.assert_array_equal(as_numpy(resumed, "train")[0], as_numpy(fresh, "train")[0])
+
+
+def test_pool_path_writes_the_same_records_as_one_process(three_sources, tmp_path, monkeypatch):
+    """Both pool stages (statistics, encode + write) run in worker processes of io.parallel.run_pool."""
+    from tfforensics.io import parallel
+
+    encoding = Encoding(log=True, color=True, normalize=True)
+    inline = prepare(three_sources, tmp_path / "inline", encoding, shards=3, workers=1, progress=False)
+    pools = []
+
+    def counted_context():
+        pools.append(1)
+        return real_context()
+
+    real_context = parallel.pool_context
+    monkeypatch.setattr(importlib.import_module("tfforensics.data.prepare"), "SPAWN_THRESHOLD", 0)
+    monkeypatch.setattr(parallel, "pool_context", counted_context)
+    pooled = prepare(three_sources, tmp_path / "pooled", encoding, shards=3, workers=2, progress=False)
+    assert len(pools) == 2  # one pool per stage, so neither ran inline
+    assert pooled.splits == inline.splits and pooled.statistics == inline.statistics
+    for split in ("train", "val", "test"):
+        for a, b in zip(as_numpy(pooled, split), as_numpy(inline, split)):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_presplit_source_keeps_the_users_splits(three_sources, tmp_path):

@@ -123,7 +123,11 @@ def _fit_score(model, params: dict, X_train, y_train, X_val, y_val, extra: dict)
     start = time.perf_counter()
     accuracy = float(model.score(X_val, y_val))
     return {"params": params, "val_accuracy": accuracy, "fit_time": fit_time,
-            "score_time": time.perf_counter() - start, **extra, "converged": _converged(model)}
+            "score_time": time.perf_counter() - start, **extra, "converged": _converged(model), FITTED: model}
+
+
+#: Key of a point result that carries its fitted model back to the search (not written to the results file).
+FITTED = "_fitted"
 
 
 def _converged(model) -> bool | None:
@@ -137,15 +141,20 @@ def _converged(model) -> bool | None:
 
 def _eigenfaces_from_shared(estimator, params: dict, X_train, y_train, shared: dict):
     """Fit the eigenfaces pipeline of ``params`` from a full PCA of the same train split in
-    ``shared`` (None when there is none): the same model as ``estimator.fit``."""
+    ``shared`` (None when there is none): the same model as ``estimator.fit``. The search's
+    own fit of this point (same cut, same train split) is taken when ``shared`` has it,
+    so the refit of the best point is not a second SVM fit."""
     pca_params = {k.split("__", 1)[1]: v for k, v in params.items()
                   if k.startswith("pca__") and k != "pca__n_components"}
     full = shared.pop(point_key(pca_params), None)
     if full is None:
         return None
     pca = full.truncate(estimator.named_steps["pca"].n_components)
-    svm = estimator.named_steps["svm"]
-    svm.fit(pca.transform(X_train), y_train)
+    fitted = shared.pop(("svm", point_key(params)), None)  # the search fitted this point on the same cut
+    if fitted is not None:
+        estimator.steps[1] = ("svm", fitted)
+    else:
+        estimator.named_steps["svm"].fit(pca.transform(X_train), y_train)
     estimator.steps[0] = ("pca", pca)
     return estimator
 
@@ -395,6 +404,9 @@ def _grid_search(method, dataset, out, *, grid, n_jobs, refit, progress, backend
             parallel = joblib.Parallel(n_jobs=backend.n_jobs, return_as="generator_unordered", prefer=spec.prefer)
             for result in parallel(jobs):
                 key = point_key(result["params"])
+                fitted = result.pop(FITTED, None)
+                if fitted is not None:  # kept for the refit of the best point (the same fit)
+                    shared[("svm", key)] = fitted
                 entry["points"][key] = dict(result, run=run["id"], finished_at=_now())
                 run["computed"] += 1
                 not_converged += result.get("converged") is False

@@ -21,13 +21,13 @@ same inputs and options continues where an interrupted run stopped.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import hashlib
 import json
 import logging
 import math
 import os
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +43,7 @@ from tfforensics.io.images import BadImageError, load_image, read_size
 from tfforensics.io.outputs import (
     check_sources, claim_output, clean_stale, mark_output, read_marker, replace_output,
 )
-from tfforensics.io.parallel import pool_context
+from tfforensics.io.parallel import pool_context, process_count, run_pool
 
 logger = logging.getLogger(__name__)
 
@@ -68,24 +68,12 @@ class _WorkerConfig:
     statistics_path: str | None
 
 
-# Set in each worker process by _init_worker; read by the stage functions.
-_CONFIG: _WorkerConfig | None = None
-_STATISTICS: dict | None = None
-_PROGRESS = None
-
-
-def _init_worker(config: _WorkerConfig, progress_queue) -> None:
-    global _CONFIG, _STATISTICS, _PROGRESS
-    _CONFIG, _PROGRESS = config, progress_queue
-    _STATISTICS = None
-    if config.statistics_path:
-        with np.load(config.statistics_path) as data:
-            _STATISTICS = {key: data[key] for key in data.files}
-
-
-def _tick(count: int) -> None:
-    if _PROGRESS is not None:
-        _PROGRESS.put(count)
+def worker_state(config: _WorkerConfig) -> tuple[_WorkerConfig, dict | None]:
+    """A worker's state, built once per process by the pool runner: the config and the train statistics."""
+    if not config.statistics_path:
+        return config, None
+    with np.load(config.statistics_path) as data:
+        return config, {key: data[key] for key in data.files}
 
 
 def load_batch(items, config: _WorkerConfig):
@@ -119,14 +107,15 @@ def chunk_moments(items, config: _WorkerConfig) -> tuple[RunningMoments, list]:
     return RunningMoments().update(encodings.transform(images, config.encoding)), bad
 
 
-def _statistics_task(items) -> tuple[RunningMoments, list]:
-    """Stage 2 for one slice of the train split."""
+def _statistics_task(items, state, tick) -> tuple[RunningMoments, list]:
+    """Stage 2 for one slice of the train split (a task of :func:`~tfforensics.io.parallel.run_pool`)."""
+    config, _ = state
     moments, skipped = RunningMoments(), []
     for chunk in _chunks(items):
-        part, bad = chunk_moments(chunk, _CONFIG)
+        part, bad = chunk_moments(chunk, config)
         skipped += bad
         moments.merge(part)
-        _tick(len(chunk))
+        tick(len(chunk))
     return moments, skipped
 
 
@@ -170,27 +159,27 @@ def finish_shard(directory: Path, file: str, labels, skipped, num_bytes: int, in
     return result
 
 
-def _write_task(task: dict) -> dict:
-    """Stage 3 for one shard: encode its images and write them, atomically."""
-    config = _CONFIG
+def _write_task(task: dict, state, tick) -> dict:
+    """Stage 3 for one shard: encode its images and write them, atomically (a task of ``run_pool``)."""
+    config, statistics = state
     directory = Path(task["directory"])
     labels, skipped = [], []
     if config.format == "tfrecords":
         def examples():
             for chunk in _chunks(task["items"]):
-                encoded, bad = encode_items(chunk, config, _STATISTICS)
+                encoded, bad = encode_items(chunk, config, statistics)
                 skipped.extend(bad)
                 for _, value, label in encoded:
                     labels.append(label)
                     yield records.serialize_example(value, label, config.layout)
-                _tick(len(chunk))
+                tick(len(chunk))
 
         num_bytes = write_records(directory / task["file"], examples(), config.compression)
         return finish_shard(directory, task["file"], labels, skipped, num_bytes)
     # npy: one file per image, numbered by its planned position
     num_bytes, indices = 0, []
     for offset, chunk in zip(range(0, len(task["items"]), CHUNK_SIZE), _chunks(task["items"])):
-        encoded, bad = encode_items(chunk, config, _STATISTICS)
+        encoded, bad = encode_items(chunk, config, statistics)
         skipped += bad
         for i, value, label in encoded:
             index = task["start"] + offset + i
@@ -199,7 +188,7 @@ def _write_task(task: dict) -> dict:
             indices.append((index, label))
             labels.append(label)
             num_bytes += value.nbytes + 128
-        _tick(len(chunk))
+        tick(len(chunk))
     return finish_shard(directory, task["file"], labels, skipped, num_bytes, indices)
 
 
@@ -226,47 +215,6 @@ def _common_size(items, probe: int = 32) -> tuple[int, int]:
     if not sizes:
         raise UserError("no readable image found in the source folders; check the paths and file types.")
     return sizes.most_common(1)[0][0]
-
-
-def _run_stage(function, tasks, config, workers, progress_total, description, progress):
-    """Run ``function`` over ``tasks`` in a process pool (or inline) with one progress bar."""
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=progress_total, desc=description, unit="img", disable=not progress, dynamic_ncols=True)
-    results = []
-    try:
-        context = pool_context()
-        small = progress_total < SPAWN_THRESHOLD and context.get_start_method() == "spawn"
-        if workers <= 1 or len(tasks) <= 1 or small:
-            _init_worker(config, None)
-            for task in tasks:
-                results.append(function(task))
-                bar.update(_task_size(task))
-            return results
-        queue = context.Queue()
-
-        def drain():
-            while True:
-                value = queue.get()
-                if value is None:
-                    return
-                bar.update(value)
-
-        reader = threading.Thread(target=drain, daemon=True)
-        reader.start()
-        try:
-            with context.Pool(min(workers, len(tasks)), initializer=_init_worker, initargs=(config, queue)) as pool:
-                results = list(pool.imap(function, tasks))
-        finally:
-            queue.put(None)
-            reader.join(timeout=5)
-        return results
-    finally:
-        bar.close()
-
-
-def _task_size(task) -> int:
-    return len(task["items"]) if isinstance(task, dict) else len(task)
 
 
 RUNNERS = ("local", "beam")
@@ -319,14 +267,15 @@ def plan_dataset(source: Path, encoding: Encoding, *, format, layout, compressio
 def shard_tasks(plan: Plan, work: Path) -> tuple[list, dict]:
     """Stage 3's tasks (one per shard not yet written) and the results of shards already written."""
     tasks, done = [], {}
-    suffix = ".tfrecord.gz" if plan.config.compression else ".tfrecord"
     for split in SPLITS:
         (work / split).mkdir(exist_ok=True)
         n_shards = plan.shard_counts[split]
         items = plan.items[split]
         bounds = np.linspace(0, len(items), n_shards + 1).astype(int) if n_shards else []
         for index in range(n_shards):
-            name = f"{split}-{index:05d}-of-{n_shards:05d}" + (suffix if plan.config.format == "tfrecords" else "")
+            name = records.shard_name(split, index, n_shards, plan.config.compression)
+            if plan.config.format != "tfrecords":
+                name = name.partition(".")[0]  # .npy files: the name only names the shard's marker
             marker = work / split / f"{INCOMPLETE_PREFIX}{name}.done.json"
             if marker.exists():
                 with open(marker) as handle:
@@ -395,6 +344,42 @@ def prepare(
     """
     from tfforensics import __version__
 
+    _check_options(format, layout, shards, runner, beam_options)
+    check_sources(output, [source])
+    source, output = Path(source).resolve(), Path(output).resolve()
+    if runner == "beam":
+        from tfforensics.data import beam  # fails with the install hint before any work
+
+        beam.check_available()
+
+    plan = plan_dataset(source, encoding, format=format, layout=layout, compression=compression,
+                        fractions=fractions, sizes=sizes, presplit=presplit, shards=shards, skip_bad=skip_bad,
+                        seed=seed)
+    existing = _reusable(output, plan.fingerprint, overwrite)
+    if existing is not None:
+        return existing
+    # Checked before any work: OUT may be new, empty, or (with --overwrite) a previous output of ours.
+    claim_output(output, overwrite=overwrite, sources=[source], command="prepare")
+
+    work = output.parent / f".{output.name}{INCOMPLETE_PREFIX}{plan.fingerprint[:12]}"
+    clean_stale(output, keep=work)
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        if runner == "beam":
+            statistics_path = work / STATISTICS_FILE if encoding.needs_statistics else None
+            done, skipped = beam.run(plan, work, statistics_path, beam_options), []
+        else:
+            done, skipped = _run_local(plan, work, workers, progress)
+        manifest = _finish(plan, work, done, skipped, runner=runner, command=command, version=__version__)
+        replace_output(work, output, [source])
+    except (BadImageError, EmptyClassError):
+        remove_tree(work)  # bad input: the user must change the inputs, nothing to continue
+        raise
+    manifest.root = output
+    return manifest
+
+
+def _check_options(format, layout, shards, runner, beam_options) -> None:
     if format not in FORMATS:
         raise ValueError(f"`format` must be one of {FORMATS}. Received: format={format!r}")
     if layout not in records.LAYOUTS:
@@ -409,67 +394,63 @@ def prepare(
         raise UserError("--runner beam writes TFRecord shards; drop --format npy or use --runner local.")
     if beam_options and runner != "beam":
         raise UserError("--beam-options configures the Beam runner; add --runner beam or drop --beam-options.")
-    check_sources(output, [source])
-    source, output = Path(source).resolve(), Path(output).resolve()
-    workers = workers or os.cpu_count() or 1
-    if runner == "beam":
-        from tfforensics.data import beam  # fails with the install hint before any work
 
-        beam.check_available()
 
-    plan = plan_dataset(source, encoding, format=format, layout=layout, compression=compression,
-                        fractions=fractions, sizes=sizes, presplit=presplit, shards=shards, skip_bad=skip_bad,
-                        seed=seed)
-    fingerprint = plan.fingerprint
-
-    if output.is_dir() and (output / MANIFEST_NAME).is_file() and read_marker(output) is not None:
-        try:
-            existing = Manifest.load(output)
-        except UserError as error:  # a damaged output of ours: not reusable; --overwrite may replace it
-            if not overwrite:
-                raise UserError(f"{error} (or pass --overwrite to prepare it again)") from error
-            logger.warning("%s: previous output is damaged (%s); preparing it again.", output, error)
-        else:
-            if existing.source.get("sha256") == fingerprint:
-                logger.info("Reusing %s: same inputs and options.", output)
-                return existing
-    # Checked before any work: OUT may be new, empty, or (with --overwrite) a previous output of ours.
-    claim_output(output, overwrite=overwrite, sources=[source], command="prepare")
-
-    work = output.parent / f".{output.name}{INCOMPLETE_PREFIX}{fingerprint[:12]}"
-    clean_stale(output, keep=work)
-    work.mkdir(parents=True, exist_ok=True)
-    config = plan.config
+def _reusable(output: Path, fingerprint: str, overwrite: bool) -> Manifest | None:
+    """The manifest of a previous output of ours with the same inputs and options, else None."""
+    if not (output.is_dir() and (output / MANIFEST_NAME).is_file() and read_marker(output) is not None):
+        return None
     try:
-        skipped = []
+        existing = Manifest.load(output)
+    except UserError as error:  # a damaged output of ours: not reusable; --overwrite may replace it
+        if not overwrite:
+            raise UserError(f"{error} (or pass --overwrite to prepare it again)") from error
+        logger.warning("%s: previous output is damaged (%s); preparing it again.", output, error)
+        return None
+    if existing.source.get("sha256") != fingerprint:
+        return None
+    logger.info("Reusing %s: same inputs and options.", output)
+    return existing
+
+
+def _inline_below() -> int:
+    """Images below which a stage runs in this process: a spawned pool (TensorFlow loaded) costs
+    seconds to start, a forked one next to nothing."""
+    return SPAWN_THRESHOLD if pool_context().get_start_method() == "spawn" else 0
+
+
+def _run_local(plan: Plan, work: Path, workers: int | None, progress: bool) -> tuple[dict, list]:
+    """Stages 2 and 3 on the local process pool; returns the shard results and the skipped images."""
+    config, skipped = plan.config, []
+    if plan.config.encoding.needs_statistics:
         statistics_path = work / STATISTICS_FILE
-        if runner == "beam":
-            done = beam.run(plan, work, statistics_path if encoding.needs_statistics else None, beam_options)
-        else:
-            if encoding.needs_statistics:
-                if not statistics_path.exists():
-                    train = plan.items["train"]
-                    slices = list(_chunks(train, max(CHUNK_SIZE, math.ceil(len(train) / (4 * workers)))))
-                    results = _run_stage(_statistics_task, slices, config, workers, len(train),
-                                         "statistics (train)", progress)
-                    moments = RunningMoments()
-                    for part, bad in results:
-                        moments.merge(part)
-                        skipped += bad
-                    save_statistics(statistics_path, moments, encoding)
-                config = dataclasses.replace(config, statistics_path=str(statistics_path))
-            tasks, done = shard_tasks(plan, work)
-            total = sum(len(task["items"]) for task in tasks)
-            for task, result in zip(tasks, _run_stage(_write_task, tasks, config, workers, total, "encode + write",
-                                                      progress)):
-                done[(task["split"], task["index"])] = result
-        manifest = _finish(plan, work, done, skipped, runner=runner, command=command, version=__version__)
-        replace_output(work, output, [source])
-    except (BadImageError, EmptyClassError):
-        remove_tree(work)  # bad input: the user must change the inputs, nothing to continue
-        raise
-    manifest.root = output
-    return manifest
+        if not statistics_path.exists():
+            skipped = _train_statistics(plan, statistics_path, workers, progress)
+        config = dataclasses.replace(config, statistics_path=str(statistics_path))
+    tasks, done = shard_tasks(plan, work)
+    results = run_pool(_write_task, tasks, config=config, setup=worker_state, workers=workers,
+                       inline_below=_inline_below(), total=sum(len(task["items"]) for task in tasks),
+                       description="encode + write", progress=progress)
+    with contextlib.closing(results):  # an error in one shard ends the pool at once
+        for task, result in zip(tasks, results):
+            done[(task["split"], task["index"])] = result
+    return done, skipped
+
+
+def _train_statistics(plan: Plan, path: Path, workers: int | None, progress: bool) -> list:
+    """Stage 2: the train split's moments, merged over slices, saved to ``path``; returns the skipped images."""
+    train = plan.items["train"]
+    slices = list(_chunks(train, max(CHUNK_SIZE, math.ceil(len(train) / (4 * process_count(workers))))))
+    moments, skipped = RunningMoments(), []
+    results = run_pool(_statistics_task, slices, config=plan.config, setup=worker_state, workers=workers,
+                       inline_below=_inline_below(), total=len(train), description="statistics (train)",
+                       progress=progress)
+    with contextlib.closing(results):
+        for part, bad in results:
+            moments.merge(part)
+            skipped += bad
+    save_statistics(path, moments, plan.config.encoding)
+    return skipped
 
 
 def _finish(plan: Plan, work: Path, done: dict, skipped: list, *, runner: str, command: str, version: str) -> Manifest:
