@@ -31,11 +31,11 @@ import numpy as np
 
 from tfforensics.errors import MissingInputError, UserError
 from tfforensics.io.atomic import INCOMPLETE_PREFIX, atomic_write_json, default_dir_mode, remove_tree
-from tfforensics.io.images import BadImageError, list_images, load_image, save_image
+from tfforensics.io.images import RESIZE_FILTERS, BadImageError, list_images, load_image, save_image
 
 logger = logging.getLogger(__name__)
 
-RESAMPLING = ("bicubic", "bilinear", "nearest", "lanczos")
+RESAMPLING = tuple(RESIZE_FILTERS)  # the one filter vocabulary of io.images
 #: Label folders of the CNNDetection layout (``0_real``, ``1_fake``; a suffix like ``_grad`` is allowed).
 LABEL_FOLDER = re.compile(r"^([01])_(real|fake)")
 #: Class names of LGrad records, in label order.
