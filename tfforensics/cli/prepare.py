@@ -111,7 +111,8 @@ def encoding_options(args) -> tuple:
                         "for tfforensics' --abs.")
     else:
         encoding = Encoding(transform="dct", log=args.log, color=True, normalize=args.normalize)
-    sizes = args.sizes if args.sizes is not None or args.split is not None else GANDCT_SIZES
+    given = args.sizes is not None or args.split is not None or args.presplit
+    sizes = args.sizes if given else GANDCT_SIZES
     return encoding, args.split_order or "sorted", sizes
 
 
