@@ -21,8 +21,10 @@ def add_parser(subparsers) -> None:
         description=(
             "Binary ResNet-50 (real = 0, fake = 1) on gradient images written by `tfforensics img2grad`, "
             "laid out as CNNDetection: <root>/[<class>/]0_real|1_fake. The defaults are the original "
-            "schedule: Adam 5e-4 (0.9, 0.999), batch 16, 100 epochs, learning rate x0.8 every 10 epochs; "
-            "train: resize 256, random crop 224, horizontal flip, ImageNet mean/std; test: no resize, no crop."
+            "recipe (train-detector.sh): torchvision's ResNet-50 v1.5 with fc drawn from N(0, 0.02), Adam 5e-4 "
+            "(0.9, 0.999), batch 16, 100 epochs, learning rate x0.8 after epoch 10, 20, ... (counted from 0, as "
+            "train.py); train: resize 256, random crop 224, horizontal flip, ImageNet mean/std; test: no resize, "
+            "no crop. The original started from torchvision's ImageNet weights, which are not shipped here."
         ),
         examples="""
             tfforensics lgrad train grads/train runs/lgrad-4class --classes car,cat,chair,horse
@@ -47,10 +49,12 @@ def add_parser(subparsers) -> None:
     add_out(train, positional=True, required=True, detail="run directory for model.keras and run.json")
     add_flag(train, "classes", default_text="all", detail="under ROOT, e.g. car,cat,chair,horse")
     model = train.add_argument_group("model")
-    model.add_argument("--arch", choices=["resnet50", "small"], default="resnet50",
-                       help="resnet50 (default, the original) or a small residual net for quick CPU runs")
+    model.add_argument("--arch", choices=["resnet50", "resnet50_keras", "small"], default="resnet50",
+                       help="resnet50 (default: torchvision's v1.5, the original's), resnet50_keras (Keras' v1, "
+                            "for --weights imagenet) or a small residual net for quick CPU runs")
     model.add_argument("--weights", choices=["imagenet"], default=None,
-                       help="start from ImageNet weights as the original (downloaded by Keras; default: random)")
+                       help="with --arch resnet50_keras: start from Keras' ImageNet weights (downloaded by Keras; "
+                            "default: random)")
     schedule = train.add_argument_group("schedule")
     add_flag(schedule, "epochs", default=100)
     add_flag(schedule, "batch_size", default=16)
@@ -61,6 +65,17 @@ def add_parser(subparsers) -> None:
     augment.add_argument("--load-size", type=positive_int, default=256, help="resize to this square first (default: 256)")
     augment.add_argument("--crop-size", type=positive_int, default=224, help="random crop (default: 224)")
     augment.add_argument("--no-flip", action="store_true", help="no random horizontal flip")
+    augment.add_argument("--class-bal", dest="class_bal", action="store_true",
+                         help="draw real and fake images with equal probability (the original's --class_bal; "
+                              "off in its train-detector.sh)")
+    # the original train.py's spellings (train-detector.sh), so its command lines still parse
+    add_legacy(augment, "--class_bal", "class_bal", means="--class-bal (the original's spelling)",
+               action="store_true")
+    add_legacy(augment, "--no_flip", "no_flip", means="--no-flip (the original's spelling)", action="store_true")
+    for original, dest in (("--niter", "epochs"), ("--delr_freq", "decay_every"), ("--loadSize", "load_size"),
+                           ("--cropSize", "crop_size")):
+        add_legacy(schedule, original, dest, means=f"--{dest.replace('_', '-')} (the original's spelling)",
+                   type=positive_int)
     add_flag(schedule, "early_stopping", default_text="0, the original's fixed schedule",
              detail="for records with a val split", default=0)
     add_output_args(train)
@@ -96,7 +111,7 @@ def run_train(args) -> int:
     config = TrainConfig(arch=args.arch, weights=args.weights, epochs=args.epochs, batch_size=args.batch_size,
                          learning_rate=args.lr, decay_every=args.decay_every, decay_factor=args.decay_factor,
                          load_size=args.load_size, crop_size=args.crop_size, flip=not args.no_flip, seed=args.seed,
-                         early_stopping=args.early_stopping or None)
+                         early_stopping=args.early_stopping or None, class_balance=args.class_bal)
     train_detector(args.root, args.out, config, classes=args.classes or None, progress=not args.quiet,
                    command=args.command_line, overwrite=args.overwrite)
     logger.info("saved %s/model.keras", args.out)
