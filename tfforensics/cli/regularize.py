@@ -126,7 +126,8 @@ def add_parser(subparsers) -> None:
         """,
     )
     visualize.add_argument("runs", metavar="RUN[:EPOCH]", nargs="+", help="run folders of `regularize train`")
-    _out(visualize, "folder for the figures")
+    _out(visualize, "folder for the figures and visualize.json")
+    add_output_args(visualize)
     visualize.set_defaults(run=run_visualize)
 
     sweep = add_command(
@@ -226,10 +227,22 @@ def run_train(args) -> int:
     return 0
 
 
+#: What ``regularize visualize`` writes; visualize.json (the runs drawn) marks the figures as ours.
+VISUALIZE_FILES = ("visualize.json", "losses.png", "detection.png", "spectra.png", "samples.png")
+
+
 def run_visualize(args) -> int:
+    from tfforensics.io.atomic import atomic_write_json
+    from tfforensics.io.outputs import PRODUCER, claim_files
     from tfforensics.regularization.plots import plot_runs
 
-    for path in plot_runs(args.runs, args.out):
+    claim_files(args.out, VISUALIZE_FILES, record="visualize.json", command="regularize visualize",
+                previous="figures", contents=", ".join(VISUALIZE_FILES[1:]), instead="--out",
+                overwrite=args.overwrite)  # before the work
+    paths = plot_runs(args.runs, args.out)
+    atomic_write_json(Path(args.out) / "visualize.json", {"producer": PRODUCER, "runs": list(args.runs),
+                                                          "files": [Path(p).name for p in paths]})
+    for path in paths:
         print(path)
     return 0
 
