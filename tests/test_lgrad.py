@@ -168,7 +168,7 @@ def test_lgrad_train_and_test_end_to_end(tree, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_lgrad_resnet50_one_epoch(tree, tmp_path, capsys):
-    """The default architecture (Keras ResNet-50, random init) trains and tests end to end."""
+    """The default architecture (torchvision's ResNet-50 v1.5, random init) trains and tests end to end."""
     grads = tree["root"] / "grads_resnet"
     assert launch(["img2grad", str(tree["images"]), str(grads), "--pkl", str(tree["pkl"]), "-q"]) == 0
     run = tmp_path / "run"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 
 from tfforensics.cli._common import (
-    add_augment, add_command, add_output_args, add_runtime_args, augmentation_of, nonnegative_int, positive_int,
+    add_augment, add_command, add_flag, add_legacy, add_out, add_output_args, add_quiet, add_runtime_args,
+    augmentation_of, positive_int,
     setup_logging,
 )
 from tfforensics.evaluation.attribution import ATTRIBUTION_MODELS
@@ -61,20 +62,17 @@ def _add_train(commands) -> None:
     parser.add_argument("--model", default="attribution", choices=ATTRIBUTION_MODELS,
                         help="attribution (default), attribution_predown, or visnet")
     fit = parser.add_argument_group("training")
-    fit.add_argument("--epochs", "-e", type=positive_int, default=30, help="epochs (default: 30)")
-    fit.add_argument("--batch-size", "-b", type=positive_int, default=32, help="global batch size (default: 32)")
-    fit.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
-    fit.add_argument("--early-stopping", type=nonnegative_int, default=5, metavar="PATIENCE",
-                     help="stop after PATIENCE epochs without a lower val loss; 0 turns it off (default: 5)")
+    add_flag(fit, "epochs", default=30)
+    add_flag(fit, "batch_size", default=32, detail="the global batch, over all replicas")
+    add_flag(fit, "lr", default=1e-3)
+    add_flag(fit, "early_stopping", default=5)
     add_augment(fit)
     net = parser.add_argument_group("network")
     net.add_argument("--switching-res", type=positive_int, default=None,
                      help="attribution_predown: blur and sub-sample the input to this side first (default: half)")
     net.add_argument("--fmap-max", type=positive_int, default=None, help="most feature maps per layer (default: 512)")
-    net.add_argument("--split", type=float, nargs=3, default=None, metavar=("TRAIN", "VAL", "TEST"),
-                     help="fractions when SOURCE is image folders (default: 0.7 0.2 0.1)")
-    parser.add_argument("--out", "--output", "-o", dest="out", default=None,
-                        help="run directory (default: runs/MODEL-SOURCE-TIME)")
+    add_flag(net, "split", default_text="0.7 0.2 0.1", detail="when SOURCE is image folders")
+    add_out(parser, default_text="runs/MODEL-SOURCE-TIME", detail="run directory")
     add_output_args(parser)
     add_runtime_args(parser, workers=True)
     parser.set_defaults(run=_train)
@@ -93,20 +91,20 @@ def _add_test(commands) -> None:
         ),
         examples="""
             tfforensics attribute test runs/yu image.png
-            tfforensics attribute test runs/yu datasets/gan_sources_raw --split test --out runs/yu/test
+            tfforensics attribute test runs/yu datasets/gan_sources_raw --subset test --out runs/yu/test
             tfforensics attribute test CelebA_ProGAN_SNGAN_CramerGAN_MMDGAN_128.pkl folder_of_pngs/
             tfforensics attribute test my_11_sources.pkl pngs/ --class-names real seed0 seed1 ...
         """,
     )
     parser.add_argument("model", metavar="MODEL", help="model.keras, a run directory, or a GANFingerprints .pkl")
     parser.add_argument("input", metavar="INPUT", help="dataset directory, image folder, or one image")
-    parser.add_argument("--split", default="test", choices=["train", "val", "test"],
-                        help="split of a dataset INPUT (default: test)")
-    parser.add_argument("--class-names", nargs="+", default=None,
-                        help="source names of a .pkl in label order (default: the original's 5 or 11 names)")
-    parser.add_argument("--batch-size", "-b", type=positive_int, default=32, help="batch size (default: 32)")
-    parser.add_argument("--out", "--output", "-o", dest="out", default=None, help="directory for metrics.json")
-    parser.add_argument("--quiet", "-q", action="store_true", help="summary only, not one line per image")
+    add_flag(parser, "subset", default="test", detail="of a dataset INPUT")
+    add_legacy(parser, "--split", "subset", means="--subset (the earlier spelling)", choices=["train", "val", "test"])
+    add_flag(parser, "class_names", default_text="the original's 5 or 11 names", detail="the sources of a .pkl")
+    add_flag(parser, "batch_size", default=32)
+    add_out(parser, detail="folder for metrics.json")
+    add_output_args(parser)
+    add_quiet(parser, detail="summary only, not one line per image")
     parser.set_defaults(run=_test)
 
 
@@ -127,10 +125,10 @@ def _add_fingerprints(commands) -> None:
     )
     parser.add_argument("model", metavar="MODEL", help="visnet model.keras or run directory")
     parser.add_argument("--images", default=None, help="an image, a folder, or a folder of source folders")
-    parser.add_argument("--limit", type=positive_int, default=None, help="panels for at most this many images")
-    parser.add_argument("--out", "--output", "-o", dest="out", required=True, help="folder for the figures")
+    add_flag(parser, "limit", detail="one panel per image")
+    add_out(parser, required=True, detail="folder for the figures")
     add_output_args(parser)
-    parser.add_argument("--quiet", "-q", action="store_true", help="print only the folder")
+    add_quiet(parser, detail="print only the folder")
     parser.set_defaults(run=_fingerprints)
 
 
@@ -156,10 +154,10 @@ def _add_immunize(commands) -> None:
     parser.add_argument("--kinds", nargs="+", default=list(IMMUNIZE_KINDS), choices=IMMUNIZE_KINDS,
                         help="perturbations (default: all five)")
     parser.add_argument("--per-kind", action="store_true", help="fine-tune one model per perturbation")
-    parser.add_argument("--epochs", "-e", type=positive_int, default=5, help="fine-tuning epochs (default: 5)")
-    parser.add_argument("--batch-size", "-b", type=positive_int, default=32, help="batch size (default: 32)")
-    parser.add_argument("--lr", type=float, default=None, help="fine-tuning learning rate (default: the run's / 10)")
-    parser.add_argument("--out", "--output", "-o", dest="out", default=None, help="output folder (default: RUN/immunize)")
+    add_flag(parser, "epochs", default=5, detail="of fine-tuning")
+    add_flag(parser, "batch_size", default=32)
+    add_flag(parser, "lr", default_text="the run's / 10", detail="of fine-tuning")
+    add_out(parser, default_text="RUN/immunize", detail="folder for immunization.json")
     add_output_args(parser)
     add_runtime_args(parser)
     parser.set_defaults(run=_immunize)
@@ -214,8 +212,9 @@ def _test(args) -> int:
     from tfforensics.evaluation.evaluate import format_report
 
     setup_logging(args.quiet)
-    report, images = evaluate_attribution(args.model, args.input, split=args.split, batch_size=args.batch_size,
-                                          class_names=args.class_names, out=args.out, progress=not args.quiet)
+    report, images = evaluate_attribution(args.model, args.input, split=args.subset, batch_size=args.batch_size,
+                                          class_names=args.class_names, out=args.out, progress=not args.quiet,
+                                          overwrite=args.overwrite)
     if images is None:
         print(format_report(report))
         print("\n".join(format_confusion(report)))

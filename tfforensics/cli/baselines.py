@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 
 from tfforensics.errors import UserError
-from tfforensics.cli._common import add_command, add_output_args, positive_int, setup_logging
+from tfforensics.cli._common import (
+    add_command, add_legacy, add_out, add_output_args, add_quiet, positive_int, setup_logging,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -46,9 +48,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("method", choices=METHODS, help="which baseline")
     parser.add_argument("--dataset", "-d", action="append", required=True, metavar="DIR",
                         help="prepared dataset directory; repeat for several (one search / model each)")
-    parser.add_argument("--out", "--output", "-o", dest="out", required=True, metavar="DIR", help="directory of results JSON and models")
-    parser.add_argument("--n-jobs", "--workers", "-j", dest="n_jobs", type=int, default=1,
+    add_out(parser, required=True, detail="folder of results JSON and models")
+    parser.add_argument("--n-jobs", "-j", dest="n_jobs", type=int, default=1,
                         help="parallel grid points (joblib; -1: all cores) and kNN query workers (default: 1)")
+    add_legacy(parser, "--workers", "n_jobs", means="--n-jobs (joblib's count, -1 for all cores)", type=int)
     parser.add_argument("--backend", choices=["local", "dask"], default="local",
                         help="grid-search: where the points run: local joblib processes (default) or Dask "
                              "(extra tfforensics[dask]; same results and resume)")
@@ -65,7 +68,7 @@ def add_parser(subparsers) -> None:
     other = parser.add_argument_group("other")
     other.add_argument("--model", metavar="FILE", help="test: model file (default: OUT/METHOD_DATASET.npz)")
     other.add_argument("--no-refit", action="store_true", help="grid-search: do not train and test the best point")
-    other.add_argument("--quiet", "-q", action="store_true", help="no progress bars, warnings only")
+    add_quiet(other)
     add_output_args(parser)
     parser.set_defaults(run=run)
 

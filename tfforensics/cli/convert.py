@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from tfforensics.cli._common import add_command, add_output_args, positive_int, setup_logging
+from tfforensics.cli._common import add_command, add_flag, add_out, add_output_args, add_quiet, setup_logging
 
 logger = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ def add_parser(subparsers) -> None:
         ),
         examples="""
             tfforensics convert torch weights/blur_jpg_prob0.5.pth --arch resnet50 --out cnndetection.keras
-            tfforensics convert torch NPR.pth --arch npr --out npr-256.keras --image-size 256
+            tfforensics convert torch NPR.pth --arch npr --out npr-256.keras --size 256
             tfforensics convert gandct models/ffhq_dct_resnet --mean-var mean_var/ffhq --out ffhq-resnet.keras
         """,
     )
@@ -43,12 +43,11 @@ def add_parser(subparsers) -> None:
     torch.add_argument("checkpoint", metavar="CHECKPOINT", help="the released .pth / .pt file")
     torch.add_argument("--arch", required=True, choices=["resnet50", "npr"],
                        help="resnet50: CNNDetection / LGrad detector; npr: NPR (Tan et al. 2024)")
-    torch.add_argument("--out", "--output", "-o", dest="out", required=True, help="the .keras file to write")
-    torch.add_argument("--image-size", type=positive_int, default=None,
-                       help="fix the input to square images of this side (default: any size, as the originals "
-                            "test: no resize, no crop)")
+    add_out(torch, required=True, detail="the .keras file")
+    add_flag(torch, "size", default_text="any size, as the originals test: no resize, no crop",
+             detail="of the model's input")
     add_output_args(torch)
-    torch.add_argument("--quiet", "-q", action="store_true", help="print only the output path")
+    add_quiet(torch, detail="print only the output path")
     torch.set_defaults(run=run_torch)
 
     gandct = add_command(
@@ -62,24 +61,23 @@ def add_parser(subparsers) -> None:
         ),
         examples="""
             tfforensics convert gandct models/ffhq_dct_resnet --mean-var mean_var/ffhq --out ffhq-resnet.keras
-            tfforensics convert gandct models/lsun_pixel_cnn --image-size 128 --out lsun-pixel-cnn.keras
+            tfforensics convert gandct models/lsun_pixel_cnn --size 128 --out lsun-pixel-cnn.keras
         """,
     )
     gandct.add_argument("model_dir", metavar="MODEL_DIR", help="the released SavedModel folder")
     gandct.add_argument("--mean-var", default=None, metavar="PREFIX",
                         help="folder with mean.npy and var.npy (or PREFIX_mean.npy / PREFIX_var.npy); omit for a "
                              "pixel classifier")
-    gandct.add_argument("--out", "--output", "-o", dest="out", required=True, help="the .keras file to write")
+    add_out(gandct, required=True, detail="the .keras file")
     gandct.add_argument("--arch", default=None, choices=["log", "nn", "cnn", "resnet"],
                         help="architecture (default: the one the weights fit)")
-    gandct.add_argument("--image-size", type=positive_int, default=None,
-                        help="image side of a pixel classifier (a DCT one takes the size of --mean-var)")
-    gandct.add_argument("--class-names", default=None, metavar="A,B,...",
-                        help="class names in label order (default: 0, 1, ... or real, fake for one output)")
+    add_flag(gandct, "size", default_text="a DCT classifier takes the size of --mean-var",
+             detail="of a pixel classifier's input")
+    add_flag(gandct, "class_names", default_text="0, 1, ... or real, fake for one output")
     gandct.add_argument("--no-log", action="store_true",
                         help="the classifier was trained on the DCT without log scaling")
     add_output_args(gandct)
-    gandct.add_argument("--quiet", "-q", action="store_true", help="print only the output path")
+    add_quiet(gandct, detail="print only the output path")
     gandct.set_defaults(run=run_gandct)
 
 
@@ -87,7 +85,7 @@ def run_torch(args) -> int:
     from tfforensics.models.published import convert_torch
 
     setup_logging(args.quiet)
-    out = convert_torch(args.checkpoint, args.arch, args.out, image_size=args.image_size, overwrite=args.overwrite)
+    out = convert_torch(args.checkpoint, args.arch, args.out, image_size=args.size, overwrite=args.overwrite)
     print(out)
     return 0
 
@@ -96,8 +94,8 @@ def run_gandct(args) -> int:
     from tfforensics.models.published import convert_gandct
 
     setup_logging(args.quiet)
-    names = [n.strip() for n in args.class_names.split(",")] if args.class_names else None
+    names = args.class_names or None
     out = convert_gandct(args.model_dir, args.out, args.mean_var, overwrite=args.overwrite, arch=args.arch,
-                         image_size=args.image_size, class_names=names, log=not args.no_log)
+                         image_size=args.size, class_names=names, log=not args.no_log)
     print(out)
     return 0

@@ -7,7 +7,7 @@ import logging
 import textwrap
 
 from tfforensics.cli._common import (
-    add_command, add_output_args, add_runtime_args, add_skip_bad, setup_logging, positive_int,
+    add_command, add_flag, add_out, add_output_args, add_runtime_args, add_skip_bad, setup_logging,
 )
 
 logger = logging.getLogger(__name__)
@@ -58,10 +58,9 @@ def add_parser(subparsers) -> None:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         sub.add_argument("source", metavar="SRC", help="folder of images (sub-folders are mirrored)")
-        sub.add_argument("output", metavar="OUT", help="output folder (created; must be empty or absent)")
-        sub.add_argument("--size", type=positive_int, default=128, help="side of the output images (default: 128)")
-        sub.add_argument("--limit", type=positive_int, default=None,
-                         help="at most this many images per folder, in sorted order (the original's SIZE)")
+        add_out(sub, positional=True, required=True, detail="output folder (created; must be empty or absent)")
+        add_flag(sub, "size", default=128, detail="of the output images")
+        add_flag(sub, "limit", detail="the original's SIZE")
         add_skip_bad(sub)
         add_output_args(sub)
         add_runtime_args(sub, workers=True, seed=False)
@@ -78,7 +77,7 @@ def run(args) -> int:
     from tfforensics.preprocess import crop_folder
 
     setup_logging(args.quiet)
-    result = crop_folder(args.source, args.output, args.kind, args.size, workers=args.workers,
+    result = crop_folder(args.source, args.out, args.kind, args.size, workers=args.workers,
                          skip_bad=args.skip_bad, limit=args.limit, overwrite=args.overwrite,
                          progress=not args.quiet)
     logger.info("%s: %d images cropped (%s, %dx%d), %d skipped", result.output, result.written, args.kind,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tfforensics.cli._common import add_command, add_output_args, add_skip_bad, positive_int, setup_logging
+from tfforensics.cli._common import (
+    add_command, add_flag, add_out, add_output_args, add_quiet, add_skip_bad, positive_int, setup_logging,
+)
 
 
 def add_parser(subparsers) -> None:
@@ -34,14 +36,12 @@ def add_parser(subparsers) -> None:
     lgrad = parser.add_argument_group("LGrad detectors: the images' gradients computed on the fly (as img2grad)")
     lgrad.add_argument("--pkl", help="official karras2019stylegan-*.pkl whose D the detector was trained with")
     lgrad.add_argument("--weights", help="the port's own discriminator (.keras or .npz), instead of --pkl")
-    parser.add_argument("--real-class", default=None,
-                        help="name or label of the model's real class (default: label 0)")
-    parser.add_argument("--batch-size", "-b", type=positive_int, default=32, help="batch size (default: 32)")
-    parser.add_argument("--out", "--output", "-o", dest="out", default=None,
-                        help="folder for evaluation.md, evaluation.json and evaluation.csv")
+    add_flag(parser, "real_class", default_text="label 0", detail="of the model")
+    add_flag(parser, "batch_size", default=32)
+    add_out(parser, detail="folder for evaluation.md, evaluation.json and evaluation.csv")
     add_skip_bad(parser)
     add_output_args(parser)
-    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    add_quiet(parser)
     parser.set_defaults(run=run)
 
 

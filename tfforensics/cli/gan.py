@@ -6,7 +6,9 @@ import logging
 from pathlib import Path
 
 from tfforensics.errors import UserError
-from tfforensics.cli._common import add_command, add_output_args, add_runtime_args, positive_int, setup_logging
+from tfforensics.cli._common import (
+    add_command, add_flag, add_out, add_output_args, add_runtime_args, positive_int, setup_logging,
+)
 from tfforensics.models.names import GAN_FAMILIES
 
 logger = logging.getLogger(__name__)
@@ -41,19 +43,18 @@ def add_parser(subparsers) -> None:
         """,
     )
     train.add_argument("family", metavar="FAMILY", choices=list(GAN_FAMILIES), help=", ".join(GAN_FAMILIES))
-    train.add_argument("output", metavar="OUT", help="run folder for generator.keras, discriminator.keras, run.json")
+    add_out(train, positional=True, required=True, detail="run folder for generator.keras, discriminator.keras, run.json")
     schedule = train.add_argument_group("schedule")
     schedule.add_argument("--steps", type=positive_int, default=1500, help="training steps (default: 1500)")
-    schedule.add_argument("--batch-size", type=positive_int, default=32, help="a multiple of 4 (default: 32)")
-    schedule.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate, betas (0, 0.99) (default: 1e-3)")
+    add_flag(schedule, "batch_size", default=32, detail="a multiple of 4")
+    add_flag(schedule, "lr", default=1e-3, detail="betas (0, 0.99)")
     schedule.add_argument("--r1", type=float, default=1.0, help="R1 penalty weight gamma on reals (default: 1)")
     schedule.add_argument("--checkpoint-every", type=positive_int, default=250, help="steps between saves (default: 250)")
     data = train.add_argument_group("data")
-    data.add_argument("--size", type=positive_int, default=64, help="image side, a power of two >= 8 (default: 64)")
+    add_flag(data, "size", default=64, detail="a power of two >= 8")
     data.add_argument("--crops", type=positive_int, default=4096,
                       help="random crops of the bundled photos to train on (default: 4096)")
-    train.add_argument("--overwrite", action="store_true",
-                       help="start afresh even if OUT holds a run (a previous tfforensics output only)")
+    add_flag(train, "overwrite", default=False, detail="start afresh even if OUT holds a run")
     add_runtime_args(train)
     train.set_defaults(run=run_train)
 
@@ -69,9 +70,10 @@ def add_parser(subparsers) -> None:
             tfforensics gan sample --pkl karras2019stylegan-bedrooms-256x256.pkl --truncation 0.7 --count 100 fakes/bedrooms
         """,
     )
-    sample.add_argument("family", metavar="FAMILY", nargs="?", choices=list(GAN_FAMILIES), default=None,
+    # no argparse choices: with --pkl the one positional is OUT (run_sample sorts them out)
+    sample.add_argument("family", metavar="FAMILY", nargs="?", default=None,
                         help=", ".join(GAN_FAMILIES) + " (omit with --pkl)")
-    sample.add_argument("output", metavar="OUT_DIR", help="folder for the PNG files")
+    add_out(sample, positional=True, detail="folder for the PNG files")
     sample.add_argument("--count", type=positive_int, required=True, help="number of images")
     sample.add_argument("--weights", default=None,
                         help="generator.keras or a `gan train` run folder (default: the weights shipped with "
@@ -80,7 +82,7 @@ def add_parser(subparsers) -> None:
                         help="an official StyleGAN pickle: sample its Gs instead of a FAMILY")
     sample.add_argument("--truncation", type=float, default=None, metavar="PSI",
                         help="truncation psi of the --pkl generator (default: the pickle's, 0.7 in the official ones)")
-    sample.add_argument("--batch-size", type=positive_int, default=64, help="(default: 64)")
+    add_flag(sample, "batch_size", default=64)
     add_output_args(sample)
     add_runtime_args(sample)
     sample.set_defaults(run=run_sample)
@@ -98,7 +100,7 @@ def run_train(args) -> int:
         raise UserError(f"--crops must be >= 1. Received: {args.crops}")
     config = GanConfig(steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr, r1_gamma=args.r1,
                        seed=args.seed, checkpoint_every=args.checkpoint_every)
-    output = Path(args.output)
+    output = Path(args.out)
 
     def own_run(marker):  # a run folder of ours is continued (or refused below), never emptied without asking
         return marker.get("command") == "gan train" and not args.overwrite
@@ -134,6 +136,12 @@ def run_sample(args) -> int:
     from tfforensics.io.outputs import staged_output
 
     setup_logging(args.quiet)
+    if args.out is None and args.family is not None and args.pkl is not None:
+        args.family, args.out = None, args.family  # `gan sample --pkl PKL OUT`: the one positional is OUT
+    if args.out is None:
+        raise UserError("gan sample: give the output folder (OUT or --out OUT).")
+    if args.family is not None and args.family not in GAN_FAMILIES:
+        raise UserError(f"gan sample: unknown FAMILY {args.family!r}; choose one of {', '.join(GAN_FAMILIES)}.")
     if args.count < 1 or args.batch_size < 1:
         raise UserError(f"--count and --batch-size must be >= 1. Received: {args.count}, {args.batch_size}")
     if (args.family is None) == (args.pkl is None):
@@ -142,7 +150,7 @@ def run_sample(args) -> int:
         raise UserError("--truncation applies to a --pkl generator only.")
     if args.pkl is not None and args.weights is not None:
         raise UserError("--weights and --pkl both name a generator; give one of them.")
-    claim_output(args.output, overwrite=args.overwrite, command="gan sample")  # before the work
+    claim_output(args.out, overwrite=args.overwrite, command="gan sample")  # before the work
     if args.pkl is not None:
         from tfforensics.models.stylegan.pkl import build_from_state, find_network, load_pkl
 
@@ -152,7 +160,7 @@ def run_sample(args) -> int:
         generator = load_generator(args.family, args.weights)
     images = sample_images(generator, args.count, seed=args.seed, batch_size=args.batch_size,
                            progress=not args.quiet)
-    with staged_output(args.output, overwrite=args.overwrite, command="gan sample") as work:
+    with staged_output(args.out, overwrite=args.overwrite, command="gan sample") as work:
         write_samples(images, work)
-    logger.info("wrote %d images to %s", len(images), args.output)
+    logger.info("wrote %d images to %s", len(images), args.out)
     return 0

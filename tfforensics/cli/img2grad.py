@@ -6,7 +6,8 @@ import logging
 
 from tfforensics.errors import UserError
 from tfforensics.cli._common import (
-    add_command, add_output_args, add_runtime_args, add_skip_bad, setup_logging, fraction, positive_int,
+    add_command, add_filter, add_flag, add_legacy, add_out, add_output_args, add_runtime_args, add_skip_bad,
+    setup_logging,
 )
 
 logger = logging.getLogger(__name__)
@@ -33,21 +34,21 @@ def add_parser(subparsers) -> None:
         """,
     )
     parser.add_argument("source", metavar="SRC", help="image directory (searched recursively)")
-    parser.add_argument("output", metavar="OUT", help="output directory (PNG tree or dataset)")
+    add_out(parser, positional=True, required=True, detail="output directory (PNG tree or dataset)")
     model = parser.add_argument_group("discriminator").add_mutually_exclusive_group(required=True)
     model.add_argument("--pkl", help="official karras2019stylegan-*.pkl (its D is used)")
     model.add_argument("--weights", help="the port's own discriminator (.keras or .npz)")
     group = parser.add_argument_group("processing")
-    group.add_argument("--batch-size", type=positive_int, default=16,
-                       help="images per step (default: 16; each image's gradient is independent of the batch)")
-    group.add_argument("--resample", choices=["bicubic", "bilinear", "nearest", "lanczos"], default="bicubic",
-                       help="PIL filter for the resize to the discriminator's size (default: bicubic, PIL's default)")
+    add_flag(group, "batch_size", default=16, detail="each image's gradient is independent of the batch")
+    from tfforensics.io.images import RESIZE_FILTERS
+
+    add_filter(group, default="bicubic", detail="to the discriminator's size; bicubic is PIL's default")
+    add_legacy(group, "--resample", "filter", means="--filter (the earlier spelling)", choices=sorted(RESIZE_FILTERS))
     out = parser.add_argument_group("format")
     out.add_argument("--format", choices=["png", "tfrecords"], default="png",
                      help="PNG tree (default, the original's output) or TFRecords + manifest (raw RGB encoding: "
                           "pixels scaled to [-1, 1])")
-    out.add_argument("--split", type=fraction, nargs=3, metavar=("TRAIN", "VAL", "TEST"), default=None,
-                     help="with --format tfrecords: fractions per class (default: 1 0 0, all in train)")
+    add_flag(out, "split", default_text="1 0 0, all in train", detail="with --format tfrecords")
     out.add_argument("--layout", choices=["original", "compact"], default="original",
                      help="with --format tfrecords: record layout (default: original)")
     add_skip_bad(parser)
@@ -65,11 +66,11 @@ def run(args) -> int:
     from tfforensics.io.outputs import claim_output
 
     # before loading the discriminator: a refused OUT fails at once
-    claim_output(args.output, overwrite=args.overwrite, sources=[args.source], command="img2grad",
+    claim_output(args.out, overwrite=args.overwrite, sources=[args.source], command="img2grad",
                  reuse=lambda marker: marker.get("command") == "img2grad")
     model = load_discriminator(pkl=args.pkl, weights=args.weights)
     summary = img2grad(
-        args.source, args.output, model, batch_size=args.batch_size, resample=args.resample, format=args.format,
+        args.source, args.out, model, batch_size=args.batch_size, resample=args.filter, format=args.format,
         overwrite=args.overwrite, skip_bad=args.skip_bad, fractions=args.split, layout=args.layout,
         workers=args.workers, seed=args.seed, command=args.command_line, progress=not args.quiet,
     )

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 
+from pathlib import Path
+
 from tfforensics.cli._common import (
-    add_command, add_output_args, add_runtime_args, nonnegative_int, positive_int, setup_logging,
+    ListAction, add_command, add_flag, add_legacy, add_out, add_output_args, add_runtime_args, positive_int,
+    setup_logging,
 )
 
 logger = logging.getLogger(__name__)
@@ -18,12 +21,14 @@ def add_parser(subparsers) -> None:
         description=(
             "Binary ResNet-50 (real = 0, fake = 1) on gradient images written by `tfforensics img2grad`, "
             "laid out as CNNDetection: <root>/[<class>/]0_real|1_fake. The defaults are the original "
-            "schedule: Adam 5e-4 (0.9, 0.999), batch 16, 100 epochs, learning rate x0.8 every 10 epochs; "
-            "train: resize 256, random crop 224, horizontal flip, ImageNet mean/std; test: no resize, no crop."
+            "recipe (train-detector.sh): torchvision's ResNet-50 v1.5 with fc drawn from N(0, 0.02), Adam 5e-4 "
+            "(0.9, 0.999), batch 16, 100 epochs, learning rate x0.8 after epoch 10, 20, ... (counted from 0, as "
+            "train.py); train: resize 256, random crop 224, horizontal flip, ImageNet mean/std; test: no resize, "
+            "no crop. The original started from torchvision's ImageNet weights, which are not shipped here."
         ),
         examples="""
             tfforensics lgrad train grads/train runs/lgrad-4class --classes car,cat,chair,horse
-            tfforensics lgrad test runs/lgrad-4class grads/test --output runs/lgrad-4class/test.json
+            tfforensics lgrad test runs/lgrad-4class grads/test --out runs/lgrad-4class/test
         """,
     )
     actions = parser.add_subparsers(title="actions", metavar="ACTION", dest="action", required=True)
@@ -41,27 +46,38 @@ def add_parser(subparsers) -> None:
     )
     train.add_argument("root", metavar="ROOT",
                        help="training gradient images, or records from `img2grad --format tfrecords` (train split)")
-    train.add_argument("output", metavar="OUT", help="run directory for model.keras and run.json")
-    train.add_argument("--classes", default=None,
-                       help="comma-separated class folders under ROOT (e.g. car,cat,chair,horse; default: all)")
+    add_out(train, positional=True, required=True, detail="run directory for model.keras and run.json")
+    add_flag(train, "classes", default_text="all", detail="under ROOT, e.g. car,cat,chair,horse")
     model = train.add_argument_group("model")
-    model.add_argument("--arch", choices=["resnet50", "small"], default="resnet50",
-                       help="resnet50 (default, the original) or a small residual net for quick CPU runs")
+    model.add_argument("--arch", choices=["resnet50", "resnet50_keras", "small"], default="resnet50",
+                       help="resnet50 (default: torchvision's v1.5, the original's), resnet50_keras (Keras' v1, "
+                            "for --weights imagenet) or a small residual net for quick CPU runs")
     model.add_argument("--weights", choices=["imagenet"], default=None,
-                       help="start from ImageNet weights as the original (downloaded by Keras; default: random)")
+                       help="with --arch resnet50_keras: start from Keras' ImageNet weights (downloaded by Keras; "
+                            "default: random)")
     schedule = train.add_argument_group("schedule")
-    schedule.add_argument("--epochs", type=positive_int, default=100, help="(default: 100)")
-    schedule.add_argument("--batch-size", type=positive_int, default=16, help="(default: 16)")
-    schedule.add_argument("--lr", type=float, default=5e-4, help="Adam learning rate (default: 5e-4)")
+    add_flag(schedule, "epochs", default=100)
+    add_flag(schedule, "batch_size", default=16)
+    add_flag(schedule, "lr", default=5e-4)
     schedule.add_argument("--decay-every", type=positive_int, default=10, help="epochs between decays (default: 10)")
     schedule.add_argument("--decay-factor", type=float, default=0.8, help="learning-rate factor (default: 0.8)")
     augment = train.add_argument_group("augmentation")
     augment.add_argument("--load-size", type=positive_int, default=256, help="resize to this square first (default: 256)")
     augment.add_argument("--crop-size", type=positive_int, default=224, help="random crop (default: 224)")
     augment.add_argument("--no-flip", action="store_true", help="no random horizontal flip")
-    schedule.add_argument("--early-stopping", type=nonnegative_int, default=0, metavar="EPOCHS",
-                          help="patience on the val split's loss, for records with a val split (default: 0, the "
-                               "original's fixed schedule)")
+    augment.add_argument("--class-bal", dest="class_bal", action="store_true",
+                         help="draw real and fake images with equal probability (the original's --class_bal; "
+                              "off in its train-detector.sh)")
+    # the original train.py's spellings (train-detector.sh), so its command lines still parse
+    add_legacy(augment, "--class_bal", "class_bal", means="--class-bal (the original's spelling)",
+               action="store_true")
+    add_legacy(augment, "--no_flip", "no_flip", means="--no-flip (the original's spelling)", action="store_true")
+    for original, dest in (("--niter", "epochs"), ("--delr_freq", "decay_every"), ("--loadSize", "load_size"),
+                           ("--cropSize", "crop_size")):
+        add_legacy(schedule, original, dest, means=f"--{dest.replace('_', '-')} (the original's spelling)",
+                   type=positive_int)
+    add_flag(schedule, "early_stopping", default_text="0, the original's fixed schedule",
+             detail="for records with a val split", default=0)
     add_output_args(train)
     add_runtime_args(train)
     train.set_defaults(run=run_train)
@@ -72,22 +88,20 @@ def add_parser(subparsers) -> None:
                      "ACC at 0.5, real ACC, fake ACC and average precision per family and their mean."),
         examples="""
             tfforensics lgrad test runs/lgrad-4class grads/test
-            tfforensics lgrad test runs/lgrad-4class/model.keras grads/test --families progan,stylegan --output m.json
+            tfforensics lgrad test runs/lgrad-4class/model.keras grads/test --families progan stylegan --out results
         """,
     )
     test.add_argument("model", metavar="MODEL", help="run directory or .keras file from `lgrad train`")
     test.add_argument("root", metavar="ROOT", help="test gradient images, or a records dataset (see --split)")
-    test.add_argument("--families", default=None, help="comma-separated family folders (default: all)")
-    test.add_argument("--batch-size", type=positive_int, default=32, help="(default: 32)")
-    test.add_argument("--split", default="test", help="split of a records dataset ROOT (default: test)")
-    test.add_argument("--out", "--output", "-o", dest="output", default=None, help="also write the metrics as JSON here")
+    test.add_argument("--families", action=ListAction, default=None, metavar="NAME",
+                      help="family folders (spaces or commas between them) (default: all)")
+    add_flag(test, "batch_size", default=32)
+    add_flag(test, "subset", default="test", detail="of a records dataset ROOT")
+    add_legacy(test, "--split", "subset", means="--subset (the earlier spelling)", choices=["train", "val", "test"])
+    add_out(test, detail="folder for metrics.json (a name ending in .json: that file, the earlier meaning)")
     add_output_args(test)
     add_runtime_args(test)
     test.set_defaults(run=run_test)
-
-
-def _names(text):
-    return [name.strip() for name in text.split(",") if name.strip()] if text else None
 
 
 def run_train(args) -> int:
@@ -97,10 +111,10 @@ def run_train(args) -> int:
     config = TrainConfig(arch=args.arch, weights=args.weights, epochs=args.epochs, batch_size=args.batch_size,
                          learning_rate=args.lr, decay_every=args.decay_every, decay_factor=args.decay_factor,
                          load_size=args.load_size, crop_size=args.crop_size, flip=not args.no_flip, seed=args.seed,
-                         early_stopping=args.early_stopping or None)
-    train_detector(args.root, args.output, config, classes=_names(args.classes), progress=not args.quiet,
+                         early_stopping=args.early_stopping or None, class_balance=args.class_bal)
+    train_detector(args.root, args.out, config, classes=args.classes or None, progress=not args.quiet,
                    command=args.command_line, overwrite=args.overwrite)
-    logger.info("saved %s/model.keras", args.output)
+    logger.info("saved %s/model.keras", args.out)
     return 0
 
 
@@ -108,14 +122,17 @@ def run_test(args) -> int:
     from tfforensics.models.lgrad import evaluate_detector, format_table, load_detector, save_results
 
     setup_logging(args.quiet)
-    if args.output:
+    target = None
+    if args.out:
         from tfforensics.io.outputs import claim_file, json_is_ours
 
-        claim_file(args.output, overwrite=args.overwrite, ours=json_is_ours, what="metrics JSON")  # before the work
+        target = Path(args.out) if Path(args.out).suffix == ".json" else Path(args.out) / "metrics.json"
+        claim_file(target, overwrite=args.overwrite, ours=json_is_ours, what="metrics JSON")  # before the work
     model = load_detector(args.model)
-    results = evaluate_detector(model, args.root, families=_names(args.families), batch_size=args.batch_size,
-                                progress=not args.quiet, split=args.split)
+    results = evaluate_detector(model, args.root, families=args.families or None, batch_size=args.batch_size,
+                                progress=not args.quiet, split=args.subset)
     print(format_table(results))
-    if args.output:
-        save_results(results, args.output)
+    if target is not None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        save_results(results, target)
     return 0

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 
 from tfforensics.cli._common import (
-    add_command, add_output_args, add_runtime_args, add_skip_bad, setup_logging, fraction, positive_int,
+    add_command, add_flag, add_legacy, add_out, add_output_args, add_runtime_args, add_skip_bad, setup_logging,
+    fraction, positive_int,
 )
 
 logger = logging.getLogger(__name__)
@@ -38,14 +39,15 @@ def add_parser(subparsers) -> None:
     parser.add_argument("kind", metavar="KIND", choices=KINDS + ("all",) + tuple(ALIASES),
                         help="one of " + ", ".join(KINDS + ("all",)) + " (cropping: the original's name of crop)")
     parser.add_argument("source", metavar="SRC", help="folder of images, or of class sub-folders")
-    parser.add_argument("output", metavar="OUT", help="output folder (created; must be empty or absent)")
+    add_out(parser, positional=True, required=True, detail="output folder (created; must be empty or absent)")
     parser.add_argument("--probability", "-p", type=fraction, default=0.5,
                         help="chance that an image (for combined: each step) is perturbed (default: 0.5)")
-    parser.add_argument("--limit", type=positive_int, default=None,
-                        help="at most this many images per folder, in sorted order (the original's --size)")
-    parser.add_argument("--compat", choices=COMPAT_MODES, default=None,
-                        help="original: the original script's draws, order, JPEG quality 95 and file names, "
-                             "seeded by --seed (one process)")
+    add_flag(parser, "limit", detail="the original's --size")
+    for spelling in ("--size", "-s"):  # create_perturbed_imagedata.py's count of images
+        add_legacy(parser, spelling, "limit", means="--limit (the original's --size)", type=positive_int)
+    add_flag(parser, "compat", choices=COMPAT_MODES,
+             detail="original: the original script's draws, order, JPEG quality 95 and file names, seeded by --seed "
+                    "(one process)")
     add_skip_bad(parser)
     add_output_args(parser)
     add_runtime_args(parser, workers=True)
@@ -56,7 +58,7 @@ def run(args) -> int:
     from tfforensics.preprocess import perturb_folder
 
     setup_logging(args.quiet)
-    result = perturb_folder(args.source, args.output, args.kind, probability=args.probability, seed=args.seed,
+    result = perturb_folder(args.source, args.out, args.kind, probability=args.probability, seed=args.seed,
                             limit=args.limit, workers=args.workers, skip_bad=args.skip_bad,
                             overwrite=args.overwrite, progress=not args.quiet, compat=args.compat)
     for kind, counts in result.details.items():

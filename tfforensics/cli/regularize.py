@@ -5,14 +5,16 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from tfforensics.cli._common import add_command, add_output_args, add_runtime_args, positive_int, setup_logging
+from tfforensics.cli._common import (
+    ListAction, add_command, add_flag, add_out, add_output_args, add_runtime_args, positive_int, setup_logging,
+)
 
 logger = logging.getLogger(__name__)
 TYPES = ("l1", "frobenius", "l2", "cos", "azimuthal")
 
 
 def _out(parser, help_text):
-    parser.add_argument("--out", "--output", "-o", dest="out", required=True, help=help_text)
+    add_out(parser, required=True, detail=help_text)
 
 
 def _generator_args(parser):
@@ -60,7 +62,7 @@ def add_parser(subparsers) -> None:
     _out(invert, "folder for the pairs")
     options = invert.add_argument_group("inversion")
     options.add_argument("--steps", type=positive_int, default=200, help="Adam steps per image (default: 200, the original)")
-    options.add_argument("--lr", type=float, default=0.01, help="Adam learning rate on w (default: 0.01, idinvert's)")
+    add_flag(options, "lr", default=0.01, detail="on w, idinvert's")
     options.add_argument("--feature-weight", type=float, default=1.0,
                          help="weight of the feature MSE (default: 1; 0 = pixels only)")
     options.add_argument("--feature-layer", default="16x16.Conv1_down",
@@ -68,7 +70,7 @@ def add_parser(subparsers) -> None:
     options.add_argument("--keep-below", type=float, default=0.3, help="keep pairs whose loss ends below (default: 0.3)")
     options.add_argument("--space", choices=("w", "wplus"), default="w",
                          help="one w for every layer, or one per layer (default: w)")
-    options.add_argument("--batch-size", type=positive_int, default=64, help="images optimised together (default: 64)")
+    add_flag(options, "batch_size", default=64, detail="images optimised together")
     _generator_args(invert)
     add_output_args(invert)
     add_runtime_args(invert)
@@ -100,11 +102,11 @@ def add_parser(subparsers) -> None:
                            "Nyquist) or all (default: the original's 40 scaled to the image side, 10 at 64 px)")
     loss.add_argument("--spectrum", choices=("dft", "dct"), default="dft",
                       help="|rfft2| of the gray image (the original) or the detectors' log|DCT| (default: dft)")
-    loss.add_argument("--color", action="store_true", help="compare each RGB channel's spectrum, not the gray one")
-    train.add_argument("--epochs", type=positive_int, default=20, help="epochs over the pairs (default: 20, the original)")
+    add_flag(loss, "color", default=False, detail="compare each RGB channel's spectrum, not the gray one")
+    add_flag(train, "epochs", default_text="20, the original's", default=20, detail="over the pairs")
     scoring = train.add_argument_group("scoring")
     scoring.add_argument("--detector", required=True, help="DCT classifier saved by `tfforensics train` (.keras)")
-    scoring.add_argument("--real-class", default=None, help="the detector's real class (name or index; default 0)")
+    add_flag(scoring, "real_class", default_text="label 0", detail="of the detector")
     scoring.add_argument("--lgrad", default=None, help="LGrad detector (`tfforensics lgrad train` run or .keras)")
     scoring.add_argument("--lgrad-discriminator", default=None,
                          help="StyleGAN discriminator .keras for the LGrad gradients (default: the shipped one)")
@@ -124,7 +126,8 @@ def add_parser(subparsers) -> None:
         """,
     )
     visualize.add_argument("runs", metavar="RUN[:EPOCH]", nargs="+", help="run folders of `regularize train`")
-    _out(visualize, "folder for the figures")
+    _out(visualize, "folder for the figures and visualize.json")
+    add_output_args(visualize)
     visualize.set_defaults(run=run_visualize)
 
     sweep = add_command(
@@ -140,9 +143,11 @@ def add_parser(subparsers) -> None:
     )
     sweep.add_argument("pairs", metavar="PAIRS", help="folder written by `regularize invert`")
     _out(sweep, "folder for sweep.json and sweep.png")
-    sweep.add_argument("--thresholds", default=None, help="FIRST-LAST or a comma list (default: all)")
+    sweep.add_argument("--thresholds", action=ListAction, default=None, metavar="T",
+                       help="FIRST-LAST or a list, spaces or commas between them (default: all)")
     sweep.add_argument("--spectrum", choices=("dft", "dct"), default="dft", help="(default: dft)")
     sweep.add_argument("--weights", default=None, help="generator .keras (default: the shipped StyleGAN)")
+    add_output_args(sweep)
     sweep.set_defaults(run=run_sweep)
 
 
@@ -222,10 +227,22 @@ def run_train(args) -> int:
     return 0
 
 
+#: What ``regularize visualize`` writes; visualize.json (the runs drawn) marks the figures as ours.
+VISUALIZE_FILES = ("visualize.json", "losses.png", "detection.png", "spectra.png", "samples.png")
+
+
 def run_visualize(args) -> int:
+    from tfforensics.io.atomic import atomic_write_json
+    from tfforensics.io.outputs import PRODUCER, claim_files
     from tfforensics.regularization.plots import plot_runs
 
-    for path in plot_runs(args.runs, args.out):
+    claim_files(args.out, VISUALIZE_FILES, record="visualize.json", command="regularize visualize",
+                previous="figures", contents=", ".join(VISUALIZE_FILES[1:]), instead="--out",
+                overwrite=args.overwrite)  # before the work
+    paths = plot_runs(args.runs, args.out)
+    atomic_write_json(Path(args.out) / "visualize.json", {"producer": PRODUCER, "runs": list(args.runs),
+                                                          "files": [Path(p).name for p in paths]})
+    for path in paths:
         print(path)
     return 0
 
@@ -235,6 +252,7 @@ def _thresholds(text):
 
     if text is None:
         return None
+    text = ",".join(text) if isinstance(text, list) else text
     try:
         if "-" in text:
             first, last = (int(v) for v in text.split("-"))
@@ -248,16 +266,20 @@ def run_sweep(args) -> int:
     import json
 
     from tfforensics.io.atomic import atomic_write_json
+    from tfforensics.io.outputs import PRODUCER, claim_files
     from tfforensics.regularization.evaluation import band_sweep
     from tfforensics.regularization.inversion import load_pairs, synthesize
     from tfforensics.regularization.plots import plot_sweep
 
+    claim_files(args.out, ["sweep.json", "sweep.png"], record="sweep.json", command="regularize sweep",
+                previous="sweep", contents="sweep.json and sweep.png", instead="--out",
+                overwrite=args.overwrite)  # before the work
     real, latents, _ = load_pairs(args.pairs)
     fake = synthesize(_generator(args.weights), latents)
     sweep = band_sweep(real, fake, _thresholds(args.thresholds), spectrum=args.spectrum)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "sweep.json", sweep)
+    atomic_write_json(out / "sweep.json", {"producer": PRODUCER, **sweep})
     plot_sweep(sweep, out / "sweep.png")
     best = max(range(len(sweep["thresholds"])), key=lambda i: sweep["cos"][i])
     print(json.dumps({"thresholds": f"{sweep['thresholds'][0]}..{sweep['thresholds'][-1]}",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from tfforensics.cli._common import add_command, add_output_args, add_runtime_args, setup_logging
+from tfforensics.cli._common import add_command, add_out, add_output_args, add_runtime_args, setup_logging
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def add_parser(subparsers) -> None:
                         help="your own folders instead of the benchmark: one sub-folder per source (the first "
                              "in sorted order is the real one), or already split into train/ val/ test/")
     parser.add_argument("--quick", action="store_true", help="small profile: fewer images, epochs and grid points")
-    parser.add_argument("--out", "--output", "-o", dest="out", default="reports/reproduce", help="output directory (default: reports/reproduce)")
+    add_out(parser, default="reports/reproduce", detail="folder for the report and everything it needs")
     add_output_args(parser)
     add_runtime_args(parser, workers=True)
     parser.set_defaults(run=run)

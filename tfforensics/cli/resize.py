@@ -5,15 +5,13 @@ from __future__ import annotations
 import logging
 
 from tfforensics.cli._common import (
-    add_command, add_output_args, add_runtime_args, add_skip_bad, setup_logging, positive_int,
+    add_command, add_filter, add_flag, add_out, add_output_args, add_runtime_args, add_skip_bad, setup_logging,
 )
 
 logger = logging.getLogger(__name__)
 
 
 def add_parser(subparsers) -> None:
-    from tfforensics.preprocess.resize import FILTERS
-
     parser = add_command(
         subparsers, "resize",
         help="resize every image of a folder to N x N PNGs (no split)",
@@ -28,10 +26,9 @@ def add_parser(subparsers) -> None:
         """,
     )
     parser.add_argument("source", metavar="SRC", help="folder of images (sub-folders are mirrored)")
-    parser.add_argument("output", metavar="OUT", help="output folder (created; must be empty or absent)")
-    parser.add_argument("--size", "--image-size", type=positive_int, required=True, help="side of the output images")
-    parser.add_argument("--filter", choices=sorted(FILTERS), default="bilinear",
-                        help="PIL resampling filter (default: bilinear, as the 004 project)")
+    add_out(parser, positional=True, required=True, detail="output folder (created; must be empty or absent)")
+    add_flag(parser, "size", required=True, detail="of the output images")
+    add_filter(parser, default="bilinear", detail="bilinear is the 004 project's")
     add_skip_bad(parser)
     add_output_args(parser)
     add_runtime_args(parser, workers=True, seed=False)
@@ -42,7 +39,7 @@ def run(args) -> int:
     from tfforensics.preprocess import resize_folder
 
     setup_logging(args.quiet)
-    result = resize_folder(args.source, args.output, args.size, filter=args.filter, workers=args.workers,
+    result = resize_folder(args.source, args.out, args.size, filter=args.filter, workers=args.workers,
                            skip_bad=args.skip_bad, overwrite=args.overwrite, progress=not args.quiet)
     logger.info("%s: %d images resized to %dx%d, %d skipped", result.output, result.written, args.size,
                 args.size, len(result.skipped))

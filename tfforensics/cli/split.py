@@ -5,15 +5,13 @@ from __future__ import annotations
 import logging
 
 from tfforensics.cli._common import (
-    add_command, add_output_args, add_runtime_args, add_skip_bad, setup_logging, fraction, positive_int,
+    add_command, add_filter, add_flag, add_out, add_output_args, add_runtime_args, add_skip_bad, setup_logging,
 )
 
 logger = logging.getLogger(__name__)
 
 
 def add_parser(subparsers) -> None:
-    from tfforensics.preprocess.resize import FILTERS
-
     parser = add_command(
         subparsers, "split",
         help="split a folder into train/dev/test folders (70/20/10), optionally resizing",
@@ -29,13 +27,10 @@ def add_parser(subparsers) -> None:
         """,
     )
     parser.add_argument("source", metavar="SRC", help="folder of images, or of class sub-folders")
-    parser.add_argument("output", metavar="OUT", help="output folder (created; must be empty or absent)")
-    parser.add_argument("--split", type=fraction, nargs=3, metavar=("TRAIN", "DEV", "TEST"), default=(0.7, 0.2, 0.1),
-                        help="fractions of each folder (default: 0.7 0.2 0.1)")
-    parser.add_argument("--size", "--image-size", type=positive_int, default=None,
-                        help="resize to SIZE x SIZE PNGs (default: copy the files unchanged)")
-    parser.add_argument("--filter", choices=sorted(FILTERS), default="bilinear",
-                        help="PIL resampling filter for --size (default: bilinear)")
+    add_out(parser, positional=True, required=True, detail="output folder (created; must be empty or absent)")
+    add_flag(parser, "split", default=(0.7, 0.2, 0.1), detail="the val split is written to the folder named by --names")
+    add_flag(parser, "size", default_text="copy the files unchanged", detail="resize to PIXELS x PIXELS PNGs")
+    add_filter(parser, default="bilinear", detail="for --size")
     parser.add_argument("--names", nargs=3, metavar=("TRAIN", "DEV", "TEST"), default=("train", "dev", "test"),
                         help="names of the three split folders (default: train dev test)")
     add_skip_bad(parser)
@@ -48,7 +43,7 @@ def run(args) -> int:
     from tfforensics.preprocess import split_folder
 
     setup_logging(args.quiet)
-    result = split_folder(args.source, args.output, fractions=tuple(args.split), size=args.size, filter=args.filter,
+    result = split_folder(args.source, args.out, fractions=tuple(args.split), size=args.size, filter=args.filter,
                           seed=args.seed, names=tuple(args.names), workers=args.workers, skip_bad=args.skip_bad,
                           overwrite=args.overwrite, progress=not args.quiet)
     counts = ", ".join(f"{name} {count}" for name, count in result.details["counts"].items())

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 
 from tfforensics.cli._common import (
-    add_augment, add_command, add_output_args, add_runtime_args, augmentation_of, setup_logging, nonnegative_int,
-    positive_int,
+    add_augment, add_command, add_flag, add_legacy, add_out, add_output_args, add_runtime_args, augmentation_of,
+    setup_logging, positive_int,
 )
 from tfforensics.errors import UserError
 from tfforensics.models.names import MODEL_NAMES
@@ -40,36 +39,30 @@ def add_parser(subparsers) -> None:
     parser.add_argument("val", metavar="VAL", nargs="?", default=None,
                         help="the original's VAL_DATASET, for original record files whose val split is not "
                              "beside DATASET (a tfforensics dataset has its val split inside)")
-    parser.add_argument("--class-names", nargs="+", default=None, metavar="NAME",
-                        help="class names in label order, for original data without a manifest (default: 0, 1, ...)")
+    add_flag(parser, "class_names", default_text="0, 1, ...", detail="for original data without a manifest")
     fit = parser.add_argument_group("training")
-    fit.add_argument("--epochs", "-e", type=positive_int, default=None,
-                     help="epochs (default: 50; cnn004: 10, as the 004 project)")
-    fit.add_argument("--batch-size", "-b", type=positive_int, default=32, help="global batch size (default: 32)")
-    fit.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: 1e-3; npr: 2e-4)")
+    add_flag(fit, "epochs", default_text="50; cnn004: 10, as the 004 project")
+    add_flag(fit, "batch_size", default=32, detail="the global batch, over all replicas")
+    add_flag(fit, "lr", default_text="1e-3; npr: 2e-4")
     fit.add_argument("--l1", type=float, default=0.01, help="L1 penalty of log1/log3 (default: 0.01)")
     fit.add_argument("--l2", type=float, default=0.01, help="L2 penalty of log2/log3/nn (default: 0.01)")
-    fit.add_argument("--early-stopping", type=nonnegative_int, default=None, metavar="PATIENCE",
-                     help="stop after PATIENCE epochs without a lower val loss and restore the best "
-                          "weights; 0 turns it off (default: 5; cnn004: 0)")
+    add_flag(fit, "early_stopping", default_text="5; cnn004: 0", detail="the best weights are restored")
     fit.add_argument("--hidden-units", type=positive_int, default=None,
                      help="nn: units of the hidden layer (the 004 project's --hidden_layer; default: 128)")
-    # The original classifier.py's spellings, accepted so that its command lines still run.
-    for original, dest, kind in (("--batch_size", "batch_size", positive_int),
-                                 ("--early_stopping", "early_stopping", nonnegative_int),
-                                 ("--image_size", "image_size", positive_int),
-                                 ("--epoch", "epochs", positive_int),  # the 004 project's
-                                 ("--hidden_layer", "hidden_units", positive_int)):
-        fit.add_argument(original, dest=dest, type=kind, help=argparse.SUPPRESS)
+    # The 004 project's spellings (classifier.py's --batch_size, --early_stopping and --image_size are
+    # hidden spellings of the shared flags), accepted so that old command lines still run.
+    add_legacy(fit, "--epoch", "epochs", means="--epochs (the 004 project's)", type=positive_int)
+    add_legacy(fit, "--hidden_layer", "hidden_units", means="--hidden-units (the 004 project's)", type=positive_int)
     add_augment(fit)
     shape = parser.add_argument_group("overrides (default: from the manifest)")
-    shape.add_argument("--classes", type=positive_int, default=None, help="number of classes (1 or 2: one sigmoid unit)")
-    shape.add_argument("--image-size", type=positive_int, default=None, help="image size; must match the records")
+    shape.add_argument("--num-classes", type=positive_int, default=None,
+                       help="number of classes (1 or 2: one sigmoid unit)")
+    add_legacy(shape, "--classes", "num_classes", means="--num-classes (the earlier spelling)", type=positive_int)
+    add_flag(shape, "size", detail="of the records; must match them")
     shape.add_argument("--channels", type=int, choices=[1, 3], default=None,
                        help="channels the saved model takes (3 on a gray dataset: RGB in, luma inside)")
-    parser.add_argument("--out", "--output", "-o", dest="out", default=None,
-                        help="run directory: model.keras, run.json, checkpoints/, logs/ (TensorBoard) "
-                             "(default: runs/MODEL-DATASET-TIME)")
+    add_out(parser, default_text="runs/MODEL-DATASET-TIME",
+            detail="run directory: model.keras, run.json, checkpoints/, logs/ (TensorBoard)")
     add_output_args(parser)
     add_runtime_args(parser)
     parser.add_argument("--deterministic", action="store_true",
@@ -106,8 +99,8 @@ def run(args) -> int:
     result = train(
         args.model, dataset, out=args.out, epochs=epochs, batch_size=args.batch_size, model_options=model_options,
         l1=args.l1, l2=args.l2, learning_rate=learning_rate, early_stopping=early_stopping, seed=args.seed,
-        deterministic=True if args.deterministic else None, num_classes=args.classes,
-        image_size=args.image_size, channels=args.channels, overwrite=args.overwrite,
+        deterministic=True if args.deterministic else None, num_classes=args.num_classes,
+        image_size=args.size, channels=args.channels, overwrite=args.overwrite,
         verbose=0 if args.quiet else "auto", command=args.command_line, augmentation=augmentation,
     )
     run_info = result.run

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from tfforensics.cli._common import add_command, add_output_args, setup_logging
+from tfforensics.cli._common import add_command, add_out, add_output_args, add_quiet, setup_logging
 
 logger = logging.getLogger(__name__)
 
@@ -26,14 +26,13 @@ def add_parser(subparsers) -> None:
         """,
     )
     parser.add_argument("model", metavar="MODEL", help="model.keras or run directory written by train")
-    parser.add_argument("--out", "--output", "-o", dest="out", default="weights",
-                        help="output folder (default: weights)")
+    add_out(parser, default="weights", detail="folder for weights.npy, the plots and weights.json")
     parser.add_argument("--vmax", type=float, default=None,
                         help="upper end of the colour scale (the original: 0.04; default: the largest weight)")
     parser.add_argument("--cmap", default="inferno", help="matplotlib colour map (default: inferno)")
     parser.add_argument("--format", nargs="+", choices=["png", "pdf", "svg"], default=["png", "pdf"],
                         help="plot file formats (default: png pdf)")
-    parser.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
+    add_quiet(parser)
     add_output_args(parser)
     parser.set_defaults(run=run)
 

@@ -18,8 +18,9 @@ from tfforensics.errors import UserError
 LOG_EPSILON = 1e-12
 
 
-#: ``unknown`` only describes data read without a manifest; ``prepare`` writes dct or raw.
-TRANSFORMS = ("dct", "raw", "unknown")
+#: ``unknown`` only describes data read without a manifest; ``prepare`` writes dct, raw or
+#: pixels (the last only for ``--compat gandct -r``, the original's unscaled pixels).
+TRANSFORMS = ("dct", "raw", "pixels", "unknown")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,8 +28,9 @@ class Encoding:
     """How images become arrays; stored in every manifest.
 
     Attributes:
-        transform: ``"dct"`` (2-D type-II orthonormal DCT per channel) or ``"raw"``
-            (pixels scaled to [-1, 1]); ``"unknown"`` for arrays written by the original
+        transform: ``"dct"`` (2-D type-II orthonormal DCT per channel), ``"raw"``
+            (pixels scaled to [-1, 1]) or ``"pixels"`` (0..255 as they are, what the original
+            ``prepare_dataset.py -r`` stored); ``"unknown"`` for arrays written by the original
             tools without a manifest (:mod:`tfforensics.data.original`): models trained on
             them take the stored arrays, not images.
         log: ``log(|x| + 1e-12)`` after the DCT (DCT only).
@@ -108,6 +110,8 @@ def transform(images: np.ndarray, encoding: Encoding) -> np.ndarray:
     """The data-independent part of ``encoding`` (before abs scaling and normalisation)."""
     if encoding.transform == "raw":
         return scale_pixels(images)
+    if encoding.transform == "pixels":
+        return np.asarray(images, dtype=np.float64)
     coefficients = dct2(images)
     return log_scale(coefficients) if encoding.log else coefficients
 

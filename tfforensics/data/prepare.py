@@ -239,7 +239,7 @@ class Plan:
 
 
 def plan_dataset(source: Path, encoding: Encoding, *, format, layout, compression, fractions, sizes, presplit,
-                 shards, skip_bad, seed) -> Plan:
+                 shards, skip_bad, seed, split_order: str = "shuffled") -> Plan:
     """Stage 1: scan and split the class folders, fix the image size and the shards."""
     if presplit:
         if fractions is not None or sizes is not None:
@@ -247,7 +247,7 @@ def plan_dataset(source: Path, encoding: Encoding, *, format, layout, compressio
         classes, items = presplit_classes(source, seed=seed)
     else:
         classes = scan_classes(source)
-        items = split_classes(classes, fractions=fractions, sizes=sizes, seed=seed)
+        items = split_classes(classes, fractions=fractions, sizes=sizes, seed=seed, order=split_order)
     all_items = [item for split in SPLITS for item in items[split]]
     if not items["train"]:
         raise UserError(f"{source}: the train split is empty; add images or change --split/--sizes.")
@@ -260,6 +260,8 @@ def plan_dataset(source: Path, encoding: Encoding, *, format, layout, compressio
         "compression": compression, "seed": seed, "shards": shard_counts, "skip_bad": skip_bad,
         "shape": shape, "classes": list(classes), "presplit": presplit,
     }
+    if split_order != "shuffled":  # only then: the fingerprints of earlier outputs stay valid
+        options["split_order"] = split_order
     config = _WorkerConfig(encoding, (height, width), format, layout, compression, skip_bad, None)
     return Plan(source, list(classes), items, shape, shard_counts, _fingerprint(items, options), config, seed)
 
@@ -307,6 +309,7 @@ def prepare(
     compression: str | None = None,
     fractions=None,
     sizes=None,
+    split_order: str = "shuffled",
     presplit: bool = False,
     shards: int | None = None,
     workers: int | None = None,
@@ -331,6 +334,8 @@ def prepare(
             and are applied by the reader or by the model being trained).
         compression: None or ``"GZIP"``.
         fractions / sizes: split by fractions (default 0.7/0.2/0.1) or by per-class counts.
+        split_order: ``"shuffled"`` (a seeded permutation per class) or ``"sorted"`` (the first
+            files in sorted name order, as the original prepare_dataset.py).
         presplit: ``source`` is already split into ``train/ val/ test/`` class folders.
         shards: shards per split (default: about 128 MiB each).
         workers: processes (default: all cores) of the local runner.
@@ -354,7 +359,7 @@ def prepare(
 
     plan = plan_dataset(source, encoding, format=format, layout=layout, compression=compression,
                         fractions=fractions, sizes=sizes, presplit=presplit, shards=shards, skip_bad=skip_bad,
-                        seed=seed)
+                        seed=seed, split_order=split_order)
     existing = _reusable(output, plan.fingerprint, overwrite)
     if existing is not None:
         return existing

@@ -78,15 +78,27 @@ def split_counts(n: int, fractions=None, sizes=None, *, name: str = "") -> tuple
     return n_train, n_val, n_test
 
 
-def split_classes(classes: dict[str, list], *, fractions=None, sizes=None, seed: int = 0) -> dict[str, list[tuple[str, int]]]:
-    """``{split: [(path, label), ...]}``: per-class seeded split, then a seeded shuffle per split."""
+#: How the files of a class are dealt to the splits: a seeded permutation, or the first ones in
+#: sorted file-name order (train, then val, then test), as the original prepare_dataset.py.
+SPLIT_ORDERS = ("shuffled", "sorted")
+
+
+def split_classes(classes: dict[str, list], *, fractions=None, sizes=None, seed: int = 0,
+                  order: str = "shuffled") -> dict[str, list[tuple[str, int]]]:
+    """``{split: [(path, label), ...]}``: per-class split (``order``), then a seeded shuffle per split."""
+    if order not in SPLIT_ORDERS:
+        raise ValueError(f"`order` must be one of {SPLIT_ORDERS}. Received: order={order!r}")
     out = {split: [] for split in SPLITS}
     for label, (name, files) in enumerate(classes.items()):
         counts = split_counts(len(files), fractions, sizes, name=name)
-        order = np.random.default_rng([seed, label]).permutation(len(files))
+        if order == "sorted":
+            files = sorted(files, key=str)
+            order_of_class = np.arange(len(files))
+        else:
+            order_of_class = np.random.default_rng([seed, label]).permutation(len(files))
         start = 0
         for split, count in zip(SPLITS, counts):
-            out[split].extend((str(files[i]), label) for i in order[start:start + count])
+            out[split].extend((str(files[i]), label) for i in order_of_class[start:start + count])
             start += count
     for index, split in enumerate(SPLITS):
         items = out[split]

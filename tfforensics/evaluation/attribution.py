@@ -240,8 +240,11 @@ def attribute_images(model, source, *, batch_size: int = 32, class_names=None, p
 
 
 def evaluate_attribution(model, source, *, split: str = "test", batch_size: int = 32, class_names=None,
-                     out=None, progress: bool = False):
-    """Attribute a dataset split (records), a folder or one image; ``(report or None, Attribution or None)``."""
+                     out=None, progress: bool = False, overwrite: bool = False):
+    """Attribute a dataset split (records), a folder or one image; ``(report or None, Attribution or None)``.
+
+    ``out`` receives metrics.json; a previous one is replaced only with ``overwrite`` (and only ours).
+    """
     from tfforensics.data.manifest import MANIFEST_NAME
     from tfforensics.evaluation.evaluate import evaluate_model
     from tfforensics.models.attribution import load_any
@@ -249,14 +252,21 @@ def evaluate_attribution(model, source, *, split: str = "test", batch_size: int 
     model = load_any(model, class_names=class_names) if isinstance(model, (str, Path)) else model
     source = Path(source)
     if source.name == MANIFEST_NAME or (source.is_dir() and (source / MANIFEST_NAME).is_file()):
-        report = evaluate_model(model, source, split=split, batch_size=batch_size, out=out, progress=progress)
+        report = evaluate_model(model, source, split=split, batch_size=batch_size, out=out, progress=progress,
+                                overwrite=overwrite)
         return report, None
+    from tfforensics.io.outputs import PRODUCER, claim_files
+
+    if out is not None:  # before the work
+        claim_files(out, ["metrics.json"], record="metrics.json", command="attribute test",
+                    previous="attribution metrics", contents="metrics.json", instead="--out", overwrite=overwrite)
     result = attribute_images(model, source, batch_size=batch_size, progress=progress)
     if out is not None and result.report is not None:
         from tfforensics.io.atomic import atomic_write_json
 
         Path(out).mkdir(parents=True, exist_ok=True)
-        atomic_write_json(Path(out) / "metrics.json", {**result.report, "dataset": str(source)})
+        atomic_write_json(Path(out) / "metrics.json",
+                          {"producer": PRODUCER, **result.report, "dataset": str(source)})
     return result.report, result
 
 

@@ -137,3 +137,25 @@ def plot_mean_spectra(means: dict, path, *, reference=None, title: str | None = 
     if title:
         figure.suptitle(title, fontsize=10)
     return _save(figure, path)
+
+
+def plot_history(history: dict, metric: str, path, *, title: str | None = None) -> Path | None:
+    """One training curve per epoch: ``metric`` and ``val_<metric>`` of a Keras history (the 004
+    project's accuracy / loss plots). Returns None when the history has no such metric."""
+    from matplotlib.figure import Figure
+
+    series = {name: history[name] for name in (metric, f"val_{metric}") if history.get(name)}
+    if not series:
+        return None
+    figure = Figure(figsize=(5, 3.5))
+    axes = figure.add_subplot()
+    for name, values in series.items():
+        epochs = np.arange(1, len(values) + 1)
+        axes.plot(epochs, values, marker="o" if len(values) < 30 else None,
+                  label="val" if name.startswith("val_") else "train")
+    axes.set_xlabel("epoch")
+    axes.set_ylabel(metric)
+    axes.set_title(title or metric)
+    axes.legend()
+    axes.grid(alpha=0.3)
+    return _save(figure, path)

@@ -31,11 +31,11 @@ import numpy as np
 
 from tfforensics.errors import MissingInputError, UserError
 from tfforensics.io.atomic import INCOMPLETE_PREFIX, atomic_write_json, default_dir_mode, remove_tree
-from tfforensics.io.images import BadImageError, list_images, load_image, save_image
+from tfforensics.io.images import RESIZE_FILTERS, BadImageError, list_images, load_image, save_image
 
 logger = logging.getLogger(__name__)
 
-RESAMPLING = ("bicubic", "bilinear", "nearest", "lanczos")
+RESAMPLING = tuple(RESIZE_FILTERS)  # the one filter vocabulary of io.images
 #: Label folders of the CNNDetection layout (``0_real``, ``1_fake``; a suffix like ``_grad`` is allowed).
 LABEL_FOLDER = re.compile(r"^([01])_(real|fake)")
 #: Class names of LGrad records, in label order.
@@ -346,6 +346,18 @@ def _gradient_fingerprint(model, source: Path, relatives, resample: str, options
 # --- the detector ---------------------------------------------------------------------------------
 
 def _resnet50(inputs, weights=None):
+    """torchvision's ResNet-50 v1.5 (the stride in the 3x3 conv), layer names as its state_dict
+    (``layer2_0_conv2`` = ``layer2.0.conv2``), as LGrad / CNNDetection train it."""
+    from tfforensics.models.published import resnet50_features
+
+    if weights is not None:
+        raise UserError("--arch resnet50 (torchvision's v1.5) has no downloadable ImageNet weights here; use "
+                        "--arch resnet50_keras --weights imagenet (Keras' ResNet-50 v1), or start from random.")
+    return resnet50_features(inputs)
+
+
+def _resnet50_keras(inputs, weights=None):
+    """Keras' ResNet-50 (v1: the stride in the first 1x1 conv), for its ImageNet weights."""
     import keras
 
     backbone = keras.applications.ResNet50(include_top=False, weights=weights, input_shape=(None, None, 3),
@@ -374,7 +386,23 @@ def _small(inputs, weights=None):
     return keras.layers.GlobalAveragePooling2D(name="pool")(x)
 
 
-ARCHS = {"resnet50": _resnet50, "small": _small}
+ARCHS = {"resnet50": _resnet50, "resnet50_keras": _resnet50_keras, "small": _small}
+
+#: LGrad's ``fc`` initialisation (trainer.py: ``normal_(fc.weight, 0.0, init_gain=0.02)``).
+FC_INIT_STD = 0.02
+
+
+def _head(x, num_classes: int):
+    """LGrad's ``fc``: weights N(0, 0.02), the bias as torch's ``nn.Linear`` draws it,
+    U(+-1/sqrt(fan_in)); sigmoid for two classes (its BCEWithLogitsLoss), softmax otherwise."""
+    from tfforensics.models.classifiers import output_units
+
+    units = output_units(num_classes)
+    bound = 1.0 / np.sqrt(int(x.shape[-1]))
+    return keras.layers.Dense(units, activation="sigmoid" if units == 1 else "softmax",
+                              kernel_initializer=keras.initializers.RandomNormal(0.0, FC_INIT_STD),
+                              bias_initializer=keras.initializers.RandomUniform(-bound, bound),
+                              name="predictions")(x)
 
 
 #: Per-channel BGR means of Keras' ImageNet ResNet-50 ("caffe" preprocessing).
@@ -396,8 +424,6 @@ def _detector(pixels, arch: str, weights, num_classes: int):
     ``weights="imagenet"``: the preprocessing Keras' ImageNet weights were trained with
     (BGR, mean subtraction), so the pretrained filters see what they expect.
     """
-    from tfforensics.models.classifiers import classification_head
-
     if arch not in ARCHS:
         raise ValueError(f"`arch` must be one of {sorted(ARCHS)}. Received: arch={arch!r}")
     if weights not in (None, "imagenet"):
@@ -408,7 +434,12 @@ def _detector(pixels, arch: str, weights, num_classes: int):
         x = keras.layers.Rescaling(1.0 / 255.0, name="to_unit")(pixels)
         x = keras.layers.Normalization(mean=IMAGENET_MEAN, variance=np.square(IMAGENET_STD).tolist(),
                                        name="imagenet_norm")(x)
-    return classification_head(ARCHS[arch](x, weights=weights), num_classes)
+    features = ARCHS[arch](x, weights=weights)
+    if arch == "small":  # not the original's network: Keras' default head, as before
+        from tfforensics.models.classifiers import classification_head
+
+        return classification_head(features, num_classes)
+    return _head(features, num_classes)
 
 
 def build_detector(arch: str = "resnet50", weights=None):
@@ -463,7 +494,9 @@ class TrainConfig:
     """The LGrad / CNNDetection training recipe (defaults: the original schedule).
 
     ``early_stopping``: patience in epochs on the val split's loss (``None``: the original's
-    fixed schedule); it needs records with a val split.
+    fixed schedule); it needs records with a val split. ``class_balance``: the original's
+    ``--class_bal`` (each draw takes a real or a fake image with equal probability).
+    ``original_timing``: decay when the original does (see :func:`learning_rate_at`).
     """
 
     arch: str = "resnet50"
@@ -478,6 +511,23 @@ class TrainConfig:
     flip: bool = True
     seed: int = 0
     early_stopping: int | None = None
+    class_balance: bool = False
+    original_timing: bool = True
+
+
+def learning_rate_at(epoch: int, config: TrainConfig) -> float:
+    """The learning rate of epoch ``epoch`` (counted from 0).
+
+    LGrad's train.py multiplies it by 0.8 at the end of every epoch ``e`` with
+    ``e % delr_freq == 0 and e != 0``, so with ``delr_freq`` 10 epochs 0..10 run at the initial
+    rate, 11..20 at 0.8 times it, and so on. Its ``adjust_learning_rate(min_lr=1e-6)`` checks the
+    floor after multiplying and train.py ignores the answer, so the rate goes on decaying (5e-4
+    would pass 1e-6 only after 28 decays, 280 epochs). ``original_timing=False`` decays one epoch
+    earlier (``0.8 ** (epoch // every)``), as tfforensics did before (``reproduce`` keeps that).
+    """
+    every = config.decay_every
+    decays = epoch // every if not config.original_timing else max(0, (epoch - 1) // every)
+    return config.learning_rate * config.decay_factor ** decays
 
 
 def is_records(root) -> bool:
@@ -526,10 +576,24 @@ def augmented_batches(manifest, config: TrainConfig):
     count = manifest.count("train")
     images = records_dataset(manifest, "train", batch_size=config.batch_size, binary=True, shuffle=True,
                              seed=config.seed).unbatch()
+    if config.class_balance:
+        images = _balanced(images, count, config.seed)
     seeds = tf.data.Dataset.random(seed=config.seed, rerandomize_each_iteration=True).batch(2).batch(2)
     dataset = tf.data.Dataset.zip((images, seeds)).map(transform, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.batch(config.batch_size).apply(
         tf.data.experimental.assert_cardinality(-(-count // config.batch_size))).prefetch(tf.data.AUTOTUNE)
+
+
+def _balanced(images, count: int, seed: int):
+    """``--class_bal``: ``count`` draws per epoch, each of class 0 or 1 with probability 1/2, as the
+    original's WeightedRandomSampler (weights 1 / class count); within a class the images come in a
+    reshuffled cycle, where the original draws them with replacement."""
+    import tensorflow as tf
+
+    per_class = [images.filter(lambda image, label, c=c: tf.equal(tf.cast(tf.reshape(label, []), tf.int64), c))
+                 .repeat() for c in (0, 1)]
+    return tf.data.Dataset.sample_from_datasets(per_class, weights=[0.5, 0.5], seed=seed,
+                                                rerandomize_each_iteration=True).take(count)
 
 
 def _image_records(items, root, work: Path, seed: int) -> Path:
@@ -596,8 +660,7 @@ def train_detector(train_root, output, config: TrainConfig = TrainConfig(), *, c
             staging = Path(tempfile.mkdtemp(prefix=f"{INCOMPLETE_PREFIX}lgrad-", dir=output.resolve().parent))
             staging.chmod(default_dir_mode())
             manifest = Manifest.load(_image_records(items, train_root, staging, config.seed))
-        schedule = keras.callbacks.LearningRateScheduler(
-            lambda epoch: config.learning_rate * config.decay_factor ** (epoch // config.decay_every))
+        schedule = keras.callbacks.LearningRateScheduler(lambda epoch: learning_rate_at(epoch, config))
         result = train("lgrad", manifest, out=output, epochs=config.epochs, batch_size=config.batch_size,
                        learning_rate=config.learning_rate, early_stopping=config.early_stopping, seed=config.seed,
                        verbose=1 if progress else 0, command=command, callbacks=[schedule],

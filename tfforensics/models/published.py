@@ -91,18 +91,22 @@ def _stem(x, kernel: int):
     return layers.MaxPooling2D(3, strides=2, name="maxpool")(x)
 
 
+def resnet50_features(x):
+    """torchvision ResNet-50 v1.5 without ``fc``: stem, four stages, global average pool (2048)."""
+    x = _stem(x, 7)
+    channels = 64
+    for stage, (planes, blocks) in enumerate(zip((64, 128, 256, 512), RESNET50_BLOCKS)):
+        x = _stage(x, planes, blocks, 1 if stage == 0 else 2, channels, f"layer{stage + 1}")
+        channels = planes * 4
+    return layers.GlobalAveragePooling2D(name="avgpool")(x)
+
+
 def build_resnet50(input_shape, num_classes, *, l1=DEFAULT_L1, l2=DEFAULT_L2) -> keras.Model:
     """torchvision ResNet-50 v1.5 with a ``num_classes`` head (CNNDetection / LGrad: one logit)."""
     from tfforensics.models.classifiers import _inputs, classification_head
 
     inputs = _inputs(input_shape)
-    x = _stem(inputs, 7)
-    channels = 64
-    for stage, (planes, blocks) in enumerate(zip((64, 128, 256, 512), RESNET50_BLOCKS)):
-        x = _stage(x, planes, blocks, 1 if stage == 0 else 2, channels, f"layer{stage + 1}")
-        channels = planes * 4
-    x = layers.GlobalAveragePooling2D(name="avgpool")(x)
-    return keras.Model(inputs, classification_head(x, num_classes), name="resnet50")
+    return keras.Model(inputs, classification_head(resnet50_features(inputs), num_classes), name="resnet50")
 
 
 def build_npr(input_shape, num_classes, *, l1=DEFAULT_L1, l2=DEFAULT_L2) -> keras.Model:

@@ -42,6 +42,7 @@ import numpy as np
 
 from tfforensics.errors import UserError
 from tfforensics.io.atomic import atomic_write_json, save_keras
+from tfforensics.training.run_files import RUN_FILES, write_run_files
 
 logger = logging.getLogger(__name__)
 
@@ -297,7 +298,8 @@ def claim_run_dir(out: Path, overwrite: bool) -> None:
 def _mark_run_dir(out: Path, complete: bool) -> None:
     from tfforensics.io.outputs import mark_output
 
-    mark_output(out, "train", files=[RUN_FILE, MODEL_FILE], dirs=["checkpoints", "logs", "backup"], complete=complete)
+    mark_output(out, "train", files=[RUN_FILE, MODEL_FILE, *RUN_FILES], dirs=["checkpoints", "logs", "backup"],
+                complete=complete)
 
 
 def save_model(model, path) -> Path:
@@ -600,6 +602,7 @@ def train(
         "augmentation": augmentation.to_dict() if augmentation else None})
     run_dir = setup.run_dir
     atomic_write_json(run_dir / RUN_FILE, run)
+    write_run_files(run_dir, classifier, run)  # model_summary.txt, history_*.png, result.json
     _mark_run_dir(run_dir, complete=True)
     if not setup.chief:
         shutil.rmtree(run_dir, ignore_errors=True)  # this worker's temporary copy; the chief's is the run
