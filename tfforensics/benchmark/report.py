@@ -188,7 +188,8 @@ def _robustness_section(robustness: dict) -> dict:
         note=(f"{robustness['real']} real and {robustness['fake']} fake test images, each condition applied once "
               "to all of them and scored by every detector: JPEG at quality Q (jpegQ), Gaussian blur of sigma S px "
               "(blurS), shrunk by F and enlarged back (resizeF, bilinear), Gaussian noise of sigma S grey levels "
-              "(noiseS). ACC at threshold 0.5 on P(fake) = 1 − P(real); AP with fake as the positive class."),
+              "(noiseS). As in the real-vs-fake table: fake score = 1 − P(real), ACC at the arg-max (P(fake) > 0.5 "
+              "for a detector), AP with fake as the positive class; the clean column repeats that table."),
         header=["detector", "training", *conditions],
         rows=[[d["name"], d.get("training", ""),
                *(f"{_pct(d['conditions'][c]['accuracy'])} / {_pct(d['conditions'][c]['average_precision'])}"

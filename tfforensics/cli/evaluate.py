@@ -36,7 +36,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--jpeg", type=positive_int, action="append", default=[], metavar="Q",
                         help="also score JPEG-compressed copies at quality Q (repeatable; = --perturb jpegQ)")
     parser.add_argument("--blur", type=float, action="append", default=[], metavar="SIGMA",
-                        help="also score Gaussian-blurred copies with standard deviation SIGMA (repeatable; = --perturb blurSIGMA)")
+                        help="also score Gaussian-blurred copies with standard deviation SIGMA "
+                             "(repeatable; = --perturb blurSIGMA)")
     lgrad = parser.add_argument_group("LGrad detectors: the images' gradients computed on the fly (as img2grad)")
     lgrad.add_argument("--pkl", help="official karras2019stylegan-*.pkl whose D the detector was trained with")
     lgrad.add_argument("--weights", help="the port's own discriminator (.keras or .npz), instead of --pkl")
@@ -62,8 +63,8 @@ def run(args) -> int:
 
         discriminator = load_discriminator(pkl=args.pkl, weights=args.weights)
     report = evaluate_folders(args.model, args.root, jpeg=args.jpeg, blur=args.blur, perturb=args.perturb,
-                              batch_size=args.batch_size, real_class=args.real_class, skip_bad=args.skip_bad, out=args.out,
-                              overwrite=args.overwrite, progress=not args.quiet, discriminator=discriminator)
+                              batch_size=args.batch_size, real_class=args.real_class, skip_bad=args.skip_bad,
+                              out=args.out, overwrite=args.overwrite, progress=not args.quiet, discriminator=discriminator)
     print(format_evaluation(report), end="")
     log_skipped(report["skipped"])
     return 0

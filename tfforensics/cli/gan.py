@@ -19,8 +19,8 @@ def add_parser(subparsers) -> None:
         help="train / sample the small GANs of the embedded benchmark",
         description=(
             "Small generators trained on the shipped real crops of the benchmark's train-split photos "
-            "(tfforensics/benchmark/data), one per up-sampling family (Frank et al.'s up-sampling experiment); they differ only "
-            "in the up-sampling operator, so each leaves its own spectral artifacts. Families:\n" + families
+            "(tfforensics/benchmark/data), one per up-sampling family (Frank et al.'s up-sampling experiment); "
+            "they differ only in the up-sampling operator, so each leaves its own spectral artifacts. Families:\n" + families
         ),
         examples="""
             tfforensics gan train nearest runs/gan-nearest --steps 1500 --seed 1
@@ -32,9 +32,9 @@ def add_parser(subparsers) -> None:
     train = add_command(
         actions, "train", help="train one family on the train-split photo crops",
         description=("Train FAMILY (non-saturating GAN loss, R1 on reals, Adam, EMA generator) on the shipped "
-                     "real crops of the benchmark's train-split photos (never its val or test photos). Writes OUT/generator.keras (the EMA generator), "
-                     "OUT/discriminator.keras and OUT/run.json every --checkpoint-every steps; running the same "
-                     "command again continues an interrupted run."),
+                     "real crops of the benchmark's train-split photos (never its val or test photos). Writes "
+                     "OUT/generator.keras (the EMA generator), OUT/discriminator.keras and OUT/run.json every "
+                     "--checkpoint-every steps; running the same command again continues an interrupted run."),
         examples="""
             tfforensics gan train stylegan runs/gan-stylegan --seed 4
             tfforensics gan train bilinear runs/gan-bilinear-32 --size 32 --steps 500 --batch-size 16

@@ -4,7 +4,10 @@ Real images reach an analyst JPEG-compressed, resized, blurred and noisy, so a d
 clean score says little on its own (CNNDetection's and Frank et al.'s robustness tables).
 :func:`robustness_table` perturbs the test images once per condition (the named conditions
 of :func:`tfforensics.preprocess.perturb.conditions`) and lets every detector score the same
-perturbed images: ACC at 0.5 and AP (fake positive) per condition, pooled and per fake source.
+perturbed images: ACC and AP per condition, pooled and per fake source, by the rules of
+:func:`tfforensics.evaluation.metrics.real_vs_fake` (fake score ``1 - P(real)`` for AP; called
+fake when the most likely class is not the real one, i.e. ``P(fake) > 0.5`` for a detector),
+so the clean column repeats the real-vs-fake numbers of ``test``.
 
 A detector is a :class:`Detector` entry: a saved model that takes raw images (any ``train``,
 ``convert`` or LGrad model), a name, and how it was trained, so "the same model trained with
@@ -56,30 +59,26 @@ def perturbed_sets(images: np.ndarray, conditions=ROBUSTNESS_CONDITIONS) -> dict
             for name, transform in named(conditions).items()}
 
 
-def _metrics(labels, fake_score, class_names, real: int) -> dict:
-    from sklearn.metrics import average_precision_score
+def _metrics(labels, scores, class_names, real: int) -> dict:
+    """:func:`~tfforensics.evaluation.metrics.real_vs_fake` pooled and per fake source (ACC and AP)."""
+    from tfforensics.evaluation.metrics import real_vs_fake
 
-    from tfforensics.evaluation.metrics import accuracy_at
-
-    def row(subset):
-        is_fake = labels[subset] != real
-        both = is_fake.any() and (~is_fake).any()
-        return {**accuracy_at(is_fake, fake_score[subset]),
-                "average_precision": float(average_precision_score(is_fake, fake_score[subset])) if both else None}
-
-    result = row(np.ones(len(labels), dtype=bool))
-    result.pop("threshold")
-    result["per_source"] = {name: {k: v for k, v in row((labels == real) | (labels == i)).items()
-                                   if k in ("accuracy", "average_precision")}
-                            for i, name in enumerate(class_names) if i != real and (labels == i).any()}
-    return result
+    keys = ("accuracy", "real_accuracy", "fake_accuracy", "average_precision")
+    pooled = real_vs_fake(labels, scores, real)
+    per_source = {}
+    for i, name in enumerate(class_names):
+        subset = (labels == real) | (labels == i)
+        if i != real and (labels == i).any():
+            row = real_vs_fake(labels[subset], scores[subset], real)
+            per_source[name] = {"accuracy": row["accuracy"], "average_precision": row["average_precision"]}
+    return {**{key: pooled[key] for key in keys}, "per_source": per_source}
 
 
-def score_detector(detector: Detector, sets: dict, *, discriminator=None, batch_size: int = 64) -> dict[str, np.ndarray]:
-    """``{condition: P(fake) per image}`` of one detector on the perturbed sets (real class: label 0)."""
+def score_detector(detector: Detector, sets: dict, *, discriminator=None,
+                   batch_size: int = 64) -> dict[str, np.ndarray]:
+    """``{condition: (N, K) class probabilities}`` of one detector on the perturbed sets."""
     from tfforensics.evaluation.classify import score_arrays
     from tfforensics.evaluation.evaluate import on_gradients
-    from tfforensics.evaluation.metrics import fake_scores
     from tfforensics.models.wrapped import load_model
 
     model = load_model(detector.model)
@@ -88,7 +87,7 @@ def score_detector(detector: Detector, sets: dict, *, discriminator=None, batch_
             raise UserError(f"{detector.name}: an LGrad detector needs the discriminator it was trained with.")
         gradient = on_gradients(discriminator)
         sets = {name: np.stack([gradient(image) for image in images]) for name, images in sets.items()}
-    return {name: fake_scores(score_arrays(model, images, batch_size=batch_size)) for name, images in sets.items()}
+    return {name: score_arrays(model, images, batch_size=batch_size) for name, images in sets.items()}
 
 
 def robustness_table(detectors, images, labels, class_names, *, conditions=ROBUSTNESS_CONDITIONS,

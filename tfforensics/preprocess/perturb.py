@@ -375,7 +375,7 @@ CONDITION_HELP = ("jpegQ (JPEG at quality Q, 1..100), blurS (Gaussian blur of si
 
 
 def condition_name(spec: str) -> str:
-    """The canonical name of a condition (``jpeg75``, ``blur1``, ``resize0.5``, ``noise5``); a bad one is a UserError."""
+    """The canonical name of a condition (``jpeg75``, ``blur1``, ``resize0.5``, ``noise5``); a UserError if bad."""
     spec = str(spec).strip().lower()
     if spec == "clean":
         return spec
