@@ -134,8 +134,9 @@ def test_every_figure_listed_and_shown(run_dir):
     results = json.loads((run_dir / "results.json").read_text())
     listed = [entry["path"] for entry in results["figures"]]
     drawn = sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*.png"))
-    assert sorted(listed) == drawn and len(drawn) == 3 * 2 + 3  # 3 classifiers × (CM, ROC), 2 bar charts, spectra
-    assert {entry["section"] for entry in results["figures"]} == {"classifiers", "leave_one_out", "lgrad", "spectra"}
+    assert sorted(listed) == drawn and len(drawn) == 3 * 2 + 4  # 3 classifiers × (CM, ROC), 3 bar charts, spectra
+    assert {entry["section"] for entry in results["figures"]} == {"classifiers", "leave_one_out", "lgrad", "robustness",
+                                                                  "spectra"}
 
     markdown_path, html_path = report.render_run(run_dir)
     text = markdown_path.read_text()
@@ -255,7 +256,7 @@ def test_report_opens_in_a_headless_browser(run_dir, tmp_path, embed):
         shutil.copy(run_dir / "report.html", page)
     shown = inspect_page(page, tmp_path / "browser")
     assert shown["title"] == report.TITLE
-    assert len(shown["images"]) == len(results["figures"]) == 9
+    assert len(shown["images"]) == len(results["figures"]) == 10
     assert all(image["complete"] and image["width"] > 50 and image["height"] > 50 for image in shown["images"]), \
         shown["images"]
     headers = [table["header"] for table in shown["tables"]]

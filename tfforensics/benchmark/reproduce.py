@@ -373,6 +373,15 @@ def _figures(results: dict, out: Path) -> list[dict]:
                                 title=f"LGrad detector trained on real vs {lgrad['trained_on']}, per test family")
         figures.append({"section": "lgrad", "path": path.relative_to(out).as_posix(),
                         "caption": "LGrad: ACC, real ACC, fake ACC and AP per family"})
+    robustness = results.get("robustness") or {}
+    if robustness.get("detectors"):
+        path = plot_family_bars(robustness["conditions"],
+                                {f"{d['name']} ({d['training']})": [d["conditions"][c]["average_precision"]
+                                                                    for c in robustness["conditions"]]
+                                 for d in robustness["detectors"]},
+                                out / "figures" / "robustness.png", title="AP on the test split, clean and perturbed")
+        figures.append({"section": "robustness", "path": path.relative_to(out).as_posix(),
+                        "caption": "robustness: AP of every detector per condition"})
     if results.get("spectra"):
         figures.append({"section": "spectra", "path": results["spectra"]["figure"],
                         "caption": "mean log|DCT| per source and its difference to the real source"})
