@@ -19,12 +19,16 @@ def add_parser(subparsers) -> None:
             "Encode SRC (one sub-folder per source; labels follow the sorted folder names) into "
             "OUT/{train,val,test}/ shards and OUT/manifest.json. Default encoding: 2-D type-II "
             "orthonormal DCT per channel of the grayscale image. Records use the GANDCTAnalysis "
-            "layout (image float list, label, shape) unless --layout compact."
+            "layout (image float list, label, shape) unless --layout compact (float16 bytes) or --layout pixels "
+            "(the uint8 pixels, a quarter of the bytes: the encoding and its statistics are recorded in the "
+            "manifest and applied when the records are read, or by the model's own layers in `train`, which "
+            "can then augment the pixels with --augment)."
         ),
         examples="""
             tfforensics prepare data/celeba128 datasets/celeba_dct_log --log --color --normalize
             tfforensics prepare data/lsun datasets/lsun_raw --raw --color --sizes 100000 20000 30000
             tfforensics prepare data/mini datasets/mini_npy --log --format npy --skip-bad
+            tfforensics prepare data/celeba128 datasets/celeba_pixels --log --color --normalize --layout pixels
             tfforensics prepare data/celeba128 datasets/celeba_dct --runner beam \\
                 --beam-options="--direct_num_workers=4 --direct_running_mode=multi_processing"
             tfforensics prepare /mnt/shared/celeba128 /mnt/shared/celeba_dct --runner beam \\
@@ -43,8 +47,9 @@ def add_parser(subparsers) -> None:
     out = parser.add_argument_group("layout")
     out.add_argument("--format", choices=["tfrecords", "npy"], default="tfrecords",
                      help="sharded TFRecords (default) or the original per-image .npy layout")
-    out.add_argument("--layout", choices=["original", "compact"], default="original",
-                     help="record layout: original float list (default) or compact float16 bytes")
+    out.add_argument("--layout", choices=["original", "compact", "pixels"], default="original",
+                     help="record layout: original float list (default), compact float16 bytes, or pixels "
+                          "(uint8, encoded on reading / inside the model; needed for train --augment)")
     out.add_argument("--gzip", action="store_true", help="GZIP-compress the record shards")
     out.add_argument("--shards", type=positive_int, default=None, help="shards per split (default: ~128 MiB each)")
     split = parser.add_argument_group("splits").add_mutually_exclusive_group()

@@ -31,7 +31,7 @@ TYPES = {
     "image_shape": "[height, width, channels] with positive integers and 1 or 3 channels",
     "encoding": "an object with exactly the keys transform, log, color, abs_scale, normalize",
     "format": "'tfrecords' or 'npy'",
-    "layout": "'original' or 'compact' ('npy' for the npy format)",
+    "layout": "'original', 'compact' or 'pixels' ('npy' for the npy format)",
     "compression": "null or 'GZIP' (null for the npy format)",
     "splits": f"an object whose keys are among {list(SPLIT_NAMES)}",
     "statistics": "null or {\"file\": name, \"sha256\": hex digest}",
@@ -119,7 +119,7 @@ def validate(data, source) -> None:
                             f"({parsed.channels})")
     expect("format", data["format"] in ("tfrecords", "npy"))
     npy = data["format"] == "npy"
-    expect("layout", data["layout"] == "npy" if npy else data["layout"] in ("original", "compact"))
+    expect("layout", data["layout"] == "npy" if npy else data["layout"] in ("original", "compact", "pixels"))
     expect("compression", data["compression"] is None if npy else data["compression"] in (None, "GZIP"))
     statistics = data["statistics"]
     expect("statistics", statistics is None or (
@@ -193,7 +193,7 @@ class Manifest:
     image_shape: list[int]
     encoding: Encoding
     format: str = "tfrecords"  # "tfrecords" | "npy"
-    layout: str = "original"  # record layout, see tfforensics.data.records
+    layout: str = "original"  # record layout, see tfforensics.data.records ("pixels": encoding applied on reading)
     compression: str | None = None
     splits: dict = dataclasses.field(default_factory=dict)  # split -> {count, per_class, shards: [{file, count}], num_bytes}
     statistics: dict | None = None  # {"file": "statistics.npz", "sha256": ...}

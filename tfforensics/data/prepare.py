@@ -1,5 +1,8 @@
 """``prepare``: image folders (one sub-folder per class) to DCT or pixel TFRecords / .npy.
 
+With ``layout="pixels"`` the records hold the uint8 pixels and the encoding is only
+described (the statistics are still computed here, from the encoded train split).
+
 Stages (each a plain function, so the local process pool and the Apache Beam pipeline of
 :mod:`tfforensics.data.beam` (``--runner beam``) run the same code):
 
@@ -135,7 +138,10 @@ def encode_items(items, config: _WorkerConfig, statistics: dict | None):
     images, labels, bad = load_batch(items, config)
     bad_paths = {entry["path"] for entry in bad}
     good = [i for i, (path, _) in enumerate(items) if str(path) not in bad_paths]
-    values = encodings.encode(images, config.encoding, statistics)
+    if config.layout == "pixels":  # the model's preprocessing encodes them at training time
+        values = images
+    else:
+        values = encodings.encode(images, config.encoding, statistics)
     return list(zip(good, values, labels)), bad
 
 
@@ -299,7 +305,7 @@ def plan_dataset(source: Path, encoding: Encoding, *, format, layout, compressio
         raise UserError(f"{source}: the train split is empty; add images or change --split/--sizes.")
     height, width = _common_size(all_items)
     shape = [height, width, encoding.channels]
-    bytes_per_example = int(np.prod(shape)) * (2 if layout == "compact" else 4) + 64
+    bytes_per_example = records.bytes_per_example(layout, shape)
     shard_counts = {split: records.shard_count(len(items[split]), bytes_per_example, shards) for split in SPLITS}
     options = {
         "encoding": dataclasses.asdict(encoding), "format": format, "layout": layout,
@@ -370,8 +376,10 @@ def prepare(
         output: dataset directory to create (``manifest.json`` + ``train/ val/ test/``).
         encoding: what to compute per image (see :class:`Encoding`).
         format: ``"tfrecords"`` (sharded) or ``"npy"`` (``000000.npy ... labels.npy``).
-        layout: record layout, ``"original"`` (GANDCTAnalysis-compatible float list) or
-            ``"compact"`` (float16 bytes).
+        layout: record layout, ``"original"`` (GANDCTAnalysis-compatible float list),
+            ``"compact"`` (float16 bytes) or ``"pixels"`` (the uint8 pixels, a quarter of the
+            original's bytes; the encoding and its train-split statistics go into the manifest
+            and are applied by the reader or by the model being trained).
         compression: None or ``"GZIP"``.
         fractions / sizes: split by fractions (default 0.7/0.2/0.1) or by per-class counts.
         presplit: ``source`` is already split into ``train/ val/ test/`` class folders.
@@ -391,6 +399,8 @@ def prepare(
         raise ValueError(f"`format` must be one of {FORMATS}. Received: format={format!r}")
     if layout not in records.LAYOUTS:
         raise ValueError(f"`layout` must be one of {records.LAYOUTS}. Received: layout={layout!r}")
+    if layout == "pixels" and format != "tfrecords":
+        raise UserError("--layout pixels writes TFRecord shards; drop --format npy.")
     if shards is not None and (isinstance(shards, bool) or not isinstance(shards, int) or shards < 1):
         raise UserError(f"--shards must be a whole number >= 1. Received: --shards {shards}")
     if runner not in RUNNERS:

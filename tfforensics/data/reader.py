@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from tfforensics.data.manifest import MANIFEST_NAME, Manifest
-from tfforensics.data.records import COMPACT_DTYPE, _masked_crc, feature_spec
+from tfforensics.data.records import DTYPES, IMAGE_KEYS, _masked_crc, feature_spec
 from tfforensics.errors import MissingInputError, UserError
 
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -92,9 +92,9 @@ def _check_example(data: bytes, path, manifest: Manifest, index: int) -> None:
         features = tf.train.Example.FromString(data).features.feature
     except DecodeError as error:
         raise ShardError(path, f"record {index + 1} is not a tf.train.Example ({error})") from None
-    key = "image" if manifest.layout == "original" else "image_raw"
+    key = IMAGE_KEYS[manifest.layout]
     if key not in features:
-        found = "compact" if "image_raw" in features else "original" if "image" in features else "unknown"
+        found = next((layout for layout, name in IMAGE_KEYS.items() if name in features), "unknown")
         raise ShardError(path, f"holds {found}-layout records but {manifest.path} says layout "
                                f"{manifest.layout!r}", f"restore field 'layout' of {manifest.path} or prepare again")
     stored = list(features["shape"].int64_list.value) if "shape" in features else None
@@ -102,6 +102,12 @@ def _check_example(data: bytes, path, manifest: Manifest, index: int) -> None:
         raise ShardError(path, f"holds images of shape {stored} but {manifest.path} says image_shape "
                                f"{list(manifest.image_shape)}", f"restore field 'image_shape' of {manifest.path} "
                                "or prepare again")
+    if manifest.layout != "original":  # raw bytes: their length must be the shape's
+        payload = features[key].bytes_list.value
+        expected = int(np.prod(stored)) * DTYPES[manifest.layout].itemsize
+        if len(payload) != 1 or len(payload[0]) != expected:
+            raise ShardError(path, f"record {index + 1} holds {sum(len(v) for v in payload)} image bytes, not the "
+                                   f"{expected} of a {manifest.layout} image of shape {stored}")
     values = features["label"].int64_list.value if "label" in features else []
     if len(values) != 1 or not 0 <= values[0] < manifest.num_classes:
         raise ShardError(path, f"record {index + 1} has label {list(values)}, outside the {manifest.num_classes} "
@@ -280,6 +286,9 @@ def _peek_original(files, compression) -> tuple[str, list[int]]:
             if len(shape) != 3 or min(shape) < 1:
                 raise UserError(f"{os.fsdecode(files[0])}: records have no valid 'shape' feature (found {shape}); "
                                 "pass TFRecord files written by tfforensics or GANDCTAnalysis.")
+            if IMAGE_KEYS["pixels"] in features:
+                raise UserError(f"{os.fsdecode(files[0])}: holds pixel records, whose encoding is in the dataset's "
+                                f"{MANIFEST_NAME}; pass the dataset directory written by `tfforensics prepare`.")
             return ("compact" if "image_raw" in features else "original"), shape
     raise UserError(f"{os.fsdecode(files[0])}: contains no records.")
 
@@ -360,6 +369,7 @@ def load_dataset(
     repeat: bool = False,
     drop_remainder: bool = False,
     cache: bool = False,
+    encoded: bool = True,
 ):
     """A ``tf.data.Dataset`` of ``(images, labels)`` batches.
 
@@ -368,12 +378,19 @@ def load_dataset(
             ``manifest.json`` or one split directory), or record file(s) without a
             manifest, such as the original GANDCTAnalysis ``data.tfrecords``.
         split: ``"train"``, ``"val"`` or ``"test"`` (ignored for bare record files).
-        batch_size: images per batch; images are float32 ``(B, H, W, C)``, labels int64.
+        batch_size: images per batch; images are float32 ``(B, H, W, C)`` (uint8 with
+            ``encoded=False``), labels int64.
         shuffle: shuffle files and records; default: only for the train split of a dataset
             with a manifest.
         seed: seed of the shuffles, for repeatable runs.
         repeat: repeat forever (for ``steps_per_epoch`` training).
         cache: keep the parsed split in memory after the first pass.
+        encoded: images as the classifier sees them, float32: records of the ``pixels``
+            layout are encoded on the fly as the manifest says, with the NumPy functions
+            that ``prepare`` uses for the other layouts (:func:`tfforensics.data.encodings.encode`),
+            so every consumer sees the same values whatever the layout. ``False``: the uint8
+            pixels as stored (``pixels`` layout only), for training through the model's own
+            preprocessing and for augmentation.
 
     Example:
         >>> ds = load_dataset("datasets/mini_dct", "train", batch_size=64)  # doctest: +SKIP
@@ -382,6 +399,9 @@ def load_dataset(
     import tensorflow as tf
 
     manifest, files, layout, shape, compression, split = resolve(source, split)
+    if not encoded and layout != "pixels":
+        raise UserError(f"{_describe(source if manifest is None else manifest)[1]}: holds {layout}-layout records "
+                        "(encoded values, not pixels); prepare the dataset again with `--layout pixels`.")
     if shuffle is None:  # the train split of a prepared dataset; never bare record files
         shuffle = manifest is not None and split == "train"
     def cache_shuffle_repeat(dataset):
@@ -422,12 +442,16 @@ def load_dataset(
 
     def parse(serialized):
         example = tf.io.parse_example(serialized, spec)
+        asserts = [tf.debugging.assert_equal(example["shape"], tf.constant([shape], tf.int64), message=shape_key)]
         if layout == "original":
             images = example["image"]
         else:
-            images = tf.cast(tf.io.decode_raw(example["image_raw"], tf.as_dtype(COMPACT_DTYPE)), tf.float32)
+            raw = example[IMAGE_KEYS[layout]]
+            asserts.append(tf.debugging.assert_equal(
+                tf.strings.length(raw), int(np.prod(shape)) * DTYPES[layout].itemsize, message=shape_key))
+            images = tf.io.decode_raw(raw, tf.as_dtype(DTYPES[layout]))
+            images = images if layout == "pixels" else tf.cast(images, tf.float32)
         labels = example["label"]
-        asserts = [tf.debugging.assert_equal(example["shape"], tf.constant([shape], tf.int64), message=shape_key)]
         for key, num_classes in checks:
             asserts += [tf.debugging.assert_non_negative(labels, message=key),
                         tf.debugging.assert_less(labels, tf.constant(num_classes, tf.int64), message=key)]
@@ -435,13 +459,37 @@ def load_dataset(
             return tf.reshape(images, [-1, *shape]), tf.identity(labels)
 
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-    dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle or seed is not None)
+    deterministic = not shuffle or seed is not None
+    dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    if layout == "pixels" and encoded:
+        dataset = dataset.map(_encoder(manifest, shape), num_parallel_calls=tf.data.AUTOTUNE,
+                              deterministic=deterministic)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def as_numpy(source, split: str = "train", *, limit: int | None = None, batch_size: int = 256):
-    """``(X, y)`` NumPy arrays of a split, in stored order, for scikit-learn consumers."""
-    dataset = load_dataset(source, split, batch_size=batch_size, shuffle=False)
+def _encoder(manifest: Manifest, shape):
+    """``(uint8 batch, labels) -> (encoded float32 batch, labels)`` by the manifest's encoding (NumPy)."""
+    import tensorflow as tf
+
+    from tfforensics.data.encodings import encode
+
+    encoding, statistics = manifest.encoding, manifest.load_statistics()
+
+    def apply(images, labels):
+        values = tf.numpy_function(lambda x: encode(x, encoding, statistics), [images], tf.float32, stateful=False)
+        return tf.ensure_shape(values, [None, *shape]), labels
+
+    return apply
+
+
+def as_numpy(source, split: str = "train", *, limit: int | None = None, batch_size: int = 256,
+             encoded: bool = True):
+    """``(X, y)`` NumPy arrays of a split, in stored order, for scikit-learn consumers.
+
+    ``encoded`` as :func:`load_dataset`: pixel records come back encoded by the manifest's
+    encoding (the values the other layouts store), or as uint8 pixels with ``encoded=False``.
+    """
+    dataset = load_dataset(source, split, batch_size=batch_size, shuffle=False, encoded=encoded)
     images, labels, seen = [], [], 0
     with read_errors(source, (split,)):
         for batch_images, batch_labels in dataset.as_numpy_iterator():

@@ -1,6 +1,6 @@
 """The TFRecord contract: one writer, one set of feature specs.
 
-Two record layouts exist:
+Three record layouts exist:
 
 ``original``
     ``image`` (FloatList, the flattened H x W x C array), ``label`` (Int64List) and
@@ -9,6 +9,12 @@ Two record layouts exist:
 ``compact``
     ``image_raw`` (the array as little-endian float16 bytes), ``label`` and ``shape``:
     half the size, decoded with ``tf.io.decode_raw``.
+``pixels``
+    ``pixels`` (the cropped/resized uint8 image as H x W x C bytes: RGB for a color
+    encoding, PIL's luma for a gray one), ``label`` and ``shape``: a quarter of the
+    original's bytes. The encoding the manifest names is applied when the records are
+    read (:func:`tfforensics.data.reader.load_dataset`) or, in training, by the model's own
+    preprocessing layers, so augmentation can work on the pixels first.
 
 Examples are encoded straight to protobuf wire format with NumPy (a packed float list
 is exactly the little-endian float32 bytes) and framed as TFRecords here, so that
@@ -26,9 +32,23 @@ import struct
 import google_crc32c
 import numpy as np
 
-LAYOUTS = ("original", "compact")
+LAYOUTS = ("original", "compact", "pixels")
 #: dtype of ``image_raw`` in the compact layout.
 COMPACT_DTYPE = np.dtype("<f2")
+#: dtype of the stored values and the name of the image feature, per layout.
+DTYPES = {"original": np.dtype("<f4"), "compact": COMPACT_DTYPE, "pixels": np.dtype("u1")}
+IMAGE_KEYS = {"original": "image", "compact": "image_raw", "pixels": "pixels"}
+
+
+def _check_layout(layout: str) -> None:
+    if layout not in LAYOUTS:
+        raise ValueError(f"`layout` must be one of {LAYOUTS}. Received: layout={layout!r}")
+
+
+def bytes_per_example(layout: str, shape) -> int:
+    """About the bytes of one serialised example (the payload plus framing), for sizing shards."""
+    _check_layout(layout)
+    return int(np.prod(shape)) * DTYPES[layout].itemsize + 64
 
 
 def _varint(value: int) -> bytes:
@@ -77,13 +97,10 @@ def _example_parts(shape: tuple, label: int, layout: str) -> tuple[bytes, bytes]
     Map entries are written in the order image, label, shape, so an example is
     ``head + payload + tail`` and the per-image cost is one concatenation.
     """
+    _check_layout(layout)
     size = int(np.prod(shape))
-    if layout == "original":
-        key, number, inner = "image", 2, 4 * size  # Feature.float_list -> FloatList.value (packed)
-    elif layout == "compact":
-        key, number, inner = "image_raw", 1, COMPACT_DTYPE.itemsize * size  # Feature.bytes_list
-    else:
-        raise ValueError(f"`layout` must be one of {LAYOUTS}. Received: layout={layout!r}")
+    # Feature.float_list -> FloatList.value (packed) for original, Feature.bytes_list otherwise
+    key, number, inner = IMAGE_KEYS[layout], 2 if layout == "original" else 1, DTYPES[layout].itemsize * size
     value_head = _header(1, inner)  # FloatList.value / BytesList.value
     feature_head = _header(number, len(value_head) + inner) + value_head
     value_in_entry = _header(2, len(feature_head) + inner) + feature_head  # entry.value = Feature
@@ -94,13 +111,17 @@ def _example_parts(shape: tuple, label: int, layout: str) -> tuple[bytes, bytes]
 
 
 def serialize_example(image: np.ndarray, label: int, layout: str = "original") -> bytes:
-    """Serialise one ``(H, W, C)`` array and its label as a ``tf.train.Example``."""
+    """Serialise one ``(H, W, C)`` array and its label as a ``tf.train.Example``.
+
+    The ``pixels`` layout takes uint8 images only (a float array would be truncated silently).
+    """
     image = np.asarray(image)
     if image.ndim != 3:
         raise ValueError(f"`image` must have shape (H, W, C). Received: shape={image.shape}")
+    if layout == "pixels" and image.dtype != np.uint8:
+        raise ValueError(f"the pixels layout stores uint8 images. Received: dtype={image.dtype}")
     head, tail = _example_parts(tuple(int(d) for d in image.shape), int(label), layout)
-    dtype = "<f4" if layout == "original" else COMPACT_DTYPE
-    return b"".join((head, np.ascontiguousarray(image, dtype=dtype).tobytes(), tail))
+    return b"".join((head, np.ascontiguousarray(image, dtype=DTYPES[layout]).tobytes(), tail))
 
 
 def _serialize_reference(image: np.ndarray, label: int, layout: str = "original") -> bytes:
@@ -111,7 +132,8 @@ def _serialize_reference(image: np.ndarray, label: int, layout: str = "original"
     if layout == "original":
         image_entry = _entry("image", _float_feature(image.ravel()))
     else:
-        image_entry = _entry("image_raw", _bytes_feature(np.ascontiguousarray(image, dtype=COMPACT_DTYPE).tobytes()))
+        data = np.ascontiguousarray(image, dtype=DTYPES[layout]).tobytes()
+        image_entry = _entry(IMAGE_KEYS[layout], _bytes_feature(data))
     return _field(1, image_entry + label_entry + shape)  # Example.features
 
 
@@ -163,12 +185,11 @@ def feature_spec(layout: str, shape) -> dict:
         "label": tf.io.FixedLenFeature([], tf.int64),
         "shape": tf.io.FixedLenFeature([3], tf.int64),
     }
+    _check_layout(layout)
     if layout == "original":
         spec["image"] = tf.io.FixedLenFeature([size], tf.float32)
-    elif layout == "compact":
-        spec["image_raw"] = tf.io.FixedLenFeature([], tf.string)
     else:
-        raise ValueError(f"`layout` must be one of {LAYOUTS}. Received: layout={layout!r}")
+        spec[IMAGE_KEYS[layout]] = tf.io.FixedLenFeature([], tf.string)
     return spec
 
 

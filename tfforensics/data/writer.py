@@ -82,7 +82,7 @@ def write_dataset(work, items, produce, *, class_names, image_shape, encoding, l
     from tfforensics import __version__
     from tfforensics.data.manifest import SPLIT_NAMES, Manifest
 
-    bytes_per_example = int(np.prod(image_shape)) * (2 if layout == "compact" else 4) + 64
+    bytes_per_example = records.bytes_per_example(layout, image_shape)
     results = {split: write_split(work, split, items[split], produce, bytes_per_example=bytes_per_example,
                                   layout=layout, chunk=chunk) for split in SPLIT_NAMES}
     skipped = [entry for split in SPLIT_NAMES for result in results[split] for entry in result["skipped"]]

@@ -1,12 +1,15 @@
 """Training a registered classifier on prepared records, and the run directory it leaves.
 
-The classifier trains on the records as ``prepare`` encoded them (no per-step DCT);
-what is saved is the trained classifier behind the preprocessing layers, so
-``model.keras`` takes raw 0..255 images. A run directory holds::
+The classifier trains on the records as ``prepare`` encoded them (no per-step DCT), or,
+on ``pixels`` records, behind the manifest's frozen preprocessing layers, end to end on the
+(optionally augmented, :mod:`tfforensics.data.augment`) pixels. What is saved is the trained
+classifier behind the preprocessing layers, so ``model.keras`` takes raw 0..255 images. A
+run directory holds::
 
     model.keras          the wrapped model (raw images in, class scores out)
     run.json             arguments, history, validation metrics, timings
-    checkpoints/         best.weights.h5 (lowest val loss), last.weights.h5 (classifier only)
+    checkpoints/         best.weights.h5 (lowest val loss), last.weights.h5 (the model fit trains:
+                         the classifier, or preprocessing + classifier on pixel records)
     logs/                TensorBoard event files
     backup/              while training: the last finished epoch (Keras BackupAndRestore), so a
                          re-run of an interrupted run, or a restarted worker, continues from it
@@ -203,33 +206,44 @@ def _backup_callback(run_dir: Path, chief: bool, arguments: dict):
 
 
 def records_dataset(manifest, split: str, *, batch_size: int, binary: bool, shuffle: bool = False,
-                    seed: int = 0, cache: bool | None = None):
-    """Batches of ``(encoded images, labels)``, labels shaped for the model's loss.
+                    seed: int = 0, cache: bool | None = None, encoded: bool = True, augmentation=None):
+    """Batches of ``(images, labels)``, labels shaped for the model's loss.
 
-    With ``cache`` (default: when the split's float32 images take at most 1 GiB) the
-    records are parsed once and kept in memory, then shuffled over the whole split each
-    epoch; training then runs as fast as from NumPy arrays. Larger splits stream from
-    the shards (shuffled files and a 10 000-record buffer).
+    Images are the encoded float32 arrays (``encoded``, any layout), or the pixels of a
+    ``pixels``-layout split as float32 0..255 (``encoded=False``, for a model that carries its
+    preprocessing), optionally augmented first (:func:`tfforensics.data.augment.augment_dataset`,
+    seeded by ``seed``). With ``cache`` (default: when the split's images take at most 1 GiB)
+    the records are parsed once and kept in memory (as stored: uint8 for pixels), then
+    shuffled over the whole split each epoch; training then runs as fast as from NumPy
+    arrays. Larger splits stream from the shards (shuffled files and a 10 000-record buffer).
     """
     import tensorflow as tf
 
+    from tfforensics.data.augment import augment_dataset
     from tfforensics.data.reader import load_dataset
 
     count = manifest.count(split)
+    pixels = not encoded
     if cache is None:
-        cache = count * int(np.prod(manifest.image_shape)) * 4 <= CACHE_LIMIT
+        cache = count * int(np.prod(manifest.image_shape)) * (1 if pixels else 4) <= CACHE_LIMIT
+    augment = augmentation is not None and augmentation.active
     if cache:
-        dataset = load_dataset(manifest, split, batch_size=256, shuffle=False).unbatch().cache()
+        dataset = load_dataset(manifest, split, batch_size=256, shuffle=False, encoded=encoded).unbatch().cache()
         if shuffle:
             dataset = dataset.shuffle(max(count, 1), seed=seed, reshuffle_each_iteration=True)
+        if augment:
+            dataset = augment_dataset(dataset, augmentation, seed)
         dataset = dataset.batch(batch_size)
     else:
-        dataset = load_dataset(manifest, split, batch_size=batch_size, shuffle=shuffle, seed=seed)
-    if binary:
-        dataset = dataset.map(
-            lambda images, labels: (images, tf.cast(tf.reshape(labels, [-1, 1]), tf.float32)),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
+        dataset = load_dataset(manifest, split, batch_size=batch_size, shuffle=shuffle, seed=seed, encoded=encoded)
+        if augment:
+            dataset = augment_dataset(dataset.unbatch(), augmentation, seed).batch(batch_size)
+    if binary or pixels:
+        def shaped(images, labels):
+            labels = tf.cast(tf.reshape(labels, [-1, 1]), tf.float32) if binary else labels
+            return tf.cast(images, tf.float32), labels
+
+        dataset = dataset.map(shaped, num_parallel_calls=tf.data.AUTOTUNE)
     # Record files have unknown length; telling tf.data lets Keras size its progress bar and epochs.
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(-(-count // batch_size)))
     return dataset.prefetch(tf.data.AUTOTUNE)
@@ -295,6 +309,195 @@ def _history_lists(history: dict) -> dict:
     return {key: [float(v) for v in values] for key, values in history.items()}
 
 
+@dataclasses.dataclass
+class _Setup:
+    """What the stages of :func:`train` share: the checked request and where the run goes."""
+
+    manifest: object
+    num_classes: int
+    has_val: bool
+    run_dir: Path  # where this process writes (a temporary folder on a non-chief worker)
+    shared_dir: Path  # the run directory of the chief
+    strategy: object
+    chief: bool
+
+
+def _check_request(model_name, manifest, *, image_size, num_classes, epochs, batch_size, learning_rate,
+                   early_stopping, augmentation) -> tuple[int, bool]:
+    """Refuse what cannot train (one line each); returns ``(num_classes, has_val)``."""
+    if manifest.format != "tfrecords":
+        logger.warning("%s: .npy datasets are read one file per image; TFRecords train faster.", manifest.root)
+    shape = tuple(manifest.image_shape)
+    if image_size is not None:
+        size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+        if tuple(size) != shape[:2]:
+            raise UserError(
+                f"--image-size {size} does not match the records of {manifest.root} ({shape[0]}x{shape[1]}); "
+                "prepare the data at that size instead."
+            )
+    if manifest.num_classes < 2:
+        raise UserError(f"{manifest.root}: has one class ({manifest.class_names}); a classifier needs two or more.")
+    num_classes = manifest.num_classes if num_classes is None else int(num_classes)
+    if max(num_classes, 2) < manifest.num_classes:  # 1 or 2: one sigmoid unit for two classes
+        raise UserError(f"--classes {num_classes} is fewer than the {manifest.num_classes} classes of {manifest.root}.")
+    if manifest.count("train") == 0:
+        raise UserError(f"{manifest.root}: the train split is empty; prepare it with a larger train fraction.")
+    if epochs < 1 or batch_size < 1 or learning_rate <= 0:
+        raise UserError(
+            f"epochs and batch size must be >= 1 and the learning rate > 0. "
+            f"Received: epochs={epochs}, batch_size={batch_size}, lr={learning_rate}"
+        )
+    if augmentation is not None and augmentation.active and manifest.layout != "pixels":
+        raise UserError(f"{manifest.path}: --augment works on pixel records, these are {manifest.layout}-layout "
+                        "(encoded values); prepare the dataset again with `--layout pixels`.")
+    has_val = manifest.count("val") > 0
+    if early_stopping and not has_val:
+        logger.warning("%s: no val split, so no early stopping; all %d epochs run.", manifest.root, epochs)
+    return num_classes, has_val
+
+
+def _run_context(model_name, manifest, out, overwrite) -> tuple[Path, Path, object, bool]:
+    """``(run_dir, shared_dir, strategy, chief)``: the strategy first, then the claimed run folder."""
+    if out is None and cluster_task() is not None:
+        raise UserError("TF_CONFIG names a cluster: give every worker the same --out (on a file system all of "
+                        "them mount), so that they share the chief's run directory and backup.")
+    run_dir = Path(out) if out is not None else default_run_dir(model_name, manifest)
+    strategy = distribution_strategy()  # first: MultiWorkerMirroredStrategy must precede other TensorFlow work
+    chief = is_chief()
+    shared_dir = run_dir
+    if not chief:  # the chief writes the run directory; this worker writes to a folder of its own
+        run_dir = Path(tempfile.mkdtemp(prefix="tfforensics-worker-"))
+        atexit.register(shutil.rmtree, run_dir, True)  # also when training fails
+    claim_run_dir(run_dir, overwrite if chief else True)
+    return run_dir, shared_dir, strategy, chief
+
+
+def _datasets(setup: _Setup, *, batch_size, binary, seed, cache, train_dataset, augmentation):
+    """Stage 1: the train and val pipelines (pixels for a ``pixels`` layout, else the encoded records)."""
+    manifest = setup.manifest
+    encoded = manifest.layout != "pixels"
+    if train_dataset is not None:
+        train_data = train_dataset
+    else:
+        train_data = records_dataset(manifest, "train", batch_size=batch_size, binary=binary, shuffle=True,
+                                     seed=seed, cache=cache, encoded=encoded, augmentation=augmentation)
+    val_data = records_dataset(manifest, "val", batch_size=batch_size, binary=binary, cache=cache,
+                               encoded=encoded) if setup.has_val else None
+    train_data = _shard_per_worker(train_data, setup.strategy)
+    val_data = _shard_per_worker(val_data, setup.strategy) if val_data is not None else None
+    return train_data, val_data
+
+
+def _build(setup: _Setup, model_name, *, l1, l2, learning_rate, model_options, initial_weights):
+    """Stage 2: ``(classifier, fitted)``, the compiled model that ``fit`` trains.
+
+    On encoded records ``fitted`` is the classifier. On pixel records it is the manifest's
+    preprocessing (frozen: its statistics are constants) in front of the classifier, trained
+    end to end on the pixels; a classifier with its own ``train_step`` (VisNet) keeps it
+    and gets the preprocessing applied in the data pipeline instead (see :func:`_encode_in_pipeline`).
+    """
+    import keras
+
+    from tfforensics.layers import preprocessing_from_manifest
+    from tfforensics.models.classifiers import MODELS
+
+    manifest = setup.manifest
+    with setup.strategy.scope():
+        builder = MODELS[model_name]
+        classifier = builder(tuple(manifest.image_shape), setup.num_classes, l1=l1, l2=l2, **(model_options or {}))
+        if initial_weights is not None:
+            if isinstance(initial_weights, (str, Path)):
+                classifier.load_weights(str(initial_weights))
+            else:
+                classifier.set_weights(initial_weights.get_weights())
+        fitted = classifier
+        if manifest.layout == "pixels" and not _own_train_step(classifier):
+            preprocessing = preprocessing_from_manifest(manifest, name="preprocessing")
+            preprocessing.trainable = False
+            inputs = keras.Input(preprocessing.input_shape[1:], name="image")
+            fitted = keras.Model(inputs, classifier(preprocessing(inputs)), name=f"{classifier.name}_on_pixels")
+        compile_classifier(fitted, setup.num_classes, learning_rate, getattr(builder, "adam_options", None))
+    return classifier, fitted
+
+
+def _own_train_step(model) -> bool:
+    import keras
+
+    return type(model).train_step is not keras.Model.train_step
+
+
+def _encode_in_pipeline(dataset, manifest):
+    """Batches of pixels through the manifest's preprocessing layers, in ``tf.data`` (for VisNet)."""
+    import tensorflow as tf
+
+    from tfforensics.layers import preprocessing_from_manifest
+
+    preprocessing = preprocessing_from_manifest(manifest, name="preprocessing")
+    return dataset.map(lambda images, labels: (preprocessing(images, training=False), labels),
+                       num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _callbacks(setup: _Setup, *, early_stopping, extra, arguments):
+    """Stage 3: TensorBoard, checkpoints, early stopping, the caller's, and BackupAndRestore
+    (when ``arguments`` fingerprint a resumable run). Returns ``(callbacks, stopper)``."""
+    import keras
+
+    monitor = "val_loss" if setup.has_val else "loss"
+    checkpoints = setup.run_dir / "checkpoints"
+    run_callbacks = [
+        keras.callbacks.TensorBoard(log_dir=str(setup.run_dir / "logs")),
+        keras.callbacks.ModelCheckpoint(str(checkpoints / "best.weights.h5"), monitor=monitor,
+                                        save_best_only=True, save_weights_only=True),
+        keras.callbacks.ModelCheckpoint(str(checkpoints / "last.weights.h5"), save_weights_only=True),
+    ]
+    stopper = None
+    if early_stopping and setup.has_val:
+        stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=int(early_stopping),
+                                                restore_best_weights=True)
+        run_callbacks.append(stopper)
+    run_callbacks += list(extra)
+    if arguments is not None:
+        run_callbacks.append(_backup_callback(setup.shared_dir, setup.chief, arguments))
+    return run_callbacks, stopper
+
+
+def _fit(setup: _Setup, fitted, train_data, val_data, *, epochs, callbacks, verbose) -> dict:
+    """Stage 4: ``fit`` (resuming a backup), then the val metrics; TF data errors become one line."""
+    from tfforensics.data.reader import read_errors
+
+    with read_errors(setup.manifest, ("train", "val")), _multi_worker_fit(fitted, setup.strategy,
+                                                                          train_data.element_spec):
+        started = time.perf_counter()
+        history = fitted.fit(train_data, epochs=epochs, validation_data=val_data, callbacks=callbacks,
+                             shuffle=False, verbose=verbose)  # the records are shuffled by tf.data
+        train_seconds = time.perf_counter() - started
+        # history.epoch counts from the epoch a restored backup resumed at
+        epochs_run = history.epoch[-1] + 1 if history.epoch else epochs  # empty: the backup had them all
+        resumed_at = history.epoch[0] if history.epoch else epochs_run
+        val_metrics = None
+        if val_data is not None:
+            values = fitted.evaluate(val_data, verbose=0, return_dict=True)
+            val_metrics = {key: float(value) for key, value in values.items()}
+    return {"history": history.history, "train_seconds": train_seconds, "epochs_run": epochs_run,
+            "resumed_at": resumed_at, "val_metrics": val_metrics}
+
+
+def _save(setup: _Setup, classifier, *, channels, seed, augmentation):
+    """Stage 5: the classifier behind fresh preprocessing layers and its class names, saved as ``model.keras``."""
+    from tfforensics.models.wrapped import wrap_with_preprocessing
+
+    manifest = setup.manifest
+    class_names = list(manifest.class_names) + [f"class_{i}" for i in range(manifest.num_classes, setup.num_classes)]
+    metadata = {"seed": seed}
+    if augmentation is not None and augmentation.active:
+        metadata["augmentation"] = augmentation.describe()
+    with setup.strategy.scope():
+        model = wrap_with_preprocessing(classifier, manifest, channels=channels, class_names=class_names,
+                                        metadata=metadata)
+    save_model(model, setup.run_dir / MODEL_FILE)
+    return model, class_names
+
+
 def train(
     model_name: str,
     dataset,
@@ -319,12 +522,16 @@ def train(
     initial_weights=None,
     train_dataset=None,
     callbacks=(),
+    augmentation=None,
 ) -> TrainResult:
     """Train ``model_name`` on the train split of ``dataset`` and save a run directory.
 
     Args:
         model_name: a key of :data:`tfforensics.models.classifiers.MODELS`.
         dataset: a dataset directory written by ``prepare``, its manifest, or a Manifest.
+            On encoded records (layouts ``original``, ``compact``, ``npy``) the classifier
+            trains on them as stored; on ``pixels`` records the manifest's preprocessing
+            layers (frozen) encode the pixels inside the model being trained.
         out: run directory (default ``runs/<model>-<dataset>-<time>``).
         epochs, batch_size, learning_rate: as the original (50, 32, 1e-3); ``batch_size``
             is the global batch, split over the GPUs.
@@ -343,159 +550,95 @@ def train(
             ``switching_res``, ``fmap_max`` of ``attribution``); recorded in run.json.
         initial_weights: a classifier (or ``.weights.h5`` path) to start from instead of a
             fresh initialisation, for fine-tuning (same builder and options).
-        train_dataset: a ``tf.data`` pipeline of ``(encoded images, labels)`` batches to
-            train on instead of the manifest's train split (e.g. perturbed copies);
-            the manifest still gives shapes, classes and the val split.
+        train_dataset: a ``tf.data`` pipeline of ``(images, labels)`` batches to train on
+            instead of the manifest's train split (e.g. perturbed copies): encoded arrays,
+            or float32 0..255 pixels for a ``pixels`` manifest; the manifest still gives
+            shapes, classes and the val split.
         callbacks: extra Keras callbacks of a model's recipe (e.g. LGrad's step decay
             of the learning rate), after the checkpoints and early stopping.
+        augmentation: a :class:`tfforensics.data.augment.Augmentation` applied to the train
+            split's pixels on the fly (``pixels`` records only); recorded in run.json.
     """
-    import keras
-
-    from tfforensics import __version__
     from tfforensics.data.manifest import Manifest
     from tfforensics.models.classifiers import MODELS, is_binary
-    from tfforensics.models.wrapped import wrap_with_preprocessing
 
     if model_name not in MODELS:
         raise UserError(f"unknown model {model_name!r}; choose one of {', '.join(MODELS)}.")
     manifest = Manifest.load(dataset)
-    if manifest.format != "tfrecords":
-        logger.warning("%s: .npy datasets are read one file per image; TFRecords train faster.", manifest.root)
-    shape = tuple(manifest.image_shape)
-    if image_size is not None:
-        size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-        if tuple(size) != shape[:2]:
-            raise UserError(
-                f"--image-size {size} does not match the records of {manifest.root} ({shape[0]}x{shape[1]}); "
-                "prepare the data at that size instead."
-            )
-    if manifest.num_classes < 2:
-        raise UserError(f"{manifest.root}: has one class ({manifest.class_names}); a classifier needs two or more.")
-    num_classes = manifest.num_classes if num_classes is None else int(num_classes)
-    if max(num_classes, 2) < manifest.num_classes:  # 1 or 2: one sigmoid unit for two classes
-        raise UserError(f"--classes {num_classes} is fewer than the {manifest.num_classes} classes of {manifest.root}.")
-    if manifest.count("train") == 0:
-        raise UserError(f"{manifest.root}: the train split is empty; prepare it with a larger train fraction.")
-    if epochs < 1 or batch_size < 1 or learning_rate <= 0:
-        raise UserError(
-            f"epochs and batch size must be >= 1 and the learning rate > 0. "
-            f"Received: epochs={epochs}, batch_size={batch_size}, lr={learning_rate}"
-        )
-    has_val = manifest.count("val") > 0
-    if early_stopping and not has_val:
-        logger.warning("%s: no val split, so no early stopping; all %d epochs run.", manifest.root, epochs)
-
-    if out is None and cluster_task() is not None:
-        raise UserError("TF_CONFIG names a cluster: give every worker the same --out (on a file system all of "
-                        "them mount), so that they share the chief's run directory and backup.")
-    run_dir = Path(out) if out is not None else default_run_dir(model_name, manifest)
-    strategy = distribution_strategy()  # first: MultiWorkerMirroredStrategy must precede other TensorFlow work
-    chief = is_chief()
-    shared_dir = run_dir
-    if not chief:  # the chief writes the run directory; this worker writes to a folder of its own
-        run_dir = Path(tempfile.mkdtemp(prefix="tfforensics-worker-"))
-        atexit.register(shutil.rmtree, run_dir, True)  # also when training fails
-    claim_run_dir(run_dir, overwrite if chief else True)
+    num_classes, has_val = _check_request(
+        model_name, manifest, image_size=image_size, num_classes=num_classes, epochs=epochs, batch_size=batch_size,
+        learning_rate=learning_rate, early_stopping=early_stopping, augmentation=augmentation)
+    setup = _Setup(manifest, num_classes, has_val, *_run_context(model_name, manifest, out, overwrite))
     deterministic = configure_determinism(seed, deterministic)
     binary = is_binary(num_classes)
+    augmentation = augmentation if augmentation is not None and augmentation.active else None
 
-    if train_dataset is not None:
-        train_data = train_dataset
-    else:
-        train_data = records_dataset(manifest, "train", batch_size=batch_size, binary=binary, shuffle=True,
-                                     seed=seed, cache=cache)
-    val_data = records_dataset(manifest, "val", batch_size=batch_size, binary=binary, cache=cache) if has_val else None
-    train_data = _shard_per_worker(train_data, strategy)
-    val_data = _shard_per_worker(val_data, strategy) if val_data is not None else None
-
-    with strategy.scope():
-        builder = MODELS[model_name]
-        classifier = builder(shape, num_classes, l1=l1, l2=l2, **(model_options or {}))
-        if initial_weights is not None:
-            if isinstance(initial_weights, (str, Path)):
-                classifier.load_weights(str(initial_weights))
-            else:
-                classifier.set_weights(initial_weights.get_weights())
-        compile_classifier(classifier, num_classes, learning_rate, getattr(builder, "adam_options", None))
-
-    monitor = "val_loss" if has_val else "loss"
-    checkpoints = run_dir / "checkpoints"
-    run_callbacks = [
-        keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs")),
-        keras.callbacks.ModelCheckpoint(str(checkpoints / "best.weights.h5"), monitor=monitor,
-                                        save_best_only=True, save_weights_only=True),
-        keras.callbacks.ModelCheckpoint(str(checkpoints / "last.weights.h5"), save_weights_only=True),
-    ]
-    stopper = None
-    if early_stopping and has_val:
-        stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=int(early_stopping),
-                                                restore_best_weights=True)
-        run_callbacks.append(stopper)
-    run_callbacks += list(callbacks)
+    train_data, val_data = _datasets(setup, batch_size=batch_size, binary=binary, seed=seed, cache=cache,
+                                     train_dataset=train_dataset, augmentation=augmentation)
+    classifier, fitted = _build(setup, model_name, l1=l1, l2=l2, learning_rate=learning_rate,
+                                model_options=model_options, initial_weights=initial_weights)
+    if fitted is classifier and manifest.layout == "pixels":
+        train_data = _encode_in_pipeline(train_data, manifest)
+        val_data = _encode_in_pipeline(val_data, manifest) if val_data is not None else None
+    arguments = None
     if train_dataset is None:  # a pipeline given by the caller may differ on a re-run: no resume then
         arguments = {"model": model_name, "dataset": manifest.source.get("sha256", str(manifest.root)),
                      "epochs": epochs, "batch_size": batch_size, "l1": l1, "l2": l2, "learning_rate": learning_rate,
                      "early_stopping": early_stopping, "seed": seed, "num_classes": num_classes,
                      "model_options": model_options, "fine_tuned": initial_weights is not None,
-                     "replicas": strategy.num_replicas_in_sync}
-        run_callbacks.append(_backup_callback(shared_dir, chief, arguments))
+                     "replicas": setup.strategy.num_replicas_in_sync,
+                     **({"augmentation": augmentation.describe()} if augmentation else {})}
+    run_callbacks, stopper = _callbacks(setup, early_stopping=early_stopping, extra=callbacks, arguments=arguments)
+    fitted_info = _fit(setup, fitted, train_data, val_data, epochs=epochs, callbacks=run_callbacks, verbose=verbose)
+    model, class_names = _save(setup, classifier, channels=channels, seed=seed, augmentation=augmentation)
 
-    from tfforensics.data.reader import read_errors
+    run = _run_record(setup, model_name, model, class_names, fitted_info, stopper, command=command, arguments={
+        "epochs": epochs, "batch_size": batch_size, "l1": l1, "l2": l2, "learning_rate": learning_rate,
+        "early_stopping": early_stopping, "seed": seed, "deterministic": deterministic,
+        "num_classes": num_classes, "model_options": dict(model_options or {}),
+        "fine_tuned": initial_weights is not None,
+        "augmentation": augmentation.to_dict() if augmentation else None})
+    run_dir = setup.run_dir
+    atomic_write_json(run_dir / RUN_FILE, run)
+    _mark_run_dir(run_dir, complete=True)
+    if not setup.chief:
+        shutil.rmtree(run_dir, ignore_errors=True)  # this worker's temporary copy; the chief's is the run
+        run_dir = setup.shared_dir
+    val_metrics = fitted_info["val_metrics"]
+    logger.info("saved %s (val accuracy %s)", run_dir / MODEL_FILE,
+                f"{val_metrics['accuracy']:.2%}" if val_metrics else "n/a")
+    return TrainResult(model=model, classifier=classifier, run_dir=run_dir, run=run)
 
-    with read_errors(manifest, ("train", "val")), _multi_worker_fit(classifier, strategy, train_data.element_spec):
-        started = time.perf_counter()
-        history = classifier.fit(train_data, epochs=epochs, validation_data=val_data, callbacks=run_callbacks,
-                                 shuffle=False, verbose=verbose)  # the records are shuffled by tf.data
-        train_seconds = time.perf_counter() - started
-        # history.epoch counts from the epoch a restored backup resumed at
-        epochs_run = history.epoch[-1] + 1 if history.epoch else epochs  # empty: the backup had them all
-        resumed_at = history.epoch[0] if history.epoch else epochs_run
 
-        val_metrics = None
-        if has_val:
-            values = classifier.evaluate(val_data, verbose=0, return_dict=True)
-            val_metrics = {key: float(value) for key, value in values.items()}
-
-    class_names = list(manifest.class_names) + [f"class_{i}" for i in range(manifest.num_classes, num_classes)]
-    with strategy.scope():
-        model = wrap_with_preprocessing(classifier, manifest, channels=channels, class_names=class_names,
-                                        metadata={"seed": seed})
-    save_model(model, run_dir / MODEL_FILE)
-
+def _run_record(setup: _Setup, model_name, model, class_names, fitted: dict, stopper, *, command, arguments) -> dict:
+    """The content of run.json."""
+    import keras
     import tensorflow as tf
 
-    run = {
+    from tfforensics import __version__
+
+    manifest = setup.manifest
+    epochs_run, resumed_at, seconds = fitted["epochs_run"], fitted["resumed_at"], fitted["train_seconds"]
+    return {
         "model": model_name,
         "dataset": str(manifest.root),
         "class_names": class_names,
-        "image_shape": list(shape),
+        "image_shape": list(manifest.image_shape),
         "input_shape": list(model.input_shape[1:]),
         "encoding": manifest.encoding.describe(),
-        "arguments": {
-            "epochs": epochs, "batch_size": batch_size, "l1": l1, "l2": l2, "learning_rate": learning_rate,
-            "early_stopping": early_stopping, "seed": seed, "deterministic": deterministic,
-            "num_classes": num_classes, "model_options": dict(model_options or {}),
-            "fine_tuned": initial_weights is not None,
-        },
-        "strategy": {"name": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync},
+        "layout": manifest.layout,
+        "arguments": arguments,
+        "strategy": {"name": type(setup.strategy).__name__, "replicas": setup.strategy.num_replicas_in_sync},
         "epochs_run": epochs_run,
         "best_epoch": (stopper.best_epoch + 1) if stopper is not None and stopper.best_weights is not None else epochs_run,
-        "history": _history_lists(history.history),
-        "val_metrics": val_metrics,
-        "train_seconds": train_seconds,
+        "history": _history_lists(fitted["history"]),
+        "val_metrics": fitted["val_metrics"],
+        "train_seconds": seconds,
         "resumed_at_epoch": resumed_at or None,
-        "train_samples_per_second": (manifest.count("train") * (epochs_run - resumed_at) / train_seconds
-                                     if train_seconds else None),
+        "train_samples_per_second": (manifest.count("train") * (epochs_run - resumed_at) / seconds
+                                     if seconds else None),
         "files": {"model": MODEL_FILE, "checkpoints": "checkpoints", "tensorboard": "logs"},
         "versions": {"tfforensics": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
                      "python": platform.python_version()},
         "command": command,
     }
-    atomic_write_json(run_dir / RUN_FILE, run)
-    _mark_run_dir(run_dir, complete=True)
-    if not chief:
-        shutil.rmtree(run_dir, ignore_errors=True)  # this worker's temporary copy; the chief's is the run
-        run_dir = shared_dir
-    logger.info("saved %s (val accuracy %s)", run_dir / MODEL_FILE,
-                f"{val_metrics['accuracy']:.2%}" if val_metrics else "n/a")
-    return TrainResult(model=model, classifier=classifier, run_dir=run_dir, run=run)

@@ -1,0 +1,141 @@
+"""The ``pixels`` record layout: uint8 records, encoding by the reader or inside the trained model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import keras
+import numpy as np
+import pytest
+
+from tfforensics.cli.main import launch
+from tfforensics.data import Encoding, prepare
+from tfforensics.data.augment import Augmentation
+from tfforensics.data.manifest import Manifest
+from tfforensics.data.reader import ShardError, _records, as_numpy, check_shards, load_dataset
+from tfforensics.data.records import RecordWriter
+from tfforensics.errors import UserError
+from tfforensics.training.fit import train
+
+ENCODINGS = {"dct_log_normalized": Encoding("dct", log=True, normalize=True), "raw": Encoding("raw")}
+
+
+@pytest.fixture(scope="module")
+def prepared(three_sources, tmp_path_factory):
+    """{(encoding, layout): manifest} of the same images."""
+    root = tmp_path_factory.mktemp("layouts")
+    return {(name, layout): prepare(three_sources, root / f"{name}_{layout}", encoding, layout=layout, workers=1,
+                                    progress=False)
+            for name, encoding in ENCODINGS.items() for layout in ("original", "pixels")}
+
+
+@pytest.mark.parametrize("name", list(ENCODINGS))
+def test_pixel_records_read_as_the_encoded_values(prepared, name):
+    original, pixels = prepared[name, "original"], prepared[name, "pixels"]
+    assert pixels.layout == "pixels" and pixels.encoding == original.encoding
+    assert (pixels.statistics is None) == (not original.encoding.needs_statistics)
+    if pixels.statistics:  # the encoded train split's statistics, as for the other layouts
+        for key, value in original.load_statistics().items():
+            np.testing.assert_array_equal(pixels.load_statistics()[key], value)
+    for split in ("train", "test"):
+        x, y = as_numpy(original, split)
+        xp, yp = as_numpy(pixels, split)  # encoded by the NumPy encoder: the same values
+        np.testing.assert_array_equal(xp, x)
+        np.testing.assert_array_equal(yp, y)
+        raw, _ = as_numpy(pixels, split, encoded=False)
+        assert raw.dtype == np.uint8 and raw.shape == x.shape
+    ratio = pixels.splits["train"]["num_bytes"] / original.splits["train"]["num_bytes"]
+    assert 0.25 <= ratio < 0.26  # uint8 vs float32, plus the framing of each record (32x32 gray)
+    with pytest.raises(UserError, match="holds original-layout records .* `--layout pixels`"):
+        load_dataset(original, "train", encoded=False)
+
+
+def test_pixel_shards_are_verified(prepared, tmp_path):
+    copy = tmp_path / "data"
+    shutil.copytree(prepared["raw", "pixels"].root, copy)
+    manifest = Manifest.load(copy)
+    check_shards(manifest, "train")
+    data = json.loads((copy / "manifest.json").read_text())
+    data["layout"] = "compact"
+    (copy / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(ShardError, match="holds pixels-layout records but .* says layout 'compact'"):
+        check_shards(Manifest.load(copy), "train")
+    # one record whose pixel bytes are short (shape and label intact)
+    shard = manifest.files("train")[0]
+    import tensorflow as tf
+
+    with open(shard, "rb") as handle:
+        examples = list(_records(handle, shard))
+    example = tf.train.Example.FromString(examples[0])
+    example.features.feature["pixels"].bytes_list.value[0] = example.features.feature["pixels"].bytes_list.value[0][:-3]
+    with RecordWriter(shard) as writer:
+        for data_ in [example.SerializeToString(), *examples[1:]]:
+            writer.write(data_)
+    with pytest.raises(ShardError, match="record 1 holds 1021 image bytes, not the 1024 of a pixels image"):
+        check_shards(manifest, "train")
+
+
+def test_prepare_pixels_refuses_npy(three_sources, tmp_path):
+    with pytest.raises(UserError, match="--layout pixels writes TFRecord shards"):
+        prepare(three_sources, tmp_path / "x", Encoding("raw"), layout="pixels", format="npy", progress=False)
+
+
+def _predict(result, images):
+    return result.model.predict(images.astype("float32"), verbose=0)
+
+
+@pytest.mark.parametrize("name", list(ENCODINGS))
+def test_training_on_pixels_matches_training_on_encoded_records(prepared, tmp_path, name):
+    """Same seed, same data: the classifier learns the same function from pixels (encoded inside
+    the model) as from the encoded records, up to float noise; the statistics stay constants."""
+    options = dict(epochs=4, early_stopping=0, seed=3, deterministic=True, verbose=0, batch_size=16)
+    encoded = train("log2", prepared[name, "original"], out=tmp_path / "encoded", **options)
+    pixels = train("log2", prepared[name, "pixels"], out=tmp_path / "pixels", **options)
+    test_images, labels = as_numpy(prepared[name, "pixels"], "test", encoded=False)
+    a, b = _predict(encoded, test_images), _predict(pixels, test_images)
+    np.testing.assert_allclose(b, a, atol=2e-3)
+    assert (a.argmax(1) == b.argmax(1)).mean() >= 0.97
+    np.testing.assert_allclose(pixels.run["history"]["accuracy"], encoded.run["history"]["accuracy"], atol=0.02)
+    assert pixels.run["layout"] == "pixels" and pixels.run["arguments"]["augmentation"] is None
+    loaded = keras.saving.load_model(pixels.model_path, safe_mode=True)
+    np.testing.assert_allclose(loaded.predict(test_images.astype("float32"), verbose=0), b, atol=1e-6)
+    if prepared[name, "pixels"].statistics:
+        stats = prepared[name, "pixels"].load_statistics()
+        layer = loaded.get_layer("preprocessing").get_layer("standardize")
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.mean), stats["mean"])
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.std), stats["std"])
+    # the saved model scores the encoded records through its inner classifier as before
+    from tfforensics.evaluation.evaluate import evaluate_model
+
+    report = evaluate_model(pixels.model_path, prepared[name, "pixels"])
+    assert report["accuracy"] == pytest.approx((b.argmax(1) == labels).mean())
+
+
+def test_training_with_augmentation_repeats_and_is_recorded(prepared, tmp_path):
+    augmentation = Augmentation.parse("blur_jpg_prob=0.5")
+    options = dict(epochs=2, early_stopping=0, seed=5, deterministic=True, verbose=0, augmentation=augmentation)
+    first = train("log2", prepared["dct_log_normalized", "pixels"], out=tmp_path / "a", **options)
+    second = train("log2", prepared["dct_log_normalized", "pixels"], out=tmp_path / "b", **options)
+    for x, y in zip(first.model.get_weights(), second.model.get_weights()):
+        np.testing.assert_array_equal(x, y)
+    plain = train("log2", prepared["dct_log_normalized", "pixels"], out=tmp_path / "c",
+                  **{**options, "augmentation": None})
+    assert not all(np.array_equal(x, y) for x, y in zip(first.model.get_weights(), plain.model.get_weights()))
+    run = json.loads((tmp_path / "a" / "run.json").read_text())
+    assert run["arguments"]["augmentation"] == augmentation.to_dict()
+    with pytest.raises(UserError, match="--augment works on pixel records.*`--layout pixels`"):
+        train("log2", prepared["dct_log_normalized", "original"], out=tmp_path / "d", **options)
+
+
+def test_cli_train_augment(prepared, tmp_path, capsys):
+    data = str(prepared["raw", "pixels"].root)
+    assert launch(["train", "log2", data, "-e", "1", "--augment", "blur_jpg_prob=0.1", "--out",
+                   str(tmp_path / "run"), "-q"]) == 0
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["arguments"]["augmentation"]["jpeg_prob"] == 0.1
+    assert launch(["train", "log2", data, "--augment", "blur_prob=2", "--out", str(tmp_path / "bad"), "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "blur_prob must be a probability" in err and len(err.splitlines()) == 1
+    assert launch(["train", "log2", str(prepared["raw", "original"].root), "--augment", "blur_jpg_prob=0.1",
+                   "--out", str(tmp_path / "bad2"), "-q"]) == 2
+    assert "prepare the dataset again with `--layout pixels`" in capsys.readouterr().err
