@@ -17,13 +17,15 @@ Stages, each a call into the library, each timed and announced with one progress
 8. Yu et al.'s attribution network (and, in the default profile, its fingerprint-visualisation
    variant) on the pixel records: rows beside the classifier rows, one fingerprint panel, and
    the immunization table (``tfforensics.evaluation.attribution.attribution_rows``);
-9. robustness: every detector above (classifiers, Yu et al., LGrad) on the test split, clean
-   and after JPEG 95 / 75, blur sigma 1 / 2, down-and-up resize 0.5 and noise sigma 5, each
-   perturbed set made once (``tfforensics.evaluation.robustness``);
-10. Fourier regularisation of the StyleGAN family: the DCT detector's detection rate before
+9. augmentation: ``log2`` and ``cnn`` on the DCT trained again with CNNDetection's blur + JPEG
+   augmentation (p = 0.5) on uint8 pixel records, before the models' own encoding;
+10. robustness: every detector above (classifiers with and without augmentation, Yu et al.,
+   LGrad) on the test split, clean and after JPEG 95 / 75, blur sigma 1 / 2, down-and-up
+   resize 0.5 and noise sigma 5, each perturbed set made once (``tfforensics.evaluation.robustness``);
+11. Fourier regularisation of the StyleGAN family: the DCT detector's detection rate before
    and after fine-tuning with and without the Fourier term, same seed and steps, and the
    quality proxy (``tfforensics.regularization.benchmark.regularization_section``);
-11. report: ``results.json`` (every number, and every figure as a path relative to ``--out``),
+12. report: ``results.json`` (every number, and every figure as a path relative to ``--out``),
    then ``report.md`` and ``report.html`` rendered from it (``tfforensics.benchmark.report``).
 
 Nothing in the report is written by hand: every number comes from this run.
@@ -147,6 +149,41 @@ def _classifier_rows(datasets: dict, out: Path, profile: Profile, seed: int) -> 
     return rows
 
 
+#: The detectors that ``reproduce`` also trains with augmentation (CNNDetection's recipe: blur
+#: σ ~ U[0, 3] and JPEG quality ~ U[30, 100], each with probability 0.5), on uint8 pixel records
+#: of the same encoding, so that the robustness table shows the augmentation's effect.
+AUGMENTATION = "blur_jpg_prob=0.5"
+AUGMENTED = (("log2", "dct"), ("cnn", "dct"))
+
+
+def _augmented_rows(source: Path, out: Path, profile: Profile, seed: int, workers, encodings: dict) -> list[dict]:
+    """:data:`AUGMENTED` trained like :func:`_classifier_rows` but with :data:`AUGMENTATION` on the
+    pixels, before the model's own encoding (``prepare --layout pixels``; ``train --augment``)."""
+    from tfforensics.data import prepare
+    from tfforensics.data.augment import Augmentation
+    from tfforensics.evaluation.evaluate import evaluate_model
+    from tfforensics.training.fit import train
+
+    augmentation = Augmentation.parse(AUGMENTATION)
+    rows, datasets = [], {}
+    for model_name, encoding in AUGMENTED:
+        if encoding not in datasets:
+            datasets[encoding] = prepare(source, out / "records" / f"{encoding}_pixels", encodings[encoding],
+                                         layout="pixels", presplit=True, workers=workers, seed=seed, overwrite=True,
+                                         progress=False)
+        folder = out / "classifiers_augmented" / f"{model_name}_{encoding}"
+        epochs = profile.epochs if model_name == "log2" else profile.cnn_epochs
+        result = train(model_name, datasets[encoding], out=folder, epochs=epochs, early_stopping=max(3, epochs // 5),
+                       seed=seed, overwrite=True, verbose=0, augmentation=augmentation)
+        report = evaluate_model(result.model_path, datasets[encoding], plots=False)
+        binary = report.get("real_vs_fake") or {}
+        rows.append({"method": model_name, "input": encoding, "augmentation": augmentation.describe(),
+                     "model": folder.relative_to(out).as_posix(), "attribution_accuracy": report["accuracy"],
+                     "real_vs_fake_accuracy": binary.get("accuracy"), "real_vs_fake_ap": binary.get("average_precision"),
+                     "epochs_run": len(result.run.get("history", {}).get("loss", []))})
+    return rows
+
+
 def _link(folder: Path, sources) -> None:
     """Symlink every file of the ``sources`` folders into ``folder`` as ``<source>_<name>``."""
     folder.mkdir(parents=True)
@@ -267,6 +304,9 @@ def robustness_detectors(results: dict, out: Path) -> list:
         folder = out / "classifiers" / f"{row['method']}_{row['input']}"
         if (folder / "model.keras").is_file():
             detectors.append(Detector(f"{row['method']} on {row['input']}", str(folder)))
+    for row in results.get("augmented") or []:  # the same models trained with augmentation
+        detectors.append(Detector(f"{row['method']} on {row['input']}", str(out / row["model"]),
+                                  training=row["augmentation"]))
     if (out / "attribution" / "yu" / "model.keras").is_file():  # the attribution network (visNet: fingerprints)
         detectors.append(Detector("yu on pixels", str(out / "attribution" / "yu")))
     lgrad = out / "lgrad" / "detector" / "model.keras"
@@ -457,7 +497,7 @@ def _reproduce(out: Path, *, data, quick: bool, seed: int, workers, command: str
     from tfforensics.data import Encoding, prepare
 
     profile = PROFILES["quick" if quick else "default"]
-    timer = Timer(11)
+    timer = Timer(12)
     results = {"tfforensics_version": __version__, "command": command, "seed": seed,
                "profile": "quick" if quick else "default", "platform": platform.platform(),
                "cores": os.cpu_count(), "data": str(data) if data else "embedded mini benchmark"}
@@ -505,6 +545,9 @@ def _reproduce(out: Path, *, data, quick: bool, seed: int, workers, command: str
         attribution = _attribution(datasets["pixels"], out, profile, seed)
         results["classifiers"] += attribution.pop("rows")
         results["attribution"] = attribution
+
+    with timer.stage("classifiers trained with augmentation (blur, JPEG)"):
+        results["augmented"] = _augmented_rows(source, out, profile, seed, workers, encodings)
 
     with timer.stage("robustness (JPEG, blur, resize, noise)"):
         results["robustness"] = _robustness(source, class_names, results, out)
