@@ -416,8 +416,8 @@ def _figures(results: dict, out: Path) -> list[dict]:
     robustness = results.get("robustness") or {}
     if robustness.get("detectors"):
         path = plot_family_bars(robustness["conditions"],
-                                {f"{d['name']} ({d['training']})": [d["conditions"][c]["average_precision"]
-                                                                    for c in robustness["conditions"]]
+                                {d["name"] + ("" if d["training"] == "no augmentation" else ", augmented"):
+                                 [d["conditions"][c]["average_precision"] for c in robustness["conditions"]]
                                  for d in robustness["detectors"]},
                                 out / "figures" / "robustness.png", title="AP on the test split, clean and perturbed")
         figures.append({"section": "robustness", "path": path.relative_to(out).as_posix(),
