@@ -340,21 +340,22 @@ def test_evaluate_equals_sklearn(forensynths, detector, tmp_path, capsys):
 
     from tfforensics.cli.main import launch
     from tfforensics.models.wrapped import load_model
-    from tfforensics.preprocess.perturb import jpeg_compress
+    from tfforensics.preprocess.perturb import down_and_up, jpeg_compress
 
     out = tmp_path / "results"
-    assert launch(["evaluate", str(detector), str(forensynths), "--jpeg", "60", "--blur", "1", "--out", str(out),
-                   "-q"]) == 0
+    assert launch(["evaluate", str(detector), str(forensynths), "--perturb", "resize0.5", "jpeg60", "--jpeg", "60",
+                   "--blur", "1", "--out", str(out), "-q"]) == 0
     printed = capsys.readouterr().out
-    assert "| **mean** |" in printed and "## jpeg60" in printed and "## blur1" in printed
+    assert "| **mean** |" in printed and "## jpeg60" in printed and "## blur1" in printed and "## resize0.5" in printed
     report = json.loads((out / "evaluation.json").read_text())
-    assert list(report["conditions"]) == ["clean", "jpeg60", "blur1"]
+    assert list(report["conditions"]) == ["clean", "resize0.5", "jpeg60", "blur1"]  # --jpeg 60 = --perturb jpeg60
     clean = report["conditions"]["clean"]
     assert list(clean["families"]) == ["progan", "stylegan", "deepfake"]  # eval_test8gan's order
     assert clean["families"]["progan"]["count"] == 24 and clean["families"]["progan"]["real"] == 10
     model = load_model(detector)
     dirs = {"progan": ["progan/car", "progan/cat"], "stylegan": ["stylegan"], "deepfake": ["deepfake"]}
-    for condition, transform in (("clean", None), ("jpeg60", lambda im: jpeg_compress(im, 60))):
+    for condition, transform in (("clean", None), ("jpeg60", lambda im: jpeg_compress(im, 60)),
+                                 ("resize0.5", lambda im: down_and_up(im, 0.5))):
         expected = _sklearn_rows(model, forensynths, dirs, transform)
         table = report["conditions"][condition]
         for family, row in expected.items():
@@ -363,7 +364,7 @@ def test_evaluate_equals_sklearn(forensynths, detector, tmp_path, capsys):
         for key in row:
             assert table["mean"][key] == pytest.approx(np.mean([r[key] for r in expected.values()]), abs=1e-9)
     rows = list(csv.DictReader((out / "evaluation.csv").open()))
-    assert len(rows) == 3 * 4 and rows[3]["family"] == "mean"
+    assert len(rows) == 4 * 4 and rows[3]["family"] == "mean"
     assert float(rows[3]["average_precision"]) == pytest.approx(clean["mean"]["average_precision"], abs=1e-6)
     assert "| progan |" in (out / "evaluation.md").read_text()
     # again without --overwrite: refused in one line; with it, replaced
@@ -388,6 +389,8 @@ def test_evaluate_and_classify_one_image(forensynths, detector, capsys):
     assert launch(["classify", str(detector), str(image), "-q"]) == 0
     assert launch(["evaluate", str(detector), str(forensynths / "nowhere"), "-q"]) == 2
     assert "nowhere: not found" in capsys.readouterr().err
+    assert launch(["evaluate", str(detector), str(image), "--perturb", "jpeg101", "-q"]) == 2
+    assert "--perturb jpeg101: the JPEG quality must lie in (0, 100]" in capsys.readouterr().err
 
 
 # --- GANDCTAnalysis SavedModels ----------------------------------------------------------------

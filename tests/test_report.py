@@ -42,7 +42,18 @@ def _results(spectra_rows) -> dict:
         "classes": CLASSES, "counts": {"train": {c: 18 for c in CLASSES}, "test": {c: 6 for c in CLASSES}},
         "classifiers": classifiers,
         "leave_one_out": [{"held_out": f, "trained_on": [g for g in CLASSES[1:] if g != f], "unseen_accuracy": 0.6,
-                           "unseen_ap": 0.7, "seen_accuracy": 0.9, "seen_ap": None} for f in CLASSES[1:]],
+                           "unseen_ap": 0.7, "seen_accuracy": 0.9, "seen_ap": None,
+                           # the first row as runs write it now, the second as runs from before the calibration
+                           **({"unseen_calibrated_accuracy": 0.75, "unseen_threshold": 0.123,
+                               "seen_calibrated_accuracy": 0.95, "seen_threshold": 0.5} if f == CLASSES[1] else {})}
+                          for f in CLASSES[1:]],
+        "robustness": {"conditions": ["clean", "jpeg75", "blur1"], "count": 18, "real": 6, "fake": 12, "threshold": 0.5,
+                       "detectors": [{"name": name, "training": training,
+                                      "conditions": {c: {"accuracy": 0.9 - 0.1 * k, "average_precision": 0.95 - 0.1 * k,
+                                                         "per_source": {}}
+                                                     for k, c in enumerate(["clean", "jpeg75", "blur1"])}}
+                                     for name, training in (("log2 on dct", "no augmentation"),
+                                                            ("log2 on dct", "blur+JPEG p=0.1"))]},
         "baselines": [{"method": "knn", "input": "dct", "params": {"n_neighbors": 3}, "grid": {"n_neighbors": [1, 3]},
                        "val_accuracy": 0.7, "attribution_accuracy": 0.65},
                       {"method": "eigenfaces", "input": "pixels", "params": {"pca__n_components": 0.5, "svm__C": 0.1},
@@ -123,15 +134,17 @@ def test_every_figure_listed_and_shown(run_dir):
     results = json.loads((run_dir / "results.json").read_text())
     listed = [entry["path"] for entry in results["figures"]]
     drawn = sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*.png"))
-    assert sorted(listed) == drawn and len(drawn) == 3 * 2 + 3  # 3 classifiers × (CM, ROC), 2 bar charts, spectra
-    assert {entry["section"] for entry in results["figures"]} == {"classifiers", "leave_one_out", "lgrad", "spectra"}
+    assert sorted(listed) == drawn and len(drawn) == 3 * 2 + 4  # 3 classifiers × (CM, ROC), 3 bar charts, spectra
+    assert {entry["section"] for entry in results["figures"]} == {"classifiers", "leave_one_out", "lgrad", "robustness",
+                                                                  "spectra"}
 
     markdown_path, html_path = report.render_run(run_dir)
     text = markdown_path.read_text()
     page = _parse(html_path)
     assert page.images == listed and all(f"]({path})" in text for path in listed)
-    # one table per section with rows: attribution, real vs fake, LOFO, baselines, LGrad, spectra, timings
-    assert page.tables == 7 and text.count("\n|---") == 7
+    # one table per section with rows: attribution, real vs fake, LOFO, baselines, LGrad, robustness, spectra,
+    # timings
+    assert page.tables == 8 and text.count("\n|---") == 8
     # the table of contents links to every section, and each target exists in the HTML
     assert len(page.links) >= 9 and set(page.links) <= page.ids
     assert "classifiers-confusion-matrices-and-roc-curves" in page.links
@@ -200,16 +213,26 @@ def test_report_errors_name_the_file_and_the_fix(run_dir, tmp_path, capsys):
 
 
 def test_figures_of_a_new_stage_get_a_section(run_dir):
-    """A stage this module has no table for (attribution, regularization, robustness as they land)
-    only registers its figures and they appear, under their own heading and in the contents."""
+    """A stage this module has no table for (a new method as it lands) only registers its
+    figures and they appear, under their own heading and in the contents."""
     results = json.loads((run_dir / "results.json").read_text())
-    shutil.copy(run_dir / "figures" / "lgrad.png", run_dir / "figures" / "robustness.png")
-    results["figures"].append({"section": "robustness", "path": "figures/robustness.png", "caption": "under JPEG"})
+    shutil.copy(run_dir / "figures" / "lgrad.png", run_dir / "figures" / "augmentation.png")
+    results["figures"].append({"section": "augmentation", "path": "figures/augmentation.png", "caption": "blur"})
     (run_dir / "results.json").write_text(json.dumps(results))
     markdown_path, html_path = report.render_run(run_dir)
     text = markdown_path.read_text()
-    assert "## Figures: robustness" in text and "- [Figures: robustness](#figures-robustness)" in text
-    assert "figures/robustness.png" in _parse(html_path).images
+    assert "## Figures: augmentation" in text and "- [Figures: augmentation](#figures-augmentation)" in text
+    assert "figures/augmentation.png" in _parse(html_path).images
+
+
+def test_robustness_and_calibrated_columns(run_dir):
+    markdown_path, _ = report.render_run(run_dir)
+    text = markdown_path.read_text()
+    assert "| detector | training | clean | jpeg75 | blur1 |" in text
+    assert "| log2 on dct | blur+JPEG p=0.1 | 90.0 / 95.0 | 80.0 / 85.0 | 70.0 / 75.0 |" in text
+    assert "6 real and 12 fake test images" in text
+    assert "| b\\_nearest | 60.0 | 75.0 (0.12) | 70.0 | 90.0 | 95.0 (0.50) | – |" in text
+    assert "| c\\_bilinear | 60.0 | – | 70.0 | 90.0 | – | – |" in text  # a run from before the calibration
 
 
 def test_run_from_before_the_figure_list_still_renders(run_dir):
@@ -233,12 +256,13 @@ def test_report_opens_in_a_headless_browser(run_dir, tmp_path, embed):
         shutil.copy(run_dir / "report.html", page)
     shown = inspect_page(page, tmp_path / "browser")
     assert shown["title"] == report.TITLE
-    assert len(shown["images"]) == len(results["figures"]) == 9
+    assert len(shown["images"]) == len(results["figures"]) == 10
     assert all(image["complete"] and image["width"] > 50 and image["height"] > 50 for image in shown["images"]), \
         shown["images"]
     headers = [table["header"] for table in shown["tables"]]
     assert headers[:2] == [["method", "pixels", "DCT"], ["method", "input", "ACC", "AP"]]
-    assert ["held-out family", "unseen ACC", "unseen AP", "seen ACC", "seen AP"] in headers
-    assert ["stage", "seconds"] in headers and len(headers) == 7 and all(t["rows"] > 1 for t in shown["tables"])
+    assert ["held-out family", "unseen ACC", "unseen cal. ACC", "unseen AP", "seen ACC", "seen cal. ACC",
+            "seen AP"] in headers
+    assert ["stage", "seconds"] in headers and len(headers) == 8 and all(t["rows"] > 1 for t in shown["tables"])
     assert shown["links"] and all(link["found"] for link in shown["links"])
     assert "`" not in shown["text"].replace("`run`", "")

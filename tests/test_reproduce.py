@@ -81,6 +81,37 @@ def test_attribution_network_rows_and_immunization(quick_run):
     assert "## Immunizability (Yu et al.)" in report and "| relight | " in report
 
 
+def test_robustness_table_and_calibrated_leave_one_out(quick_run):
+    """Every detector on the test split clean and perturbed; the clean column is the real-vs-fake
+    table again (same models, same images); leave-one-out rows carry a val-chosen threshold."""
+    from tfforensics.preprocess.perturb import ROBUSTNESS_CONDITIONS
+
+    out, results = quick_run
+    robustness = results["robustness"]
+    assert robustness["conditions"] == ["clean", *ROBUSTNESS_CONDITIONS]
+    assert robustness["count"] == sum(results["counts"]["test"].values())
+    names = [d["name"] for d in robustness["detectors"]]
+    assert names[:4] == ["log2 on pixels", "log2 on dct", "cnn on pixels", "cnn on dct"]
+    assert "yu on pixels" in names and any(name.startswith("LGrad") for name in names)
+    for detector in robustness["detectors"]:
+        for condition in robustness["conditions"]:
+            cell = detector["conditions"][condition]
+            assert 0.0 <= cell["accuracy"] <= 1.0 and 0.0 <= cell["average_precision"] <= 1.0, (detector, condition)
+            assert set(cell["per_source"]) == set(results["classes"][1:])
+    rows = {f"{r['method']} on {r['input']}": r for r in results["classifiers"]}
+    for detector in robustness["detectors"]:
+        if detector["name"] in rows:  # scored on the PNGs here, on the records by `test`
+            clean, row = detector["conditions"]["clean"], rows[detector["name"]]
+            assert abs(clean["accuracy"] - row["real_vs_fake_accuracy"]) <= 0.02, detector["name"]
+            assert abs(clean["average_precision"] - row["real_vs_fake_ap"]) <= 0.02, detector["name"]
+    for row in results["leave_one_out"]:
+        for key in ("unseen", "seen"):
+            assert 0.0 <= row[f"{key}_calibrated_accuracy"] <= 1.0 and -1e-3 <= row[f"{key}_threshold"] <= 1 + 1e-3
+    report = (out / "report.md").read_text()
+    assert "## Robustness: real vs fake on perturbed test images" in report and "figures/robustness.png" in report
+    assert "| held-out family | unseen ACC | unseen cal. ACC |" in report
+
+
 def test_fourier_regularization_section(quick_run):
     """Detection rate before/after with and without the Fourier term, same steps, and the quality proxy."""
     out, results = quick_run

@@ -1,8 +1,8 @@
 """The small GANs of the mini benchmark: their shipped weights, loading and sampling.
 
 The fake classes of the embedded benchmark come from generators that tfforensics trains
-itself (:mod:`tfforensics.training.gan`, the adversarial loop) on crops of the bundled
-photos (:mod:`tfforensics.benchmark.photos`), one per up-sampling family of
+itself (:mod:`tfforensics.training.gan`, the adversarial loop) on the shipped real crops of
+the train-split photos (:func:`training_crops`), one per up-sampling family of
 :mod:`tfforensics.models.gans`. Weights trained with ``tfforensics gan train`` ship in
 ``tfforensics/benchmark/weights/`` (see the README there).
 """
@@ -104,11 +104,16 @@ def write_samples(images: np.ndarray, out_dir, start: int = 0) -> list[Path]:
     return paths
 
 
-def training_crops(count: int = 4096, size: int = 64, seed: int = 0) -> np.ndarray:
-    """``count`` crops of the bundled photos (:func:`~tfforensics.benchmark.photos.random_crops`)."""
-    from tfforensics.benchmark.photos import load_photos, random_crops
+def training_crops(count: int | None = None, size: int = 64, seed: int = 0) -> np.ndarray:
+    """``count`` real crops of the **train** photos of the shipped split (all 1 494 when ``None``).
 
-    return random_crops(load_photos(min_side=size), count, size, seed=seed)[0]
+    The benchmark's GANs learn from these only, so the photos of its val and test splits stay
+    unseen by generators and detectors alike (:func:`~tfforensics.benchmark.photos.draw_shipped`:
+    spread over the photos, repeated when ``count`` is larger, shrunk when ``size`` < 64).
+    """
+    from tfforensics.benchmark.photos import draw_shipped
+
+    return draw_shipped("train", count, size, seed=seed, repeat=True)[0]
 
 
 __all__ = ["GAN_FAMILIES", "load_gan_discriminator", "load_generator", "sample_images", "shipped_weights",

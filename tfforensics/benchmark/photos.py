@@ -188,3 +188,46 @@ def shipped_split(split: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     crops, photo = shipped_crops()
     keep = np.isin(photo, split_shipped_photos(seed)[split])
     return crops[keep], photo[keep]
+
+
+def photo_name(index: int) -> str:
+    """A short name of shipped photo ``index``: ``package/file`` (the full record is in the provenance)."""
+    record = shipped_provenance()["photos"][index]
+    return f"{record['package']}/{Path(record.get('source_path') or record['path']).name}"
+
+
+def draw_shipped(split: str, count: int | None = None, size: int = 64, *, seed: int = 0,
+                 repeat: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """``(count crops uint8, photo id each)`` of ``split``, spread over as many photos as possible.
+
+    The crops are dealt one photo at a time (every photo's first crop, then every photo's
+    second, ... each round in a seeded order), so a small ``count`` still covers many photos.
+    ``count=None`` takes them all; a ``count`` above the split's crops is refused unless
+    ``repeat`` (then the deal starts again). A ``size`` under 64 shrinks the crops (Lanczos).
+    """
+    crops, photo = shipped_split(split)
+    if size > crops.shape[1]:
+        raise UserError(f"the shipped photo crops are {crops.shape[1]}x{crops.shape[1]}; "
+                        f"choose a size <= {crops.shape[1]}. Received: size={size}")
+    count = len(crops) if count is None else count
+    if count > len(crops) and not repeat:
+        raise UserError(f"the {split} split of the shipped photo crops holds {len(crops)} crops "
+                        f"({len(np.unique(photo))} photos); ask for at most that many. Received: {count}")
+    rng = np.random.default_rng(seed)
+    order = np.concatenate([_deal(photo, rng) for _ in range(-(-count // len(crops)) if count else 0)]
+                           or [np.empty(0, np.int64)])[:count]
+    chosen = crops[order]
+    if size != crops.shape[1]:
+        chosen = np.stack([resize_image(crop, size, "lanczos") for crop in chosen]) if count else \
+            np.empty((0, size, size, 3), np.uint8)
+    return chosen, photo[order]
+
+
+def _deal(photo: np.ndarray, rng) -> np.ndarray:
+    """Indices of all crops, round by round: rank of the crop within its photo, then a random key."""
+    shuffled = rng.permutation(len(photo))
+    rank = np.empty(len(photo), np.int64)
+    for ids in np.unique(photo):
+        members = shuffled[photo[shuffled] == ids]
+        rank[members] = np.arange(len(members))
+    return np.lexsort((rng.permutation(len(photo)), rank))

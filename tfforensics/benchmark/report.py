@@ -102,10 +102,14 @@ def _sections(results: dict) -> list[dict]:
         sections.append(dict(
             key="leave_one_out", title="Generalisation: leave one GAN family out (log2 on log-DCT, real vs fake)",
             note="unseen: trained on real vs the other families, tested on real vs the held-out one; "
-                 "seen: the same test with the held-out family also in training.",
-            header=["held-out family", "unseen ACC", "unseen AP", "seen ACC", "seen AP"],
-            rows=[[r["held_out"], _pct(r["unseen_accuracy"]), _pct(r["unseen_ap"]), _pct(r["seen_accuracy"]),
-                   _pct(r["seen_ap"])] for r in results["leave_one_out"]],
+                 "seen: the same test with the held-out family also in training. ACC at threshold 0.5; "
+                 "cal. ACC at the threshold (in brackets) of best balanced accuracy on the val split, "
+                 "whose fakes are the training families only.",
+            header=["held-out family", "unseen ACC", "unseen cal. ACC", "unseen AP", "seen ACC", "seen cal. ACC",
+                    "seen AP"],
+            rows=[[r["held_out"], *(cell for key in ("unseen", "seen") for cell in (
+                _pct(r[f"{key}_accuracy"]), _calibrated(r, key), _pct(r[f"{key}_ap"])))]
+                for r in results["leave_one_out"]],
         ))
     if baselines:
         grids = "; ".join(sorted({
@@ -127,6 +131,9 @@ def _sections(results: dict) -> list[dict]:
                                                          "average_precision"))]
                   for name, m in lgrad["families"].items()],
         ))
+    robustness = results.get("robustness")
+    if robustness and robustness.get("detectors"):
+        sections.append(_robustness_section(robustness))
     spectra = results.get("spectra")
     if spectra:
         sections.append(dict(
@@ -167,6 +174,29 @@ def _sections(results: dict) -> list[dict]:
     return sections
 
 
+def _calibrated(row: dict, key: str) -> str:
+    """``cal. ACC (threshold)`` of a leave-one-out row; a dash in runs from before it was measured."""
+    value = row.get(f"{key}_calibrated_accuracy")
+    return "–" if value is None else f"{_pct(value)} ({row[f'{key}_threshold']:.2f})"
+
+
+def _robustness_section(robustness: dict) -> dict:
+    """One row per detector, one column per condition, each cell ``ACC / AP`` in %."""
+    conditions = robustness["conditions"]
+    return dict(
+        key="robustness", title="Robustness: real vs fake on perturbed test images (ACC / AP, %)",
+        note=(f"{robustness['real']} real and {robustness['fake']} fake test images, each condition applied once "
+              "to all of them and scored by every detector: JPEG at quality Q (jpegQ), Gaussian blur of sigma S px "
+              "(blurS), shrunk by F and enlarged back (resizeF, bilinear), Gaussian noise of sigma S grey levels "
+              "(noiseS). As in the real-vs-fake table: fake score = 1 − P(real), ACC at the arg-max (P(fake) > 0.5 "
+              "for a detector), AP with fake as the positive class; the clean column repeats that table."),
+        header=["detector", "training", *conditions],
+        rows=[[d["name"], d.get("training", ""),
+               *(f"{_pct(d['conditions'][c]['accuracy'])} / {_pct(d['conditions'][c]['average_precision'])}"
+                 for c in conditions)] for d in robustness["detectors"]],
+    )
+
+
 def figures_of(results: dict) -> list[dict]:
     """The figure entries of ``results`` (``results["figures"]``), checked: each names a
     relative path inside the run directory. Runs from before the list existed show their
@@ -196,9 +226,13 @@ def _intro(results: dict) -> list[str]:
         lines.append(f"Command: {_code(results['command'])}")
     benchmark = results.get("benchmark") or {}
     if benchmark.get("real_photos"):
-        photos = "; ".join(f"{split}: {', '.join(names)}" for split, names in benchmark["real_photos"].items())
-        lines.append("Real photos (bundled with scikit-image, scikit-learn, matplotlib), split by photo — "
-                     f"{_text(photos)}.")
+        photos = "; ".join(f"{split}: {len(names)} photos" + (f" ({', '.join(names)})" if len(names) <= 12 else "")
+                           for split, names in benchmark["real_photos"].items())
+        where = ("shipped crops of photographs from Debian packages (docs/benchmark-photos.md; the GANs were "
+                 "trained on the train photos only)" if "real_photo_ids" in benchmark
+                 else "bundled with scikit-image, scikit-learn, matplotlib")
+        lines.append(f"Real photos ({where}), split by photo — {_text(photos)}; the names are in "
+                     f"{_code(RESULTS_FILE)}.")
     counts = results.get("counts") or {}
     if counts:
         lines.append("Images per split and source: " + _text("; ".join(

@@ -2,13 +2,14 @@
 
 Stages, each a call into the library, each timed and announced with one progress line:
 
-1. benchmark images: real crops of bundled photos (split by photo) + samples of the
+1. benchmark images: the shipped real photo crops (split by photo) + samples of the
    project's own GANs, one per up-sampling family (``tfforensics.benchmark.build``);
 2. ``prepare``: pixels in [-1, 1] and normalised colour log-DCT records;
 3. classifiers (``log2`` and ``cnn``) on pixels and on the DCT: attribution accuracy over
    all sources (Frank et al.'s table), and real-vs-fake accuracy / AP from the same models;
 4. generalisation: leave-one-family-out real-vs-fake detection (train on the other
-   families, test on the held-out one);
+   families, test on the held-out one): ACC at 0.5, AP, and ACC at the threshold of best
+   balanced accuracy on the val split (which holds the training families only);
 5. baselines: kNN, eigenfaces and PRNU with short grids;
 6. LGrad: gradients of the mini StyleGAN discriminator (img2grad), detector trained on
    real vs the nearest-neighbour (ProGAN-like) family, evaluated per family;
@@ -16,10 +17,15 @@ Stages, each a call into the library, each timed and announced with one progress
 8. Yu et al.'s attribution network (and, in the default profile, its fingerprint-visualisation
    variant) on the pixel records: rows beside the classifier rows, one fingerprint panel, and
    the immunization table (``tfforensics.evaluation.attribution.attribution_rows``);
-9. Fourier regularisation of the StyleGAN family: the DCT detector's detection rate before
+9. augmentation: ``log2`` and ``cnn`` on the DCT trained again with CNNDetection's blur + JPEG
+   augmentation (p = 0.5) on uint8 pixel records, before the models' own encoding;
+10. robustness: every detector above (classifiers with and without augmentation, Yu et al.,
+   LGrad) on the test split, clean and after JPEG 95 / 75, blur sigma 1 / 2, down-and-up
+   resize 0.5 and noise sigma 5, each perturbed set made once (``tfforensics.evaluation.robustness``);
+11. Fourier regularisation of the StyleGAN family: the DCT detector's detection rate before
    and after fine-tuning with and without the Fourier term, same seed and steps, and the
    quality proxy (``tfforensics.regularization.benchmark.regularization_section``);
-10. report: ``results.json`` (every number, and every figure as a path relative to ``--out``),
+12. report: ``results.json`` (every number, and every figure as a path relative to ``--out``),
    then ``report.md`` and ``report.html`` rendered from it (``tfforensics.benchmark.report``).
 
 Nothing in the report is written by hand: every number comes from this run.
@@ -143,6 +149,41 @@ def _classifier_rows(datasets: dict, out: Path, profile: Profile, seed: int) -> 
     return rows
 
 
+#: The detectors that ``reproduce`` also trains with augmentation (CNNDetection's recipe: blur
+#: σ ~ U[0, 3] and JPEG quality ~ U[30, 100], each with probability 0.5), on uint8 pixel records
+#: of the same encoding, so that the robustness table shows the augmentation's effect.
+AUGMENTATION = "blur_jpg_prob=0.5"
+AUGMENTED = (("log2", "dct"), ("cnn", "dct"))
+
+
+def _augmented_rows(source: Path, out: Path, profile: Profile, seed: int, workers, encodings: dict) -> list[dict]:
+    """:data:`AUGMENTED` trained like :func:`_classifier_rows` but with :data:`AUGMENTATION` on the
+    pixels, before the model's own encoding (``prepare --layout pixels``; ``train --augment``)."""
+    from tfforensics.data import prepare
+    from tfforensics.data.augment import Augmentation
+    from tfforensics.evaluation.evaluate import evaluate_model
+    from tfforensics.training.fit import train
+
+    augmentation = Augmentation.parse(AUGMENTATION)
+    rows, datasets = [], {}
+    for model_name, encoding in AUGMENTED:
+        if encoding not in datasets:
+            datasets[encoding] = prepare(source, out / "records" / f"{encoding}_pixels", encodings[encoding],
+                                         layout="pixels", presplit=True, workers=workers, seed=seed, overwrite=True,
+                                         progress=False)
+        folder = out / "classifiers_augmented" / f"{model_name}_{encoding}"
+        epochs = profile.epochs if model_name == "log2" else profile.cnn_epochs
+        result = train(model_name, datasets[encoding], out=folder, epochs=epochs, early_stopping=max(3, epochs // 5),
+                       seed=seed, overwrite=True, verbose=0, augmentation=augmentation)
+        report = evaluate_model(result.model_path, datasets[encoding], plots=False)
+        binary = report.get("real_vs_fake") or {}
+        rows.append({"method": model_name, "input": encoding, "augmentation": augmentation.describe(),
+                     "model": folder.relative_to(out).as_posix(), "attribution_accuracy": report["accuracy"],
+                     "real_vs_fake_accuracy": binary.get("accuracy"), "real_vs_fake_ap": binary.get("average_precision"),
+                     "epochs_run": len(result.run.get("history", {}).get("loss", []))})
+    return rows
+
+
 def _link(folder: Path, sources) -> None:
     """Symlink every file of the ``sources`` folders into ``folder`` as ``<source>_<name>``."""
     folder.mkdir(parents=True)
@@ -185,8 +226,18 @@ def _leave_one_out_rows(source: Path, class_names: list[str], out: Path, profile
             binary = report.get("real_vs_fake") or {}
             row[f"{key}_accuracy"] = binary.get("accuracy", report["accuracy"])
             row[f"{key}_ap"] = binary.get("average_precision")
+            row.update(_calibrated(result.model_path, data, key))
         rows.append(row)
     return rows
+
+
+def _calibrated(model_path, dataset, key: str) -> dict:
+    """``{key}_calibrated_accuracy`` and ``{key}_threshold``: test ACC at the threshold of best
+    balanced accuracy on the val split (whose fakes are the training families only)."""
+    from tfforensics.evaluation.evaluate import calibrated_detection
+
+    calibrated = calibrated_detection(model_path, dataset)
+    return {f"{key}_calibrated_accuracy": calibrated["accuracy"], f"{key}_threshold": calibrated["threshold"]}
 
 
 def _baseline_rows(datasets: dict, out: Path, profile: Profile) -> list[dict]:
@@ -241,6 +292,41 @@ def _lgrad_rows(source: Path, class_names: list[str], out: Path, profile: Profil
     model = lgrad.load_detector(out / "lgrad" / "detector" / "model.keras")
     results = lgrad.evaluate_detector(model, gradients / "test", progress=False)
     return {"trained_on": train_family, "families": results}
+
+
+def robustness_detectors(results: dict, out: Path) -> list:
+    """The detectors of the robustness table, from the models this run saved: the classifiers
+    (``log2``, ``cnn`` on pixels and DCT; fake score 1 - P(real)), Yu et al.'s network and
+    the LGrad detector. Detectors trained with augmentation are one more
+    :class:`~tfforensics.evaluation.robustness.Detector` entry each (with their ``training``)."""
+    from tfforensics.evaluation.robustness import Detector
+
+    detectors = []
+    for row in results.get("classifiers") or []:
+        folder = out / "classifiers" / f"{row['method']}_{row['input']}"
+        if (folder / "model.keras").is_file():
+            detectors.append(Detector(f"{row['method']} on {row['input']}", str(folder)))
+    for row in results.get("augmented") or []:  # the same models trained with augmentation
+        detectors.append(Detector(f"{row['method']} on {row['input']}", str(out / row["model"]),
+                                  training=row["augmentation"]))
+    if (out / "attribution" / "yu" / "model.keras").is_file():  # the attribution network (visNet: fingerprints)
+        detectors.append(Detector("yu on pixels", str(out / "attribution" / "yu")))
+    lgrad = out / "lgrad" / "detector" / "model.keras"
+    if lgrad.is_file():
+        trained_on = (results.get("lgrad") or {}).get("trained_on", "one family")
+        detectors.append(Detector(f"LGrad (real vs {trained_on})", str(lgrad), gradients=True))
+    return detectors
+
+
+def _robustness(source: Path, class_names: list[str], results: dict, out: Path) -> dict:
+    """Every detector of :func:`robustness_detectors` on the test split, clean and perturbed
+    (:data:`tfforensics.preprocess.perturb.ROBUSTNESS_CONDITIONS`), each perturbed set made once."""
+    from tfforensics.evaluation.robustness import load_split, robustness_table
+
+    images, labels = load_split(source, "test", class_names)
+    detectors = robustness_detectors(results, out)
+    discriminator = mini_discriminator() if any(d.gradients for d in detectors) else None
+    return robustness_table(detectors, images, labels, class_names, discriminator=discriminator)
 
 
 def _spectra(source: Path, class_names: list[str], out: Path) -> dict:
@@ -329,6 +415,15 @@ def _figures(results: dict, out: Path) -> list[dict]:
                                 title=f"LGrad detector trained on real vs {lgrad['trained_on']}, per test family")
         figures.append({"section": "lgrad", "path": path.relative_to(out).as_posix(),
                         "caption": "LGrad: ACC, real ACC, fake ACC and AP per family"})
+    robustness = results.get("robustness") or {}
+    if robustness.get("detectors"):
+        path = plot_family_bars(robustness["conditions"],
+                                {d["name"] + ("" if d["training"] == "no augmentation" else ", augmented"):
+                                 [d["conditions"][c]["average_precision"] for c in robustness["conditions"]]
+                                 for d in robustness["detectors"]},
+                                out / "figures" / "robustness.png", title="AP on the test split, clean and perturbed")
+        figures.append({"section": "robustness", "path": path.relative_to(out).as_posix(),
+                        "caption": "robustness: AP of every detector per condition"})
     if results.get("spectra"):
         figures.append({"section": "spectra", "path": results["spectra"]["figure"],
                         "caption": "mean log|DCT| per source and its difference to the real source"})
@@ -404,7 +499,7 @@ def _reproduce(out: Path, *, data, quick: bool, seed: int, workers, command: str
     from tfforensics.data import Encoding, prepare
 
     profile = PROFILES["quick" if quick else "default"]
-    timer = Timer(10)
+    timer = Timer(12)
     results = {"tfforensics_version": __version__, "command": command, "seed": seed,
                "profile": "quick" if quick else "default", "platform": platform.platform(),
                "cores": os.cpu_count(), "data": str(data) if data else "embedded mini benchmark"}
@@ -452,6 +547,12 @@ def _reproduce(out: Path, *, data, quick: bool, seed: int, workers, command: str
         attribution = _attribution(datasets["pixels"], out, profile, seed)
         results["classifiers"] += attribution.pop("rows")
         results["attribution"] = attribution
+
+    with timer.stage("classifiers trained with augmentation (blur, JPEG)"):
+        results["augmented"] = _augmented_rows(source, out, profile, seed, workers, encodings)
+
+    with timer.stage("robustness (JPEG, blur, resize, noise)"):
+        results["robustness"] = _robustness(source, class_names, results, out)
 
     with timer.stage("Fourier regularisation (StyleGAN family)"):
         results["regularization"] = _regularization(out, results["profile"], seed, workers)

@@ -20,9 +20,9 @@ def add_parser(subparsers) -> None:
         subparsers, "gan",
         help="train / sample the small GANs of the embedded benchmark",
         description=(
-            "Small generators trained on crops of the photos bundled with scikit-image, scikit-learn and "
-            "matplotlib, one per up-sampling family (Frank et al.'s up-sampling experiment); they differ only "
-            "in the up-sampling operator, so each leaves its own spectral artifacts. Families:\n" + families
+            "Small generators trained on the shipped real crops of the benchmark's train-split photos "
+            "(tfforensics/benchmark/data), one per up-sampling family (Frank et al.'s up-sampling experiment); "
+            "they differ only in the up-sampling operator, so each leaves its own spectral artifacts. Families:\n" + families
         ),
         examples="""
             tfforensics gan train nearest runs/gan-nearest --steps 1500 --seed 1
@@ -32,11 +32,11 @@ def add_parser(subparsers) -> None:
     actions = parser.add_subparsers(title="actions", metavar="ACTION", dest="action", required=True)
 
     train = add_command(
-        actions, "train", help="train one family on crops of the bundled photos",
-        description=("Train FAMILY (non-saturating GAN loss, R1 on reals, Adam, EMA generator) on random crops "
-                     "of the bundled photos. Writes OUT/generator.keras (the EMA generator), "
-                     "OUT/discriminator.keras and OUT/run.json every --checkpoint-every steps; running the same "
-                     "command again continues an interrupted run."),
+        actions, "train", help="train one family on the train-split photo crops",
+        description=("Train FAMILY (non-saturating GAN loss, R1 on reals, Adam, EMA generator) on the shipped "
+                     "real crops of the benchmark's train-split photos (never its val or test photos). Writes "
+                     "OUT/generator.keras (the EMA generator), OUT/discriminator.keras and OUT/run.json every "
+                     "--checkpoint-every steps; running the same command again continues an interrupted run."),
         examples="""
             tfforensics gan train stylegan runs/gan-stylegan --seed 4
             tfforensics gan train bilinear runs/gan-bilinear-32 --size 32 --steps 500 --batch-size 16
@@ -52,8 +52,9 @@ def add_parser(subparsers) -> None:
     schedule.add_argument("--checkpoint-every", type=positive_int, default=250, help="steps between saves (default: 250)")
     data = train.add_argument_group("data")
     add_flag(data, "size", default=64, detail="a power of two >= 8")
-    data.add_argument("--crops", type=positive_int, default=4096,
-                      help="random crops of the bundled photos to train on (default: 4096)")
+    data.add_argument("--crops", type=positive_int, default=None,
+                      help="real crops to train on, from the train-split photos of the shipped crops "
+                           "(default: all 1494 of them)")
     add_flag(train, "overwrite", default=False, detail="start afresh even if OUT holds a run")
     add_runtime_args(train)
     train.set_defaults(run=run_train)
@@ -96,8 +97,6 @@ def run_train(args) -> int:
     from tfforensics.io.outputs import claim_output, mark_output, read_marker, remove_output
 
     setup_logging(args.quiet)
-    if args.crops < 1:
-        raise UserError(f"--crops must be >= 1. Received: {args.crops}")
     config = GanConfig(steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr, r1_gamma=args.r1,
                        seed=args.seed, checkpoint_every=args.checkpoint_every)
     output = Path(args.out)

@@ -133,8 +133,6 @@ def score_paths(model, paths, *, batch_size: int = 32, skip_bad: bool = False, t
     """
     from tqdm.auto import tqdm
 
-    from tfforensics.evaluation.metrics import as_probabilities
-
     load = _loader(model_image_shape(model), skip_bad, transform)
     logits = emits_logits(model)
     kept, scores, skipped = [], [], []
@@ -150,12 +148,31 @@ def score_paths(model, paths, *, batch_size: int = 32, skip_bad: bool = False, t
                 kept.append(path)
                 images.append(image)
             for start_run, stop_run in _runs(images):  # images of any size: one batch per run of one shape
-                outputs = np.asarray(model.predict_on_batch(np.stack(images[start_run:stop_run]).astype(np.float32)))
-                if logits:
-                    outputs = 1.0 / (1.0 + np.exp(-outputs.astype(np.float64)))
-                scores.append(as_probabilities(outputs))
+                scores.append(_predict(model, np.stack(images[start_run:stop_run]), logits))
             bar.update(len(chunk))
     return kept, (np.concatenate(scores) if scores else np.empty((0, 2))), skipped
+
+
+def _predict(model, batch, logits: bool) -> np.ndarray:
+    """``(N, K)`` probabilities of one batch of raw images (a sigmoid after a logit)."""
+    from tfforensics.evaluation.metrics import as_probabilities
+
+    outputs = np.asarray(model.predict_on_batch(np.asarray(batch).astype(np.float32)))
+    if logits:
+        outputs = 1.0 / (1.0 + np.exp(-outputs.astype(np.float64)))
+    return as_probabilities(outputs)
+
+
+def score_arrays(model, images, *, batch_size: int = 64) -> np.ndarray:
+    """``(N, K)`` probabilities of ``model`` on uint8 images already in memory (N, H, W, C), as
+    :func:`score_paths` gives them for files (the images must have the model's size and channels)."""
+    images = np.asarray(images)
+    shape = model_image_shape(model)
+    if images.ndim != 4 or any(want not in (None, got) for want, got in zip(shape, images.shape[1:])):
+        raise UserError(f"the model takes images of shape {shape}; these are {images.shape[1:]}.")
+    logits = emits_logits(model)
+    batches = [_predict(model, images[start:start + batch_size], logits) for start in range(0, len(images), batch_size)]
+    return np.concatenate(batches) if batches else np.empty((0, 2))
 
 
 def classify_images(model, image_dir, *, size: int | None = None, batch_size: int = 32, skip_bad: bool = False,

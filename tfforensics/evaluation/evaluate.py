@@ -170,6 +170,31 @@ def evaluate_model(model, dataset, *, split: str = "test", batch_size: int = 64,
     return report
 
 
+def calibrated_detection(model, dataset, *, fit_split: str = "val", split: str = "test", real_class=None,
+                         batch_size: int = 64) -> dict:
+    """Real-vs-fake ACC on ``split`` at a threshold chosen on ``fit_split`` (max balanced accuracy,
+    :func:`tfforensics.evaluation.metrics.select_threshold`), for a model scored on records.
+
+    A threshold of 0.5 suits a detector only when its scores are calibrated on the data at hand;
+    an unseen generator shifts them, so the field also reports ACC at a threshold fitted on
+    validation images. Returns :func:`~tfforensics.evaluation.metrics.calibrated_accuracy`'s dict.
+    """
+    from tfforensics.data.manifest import Manifest
+    from tfforensics.evaluation.metrics import calibrated_accuracy, fake_scores, resolve_real_class
+    from tfforensics.models.wrapped import class_names_of, load_model, unwrap
+
+    model = load_model(model) if isinstance(model, (str, Path)) else model
+    manifest = Manifest.load(dataset)
+    check_compatible(model, manifest)
+    real = resolve_real_class(class_names_of(model), real_class)
+    _, classifier = unwrap(model)
+    scored = {}
+    for name in (fit_split, split):
+        outputs, labels = predict_records(classifier, manifest, name, batch_size=batch_size)
+        scored[name] = (labels != real, fake_scores(outputs, real))
+    return calibrated_accuracy(*scored[fit_split], *scored[split])
+
+
 def format_report(report: dict) -> str:
     """A short plain-text summary of a :func:`evaluate_model` report."""
     lines = [f"{report['split']}: {report['count']} images, accuracy {report['accuracy']:.2%}"]
@@ -251,26 +276,15 @@ def forensynths_items(root) -> dict:
     return dict(sorted(families.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
 
 
-def perturbations(jpeg=(), blur=()) -> dict:
-    """``{condition name: transform or None}``: clean, then JPEG at each quality, blur at each sigma.
-
-    Blur is a Gaussian of standard deviation ``sigma`` truncated at 4 sigma (SciPy's
-    ``gaussian_filter`` default, which CNNDetection's ``blur_jpg`` evaluation uses); JPEG is
-    :func:`tfforensics.preprocess.perturb.jpeg_compress`.
+def perturbations(jpeg=(), blur=(), perturb=()) -> dict:
+    """``{condition name: transform or None}``: clean, then each ``perturb`` name (``jpeg75``,
+    ``blur1``, ``resize0.5``, ``noise5``; :func:`tfforensics.preprocess.perturb.condition_transform`),
+    then JPEG at each quality of ``jpeg`` and blur at each sigma of ``blur`` (``--jpeg Q`` is
+    ``--perturb jpegQ``, ``--blur S`` is ``--perturb blurS``); a condition named twice runs once.
     """
-    from tfforensics.preprocess.perturb import gaussian_blur, jpeg_compress
+    from tfforensics.preprocess.perturb import conditions
 
-    conditions = {"clean": None}
-    for quality in jpeg:
-        if not 1 <= int(quality) <= 100:
-            raise UserError(f"--jpeg {quality}: a JPEG quality lies in 1..100.")
-        conditions[f"jpeg{int(quality)}"] = lambda image, q=int(quality): jpeg_compress(image, q)
-    for sigma in blur:
-        if not 0 < float(sigma) <= 50:
-            raise UserError(f"--blur {sigma}: the blur sigma must lie in (0, 50] pixels.")
-        kernel = 2 * int(4 * float(sigma) + 0.5) + 1
-        conditions[f"blur{float(sigma):g}"] = lambda image, k=kernel, s=float(sigma): gaussian_blur(image, k, s)
-    return conditions
+    return conditions([*perturb, *(f"jpeg{q}" for q in jpeg), *(f"blur{float(s):g}" for s in blur)])
 
 
 def on_gradients(discriminator, transform=None, resample: str = "bicubic"):
@@ -305,14 +319,16 @@ def _mean_row(rows: dict) -> dict:
     return out
 
 
-def evaluate_folders(model, root, *, jpeg=(), blur=(), batch_size: int = 32, real_class=None, skip_bad: bool = False,
+def evaluate_folders(model, root, *, jpeg=(), blur=(), perturb=(), batch_size: int = 32, real_class=None, skip_bad: bool = False,
                      out=None, overwrite: bool = False, progress: bool = False, discriminator=None) -> dict:
     """ACC (threshold 0.5), real ACC, fake ACC and AP per family and their mean, as ``eval_test8gan.py``.
 
     Args:
         model: any saved detector (``.keras`` or a run directory; it takes raw images), or a Keras model.
         root: the test set (see :func:`forensynths_items`) or one image file.
-        jpeg, blur: extra conditions (JPEG qualities, blur sigmas) scored like the clean images.
+        perturb: extra conditions by name (``jpeg75 blur1 resize0.5 noise5``, see
+            :func:`perturbations`), each scored like the clean images.
+        jpeg, blur: more conditions as JPEG qualities and blur sigmas (``--jpeg``, ``--blur``).
         real_class: name or index of the model's real class (default: label 0); P(fake) is
             ``1 - P(real)``, so a multi-class (attribution) model scores as a detector.
         skip_bad: skip unreadable or mis-sized images (listed in the report).
@@ -335,7 +351,7 @@ def evaluate_folders(model, root, *, jpeg=(), blur=(), batch_size: int = 32, rea
     if out is not None:
         claim_files(out, EVALUATION_FILES, record=EVALUATION_JSON, command="evaluate", previous="evaluation",
                     contents=", ".join(EVALUATION_FILES), instead="--out", overwrite=overwrite)
-    conditions = perturbations(jpeg, blur)
+    conditions = perturbations(jpeg, blur, perturb)
     if discriminator is not None:
         conditions = {name: on_gradients(discriminator, transform) for name, transform in conditions.items()}
     model_path = None

@@ -137,3 +137,55 @@ def roc_curves(labels, scores, class_names, real_class: int = 0) -> dict:
         fpr, tpr, _ = roc_curve(is_fake, fake_score[subset])
         curves[name] = (fpr, tpr, float(roc_auc_score(is_fake, fake_score[subset])))
     return curves
+
+
+def fake_scores(scores, real_class: int = 0) -> np.ndarray:
+    """P(fake) = ``1 - P(real)`` per image, from per-class scores (or one sigmoid column)."""
+    return 1.0 - as_probabilities(scores)[:, real_class]
+
+
+def accuracy_at(is_fake, fake_score, threshold: float = 0.5) -> dict:
+    """ACC, real ACC and fake ACC when an image counts as fake for ``fake_score > threshold``."""
+    is_fake = np.asarray(is_fake, dtype=bool)
+    predicted = np.asarray(fake_score, dtype=np.float64) > threshold
+    return {
+        "threshold": float(threshold),
+        "accuracy": float(np.mean(predicted == is_fake)) if len(is_fake) else None,
+        "real_accuracy": float(np.mean(~predicted[~is_fake])) if (~is_fake).any() else None,
+        "fake_accuracy": float(np.mean(predicted[is_fake])) if is_fake.any() else None,
+    }
+
+
+def select_threshold(is_fake, fake_score) -> float:
+    """The decision threshold (fake when ``score > threshold``) of highest balanced accuracy.
+
+    Meant for a validation split: the candidates are the midpoints between consecutive
+    distinct scores (and one below the lowest and one above the highest), so the threshold
+    falls between images, not on one; among equally good candidates the one nearest 0.5 is
+    taken. Balanced accuracy ``(real ACC + fake ACC) / 2`` does not reward a threshold
+    that favours the larger class. Needs real and fake images.
+    """
+    is_fake = np.asarray(is_fake, dtype=bool)
+    fake_score = np.asarray(fake_score, dtype=np.float64)
+    if is_fake.shape != fake_score.shape or fake_score.ndim != 1:
+        raise ValueError(f"`is_fake` and `fake_score` must be two (N,) arrays. Received shapes: "
+                         f"{is_fake.shape}, {fake_score.shape}")
+    if is_fake.all() or not is_fake.any():
+        raise ValueError("choosing a threshold needs real and fake images; the scores hold only one kind.")
+    values = np.unique(fake_score)
+    candidates = np.concatenate([[values[0] - 1e-6], (values[:-1] + values[1:]) / 2, [values[-1] + 1e-6]])
+    # images at or below each candidate, per kind (candidates are sorted, so searchsorted counts them)
+    real_below = np.searchsorted(np.sort(fake_score[~is_fake]), candidates, side="right")
+    fake_below = np.searchsorted(np.sort(fake_score[is_fake]), candidates, side="right")
+    balanced = (real_below / (~is_fake).sum() + 1.0 - fake_below / is_fake.sum()) / 2
+    best = np.flatnonzero(balanced >= balanced.max() - 1e-12)
+    return float(candidates[best[np.argmin(np.abs(candidates[best] - 0.5))]])
+
+
+def calibrated_accuracy(val_is_fake, val_score, test_is_fake, test_score) -> dict:
+    """ACC on test at the threshold :func:`select_threshold` picks on val, with that threshold
+    and the balanced accuracy it reached on val."""
+    threshold = select_threshold(val_is_fake, val_score)
+    val = accuracy_at(val_is_fake, val_score, threshold)
+    return {**accuracy_at(test_is_fake, test_score, threshold),
+            "val_balanced_accuracy": (val["real_accuracy"] + val["fake_accuracy"]) / 2}

@@ -356,3 +356,78 @@ def read_log(directory) -> dict:
     """The ``perturbations.json`` of a perturbed tree."""
     with open(Path(directory) / LOG_NAME) as handle:
         return json.load(handle)
+
+
+# --- named test-time conditions: one vocabulary for `evaluate --perturb` and reproduce's robustness table
+
+#: The robustness table's conditions (JPEG 95 / 75, blur sigma 1 / 2, down-and-up resize 0.5, noise sigma 5).
+ROBUSTNESS_CONDITIONS = ("jpeg95", "jpeg75", "blur1", "blur2", "resize0.5", "noise5")
+#: ``name prefix: (what the number is, valid range (low, high], integer?)``.
+CONDITION_KINDS = {
+    "jpeg": ("JPEG quality", (0, 100), True),
+    "blur": ("Gaussian blur sigma in pixels", (0, 50), False),
+    "resize": ("down-and-up resize factor", (0, 1), False),
+    "noise": ("Gaussian noise sigma in grey levels", (0, 255), False),
+}
+CONDITION_HELP = ("jpegQ (JPEG at quality Q, 1..100), blurS (Gaussian blur of sigma S px, truncated at 4 sigma), "
+                  "resizeF (shrink by F in (0, 1), bilinear, and back), noiseS (Gaussian noise of sigma S "
+                  "grey levels, seeded by the image)")
+
+
+def condition_name(spec: str) -> str:
+    """The canonical name of a condition (``jpeg75``, ``blur1``, ``resize0.5``, ``noise5``); a UserError if bad."""
+    spec = str(spec).strip().lower()
+    if spec == "clean":
+        return spec
+    for prefix, (what, (low, high), integer) in CONDITION_KINDS.items():
+        if spec.startswith(prefix):
+            try:
+                value = float(spec[len(prefix):])
+            except ValueError:
+                break
+            if not low < value <= high or (integer and value != int(value)):
+                raise UserError(f"--perturb {spec}: the {what} must lie in ({low}, {high}]"
+                                f"{' and be a whole number' if integer else ''}.")
+            return f"{prefix}{int(value) if integer else f'{value:g}'}"
+    raise UserError(f"--perturb {spec!r}: not a condition; use clean or {CONDITION_HELP}, e.g. jpeg75 blur1.")
+
+
+def condition_transform(spec: str):
+    """``image uint8 (H, W, C) -> uint8`` of one named condition (``None`` for ``clean``).
+
+    JPEG: :func:`jpeg_compress`; blur: :func:`gaussian_blur` of standard deviation sigma with
+    a kernel of ``2 * round(4 sigma) + 1`` (SciPy's truncation, as CNNDetection's
+    ``blur_jpg`` evaluation); resize: PIL bilinear to ``round(F * side)`` and back; noise:
+    :func:`add_noise` seeded by a hash of the image, so the same image always gets the same noise.
+    """
+    name = condition_name(spec)
+    if name == "clean":
+        return None
+    prefix = next(p for p in CONDITION_KINDS if name.startswith(p))
+    value = float(name[len(prefix):])
+    if prefix == "jpeg":
+        return lambda image: jpeg_compress(image, int(value))
+    if prefix == "blur":
+        kernel = 2 * int(4 * value + 0.5) + 1
+        return lambda image: gaussian_blur(image, kernel, value)
+    if prefix == "resize":
+        return lambda image: down_and_up(image, value)
+    return lambda image: add_noise(image, value, zlib.crc32(np.ascontiguousarray(image).tobytes()))
+
+
+def down_and_up(image: np.ndarray, factor: float) -> np.ndarray:
+    """``image`` shrunk by ``factor`` (PIL bilinear, anti-aliased) and enlarged back to its size."""
+    from tfforensics.io.images import resize_image
+
+    height, width = image.shape[:2]
+    small = resize_image(image, (max(1, round(factor * height)), max(1, round(factor * width))), "bilinear")
+    return resize_image(small, (height, width), "bilinear")
+
+
+def conditions(specs=(), *, clean: bool = True) -> dict:
+    """``{name: transform or None}``: ``clean`` first (unless ``clean=False``), then each spec once, in order."""
+    out = {"clean": None} if clean else {}
+    for spec in specs:
+        name = condition_name(spec)
+        out.setdefault(name, condition_transform(name))
+    return out
