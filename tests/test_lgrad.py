@@ -105,8 +105,13 @@ def test_img2grad_tfrecords(tree, records):
     png = tree["root"] / "png_progan"
     assert launch(["img2grad", str(tree["images"] / "progan"), str(png), "--pkl", str(tree["pkl"]), "-q"]) == 0
     pngs = np.stack([load_image(p) for p in list_images(png, recursive=True)]).astype(np.float64) / 127.5 - 1
-    x_all = np.concatenate([x, as_numpy(out, "test")[0]])
-    assert sorted(map(bytes, np.round(x_all.astype(np.float64), 5))) == sorted(map(bytes, np.round(pngs, 5)))
+    x_all = np.concatenate([x, as_numpy(out, "test")[0]]).astype(np.float64).reshape(len(pngs), -1)
+    # Each record is one of the PNGs, in another order. The two runs batch the images differently, and
+    # oneDNN's float sums then differ in the last bits, which can move a gradient pixel across a rounding
+    # edge: allow one 8-bit level, on at most 1 % of the values.
+    distance = np.abs(x_all[:, None, :] - pngs.reshape(len(pngs), -1)[None, :, :])
+    match = (distance <= 2 / 255 + 1e-6).all(axis=2) & ((distance > 1e-5).mean(axis=2) <= 0.01)
+    assert sorted(match.argmax(axis=1).tolist()) == list(range(len(pngs))) and match.any(axis=1).all()
 
 
 def test_lgrad_on_records(records, tmp_path, capsys):
