@@ -187,3 +187,14 @@ def test_baselines_on_pixel_records_equal_those_on_encoded_records(prepared, tmp
     models = [load_estimator(next((tmp_path / layout).glob("*.npz")))[0] for layout in ("original", "pixels")]
     state = "fingerprints_" if method == "prnu" else "_fit_X"
     np.testing.assert_array_equal(getattr(models[0], state), getattr(models[1], state))
+
+
+def test_beam_runner_writes_the_same_pixel_records(three_sources, tmp_path):
+    encoding = Encoding(log=True, normalize=True)
+    local = prepare(three_sources, tmp_path / "local", encoding, layout="pixels", workers=1, progress=False)
+    beam = prepare(three_sources, tmp_path / "beam", encoding, layout="pixels", progress=False, runner="beam")
+    assert beam.layout == "pixels" and beam.splits == local.splits
+    for split in ("train", "test"):
+        for encoded in (False, True):
+            np.testing.assert_array_equal(as_numpy(beam, split, encoded=encoded)[0],
+                                          as_numpy(local, split, encoded=encoded)[0])
