@@ -66,6 +66,7 @@ def main(argv=None) -> int:
     from tfforensics.data.augment import Augmentation
     from tfforensics.data.reader import as_numpy
     from tfforensics.evaluation.evaluate import evaluate_model
+    from tfforensics.models.wrapped import probabilities
     from tfforensics.training.fit import train
 
     encoding = Encoding("raw", color=not args.gray) if args.raw else \
@@ -89,8 +90,8 @@ def main(argv=None) -> int:
                             "samples_per_s": result.run["train_samples_per_second"], "model": result.model}
         # every trained model on the same test images (the pixel records' uint8 pixels)
         images, _ = as_numpy(manifests["pixels"], "test", encoded=False)
-        predictions = {layout: row["model"].predict(images.astype("float32"), verbose=0)
-                       for layout, row in rows.items()}
+        predictions = {layout: probabilities(row["model"].predict(images.astype("float32"), verbose=0))
+                       for layout, row in rows.items()}  # (N, classes), also for one sigmoid unit
         shown = manifests["original"]
     base = rows["original"]
     print(f"{encoding.describe()}, {shown.count('train')} train / {shown.count('test')} test images of "
