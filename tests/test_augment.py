@@ -56,17 +56,27 @@ def test_parse_errors_are_one_line(spec, words):
     assert words in str(error.value) and "\n" not in str(error.value)
 
 
-def test_same_seed_same_images_and_each_pass_draws_anew(images):
+def test_same_seed_same_images_whatever_the_global_seed(images):
     augmentation = Augmentation.parse("blur_jpg_prob=0.5,resize_prob=0.5,noise_prob=0.5")
+    tf.random.set_seed(1)
     first = augment_dataset(_dataset(images), augmentation, seed=11)
-    second = augment_dataset(_dataset(images), augmentation, seed=11)
     a, labels = _collect(first)
-    np.testing.assert_array_equal(a, _collect(second)[0])  # another pipeline, the same seed
+    tf.random.set_seed(2)  # other global random state: the same draws
+    np.testing.assert_array_equal(a, _collect(augment_dataset(_dataset(images), augmentation, seed=11))[0])
+    np.testing.assert_array_equal(a, _collect(first)[0])  # each pass: the same draws per position
     np.testing.assert_array_equal(labels, np.arange(len(images)))
-    assert not np.array_equal(a, _collect(first)[0])  # the next pass (epoch) draws anew
     assert not np.array_equal(a, _collect(augment_dataset(_dataset(images), augmentation, seed=12))[0])
-    changed = (a != images).any(axis=(1, 2, 3))
-    assert 0 < changed.sum() < len(images)  # p = 0.5 per step: some images changed, not all
+
+
+def test_draws_follow_the_position_so_a_reshuffle_redraws(images):
+    blur = Augmentation(blur_prob=0.5, blur_sigma=(1.0, 3.0))
+    out, _ = _collect(augment_dataset(_dataset(images), blur, seed=0))
+    changed = (out != images).any(axis=(1, 2, 3))
+    assert 0 < changed.sum() < len(images)  # p = 0.5: some images blurred, not all
+    order = np.random.default_rng(0).permutation(len(images))
+    shuffled, labels = _collect(augment_dataset(_dataset(images[order]), blur, seed=0))
+    np.testing.assert_array_equal((shuffled != images[order]).any(axis=(1, 2, 3)), changed)  # per position
+    np.testing.assert_array_equal(labels, np.arange(len(images)))
 
 
 def test_probability_zero_is_the_identity(images):

@@ -79,6 +79,28 @@ def test_pixel_shards_are_verified(prepared, tmp_path):
         check_shards(manifest, "train")
 
 
+@pytest.mark.parametrize("shape", [(1, 1, 1), (5, 4, 3), (64, 64, 1), (300, 300, 3)])
+def test_pixel_serializer_equals_field_by_field_encoding_and_parses(shape):
+    import tensorflow as tf
+
+    from tfforensics.data.records import _serialize_reference, serialize_example
+
+    image = np.random.default_rng(0).integers(0, 256, size=shape, dtype=np.uint8)
+    for label in (0, 5, 300):
+        data = serialize_example(image, label, "pixels")
+        assert data == _serialize_reference(image, label, "pixels")
+        features = tf.train.Example.FromString(data).features.feature
+        assert features["pixels"].bytes_list.value[0] == image.tobytes()
+        assert list(features["shape"].int64_list.value) == list(shape) and features["label"].int64_list.value == [label]
+    with pytest.raises(ValueError, match="the pixels layout stores uint8 images"):
+        serialize_example(image.astype(np.float32), 0, "pixels")
+
+
+def test_bare_pixel_records_need_their_manifest(prepared):
+    with pytest.raises(UserError, match="holds pixel records, whose encoding is in the dataset's manifest.json"):
+        as_numpy(prepared["raw", "pixels"].files("train")[0])
+
+
 def test_prepare_pixels_refuses_npy(three_sources, tmp_path):
     with pytest.raises(UserError, match="--layout pixels writes TFRecord shards"):
         prepare(three_sources, tmp_path / "x", Encoding("raw"), layout="pixels", format="npy", progress=False)
@@ -97,9 +119,10 @@ def test_training_on_pixels_matches_training_on_encoded_records(prepared, tmp_pa
     pixels = train("log2", prepared[name, "pixels"], out=tmp_path / "pixels", **options)
     test_images, labels = as_numpy(prepared[name, "pixels"], "test", encoded=False)
     a, b = _predict(encoded, test_images), _predict(pixels, test_images)
-    np.testing.assert_allclose(b, a, atol=2e-3)
-    assert (a.argmax(1) == b.argmax(1)).mean() >= 0.97
-    np.testing.assert_allclose(pixels.run["history"]["accuracy"], encoded.run["history"]["accuracy"], atol=0.02)
+    np.testing.assert_allclose(b, a, atol=5e-4)  # measured: at most 1.1e-4 (log-DCT), after 4 epochs
+    np.testing.assert_array_equal(a.argmax(1), b.argmax(1))
+    # inputs agree to ~1e-6; Adam's first steps turn such noise in near-zero gradients into lr-sized updates
+    np.testing.assert_allclose(pixels.run["history"]["loss"], encoded.run["history"]["loss"], rtol=1e-3)
     assert pixels.run["layout"] == "pixels" and pixels.run["arguments"]["augmentation"] is None
     loaded = keras.saving.load_model(pixels.model_path, safe_mode=True)
     np.testing.assert_allclose(loaded.predict(test_images.astype("float32"), verbose=0), b, atol=1e-6)
@@ -187,3 +210,14 @@ def test_baselines_on_pixel_records_equal_those_on_encoded_records(prepared, tmp
     models = [load_estimator(next((tmp_path / layout).glob("*.npz")))[0] for layout in ("original", "pixels")]
     state = "fingerprints_" if method == "prnu" else "_fit_X"
     np.testing.assert_array_equal(getattr(models[0], state), getattr(models[1], state))
+
+
+def test_beam_runner_writes_the_same_pixel_records(three_sources, tmp_path):
+    encoding = Encoding(log=True, normalize=True)
+    local = prepare(three_sources, tmp_path / "local", encoding, layout="pixels", workers=1, progress=False)
+    beam = prepare(three_sources, tmp_path / "beam", encoding, layout="pixels", progress=False, runner="beam")
+    assert beam.layout == "pixels" and beam.splits == local.splits
+    for split in ("train", "test"):
+        for encoded in (False, True):
+            np.testing.assert_array_equal(as_numpy(beam, split, encoded=encoded)[0],
+                                          as_numpy(local, split, encoded=encoded)[0])

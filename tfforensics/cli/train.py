@@ -22,7 +22,9 @@ def add_parser(subparsers) -> None:
             "Train MODEL on the train split of DATASET (a directory written by `tfforensics prepare`, or its "
             "manifest.json); the val split drives early stopping. Image size, channels and classes come from "
             "the manifest. The saved OUT/model.keras takes raw 0..255 images: the DCT, log scaling and "
-            "normalisation of the dataset are layers inside it. Models: " + ", ".join(MODEL_NAMES) + "."
+            "normalisation of the dataset are layers inside it. On records of `prepare --layout pixels` those "
+            "layers (frozen) encode the pixels during training too, and --augment can blur / JPEG-compress / "
+            "resize / add noise to them first. Models: " + ", ".join(MODEL_NAMES) + "."
         ),
         examples="""
             tfforensics train log2 datasets/celeba_dct_log --out runs/ridge_dct

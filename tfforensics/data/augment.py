@@ -10,8 +10,9 @@ preprocessing layers encode them, so a DCT detector sees the DCT of the augmente
 Per image, in this order, each step with its own probability: down-and-up resize
 (bilinear, scale ~ U[lo, hi]), Gaussian blur (separable, reflected borders, σ ~ U[lo, hi];
 σ 0 is the identity), Gaussian noise (σ in 0..255 units), JPEG (quality ~ U[lo, hi],
-integer). Every random draw is a stateless op keyed on the seed, the element's index and the
-pass over the data, so a run repeats exactly and each epoch draws anew.
+integer). Every random draw is a stateless op keyed on the seed and the element's position,
+so a run repeats exactly, whatever else used TensorFlow's random state; in training the
+split is reshuffled before this step every epoch, so each image gets new draws each epoch.
 
 Example:
     >>> Augmentation.parse("blur_jpg_prob=0.1")  # doctest: +ELLIPSIS
@@ -210,11 +211,10 @@ def _augment_one(image, key, augmentation: Augmentation, radius: int):
 def augment_dataset(dataset, augmentation: Augmentation, seed: int):
     """Map a dataset of ``(uint8 image (H, W, C), label)`` elements to augmented ones (same dtype and shape).
 
-    Each element's random draws are stateless ops keyed on ``[draw, index]``: ``index`` is
-    the element's position in the pass and ``draw`` comes from
-    ``tf.data.Dataset.random(seed, rerandomize_each_iteration=True)``, so two pipelines
-    with the same seed give identical elements and each new pass (epoch) draws anew.
-    Apply it to unbatched elements, after the shuffle and before the batch.
+    Each element's random draws are stateless ops keyed on ``[seed, index]``, ``index``
+    being its position in the pass: two pipelines with the same seed give identical
+    elements, independent of TensorFlow's global seed. Apply it to unbatched elements after
+    the shuffle (a reshuffle each epoch moves every image to a new key) and before the batch.
     """
     import tensorflow as tf
 
@@ -226,11 +226,10 @@ def augment_dataset(dataset, augmentation: Augmentation, seed: int):
                          f"Received: {dataset.element_spec}")
     # scipy's truncate=4 radius at the largest σ, at most what a reflected pad allows
     radius = max(1, min(int(math.ceil(TRUNCATE * augmentation.blur_sigma[1])), (height or 2) - 1, (width or 2) - 1))
-    draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
 
-    def apply(index_element, draw):
-        index, (image, label) = index_element
-        key = tf.stack([draw, index])
+    def apply(index, element):
+        image, label = element
+        key = tf.stack([tf.constant(int(seed), tf.int64), index])
         return _augment_one(image, key, augmentation, radius), label
 
-    return tf.data.Dataset.zip(dataset.enumerate(), draws).map(apply, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.enumerate().map(apply, num_parallel_calls=tf.data.AUTOTUNE)
