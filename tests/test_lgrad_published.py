@@ -99,15 +99,17 @@ def test_class_balance_draws_both_classes_equally():
 
 def test_training_with_class_bal_and_the_decay(tmp_path):
     rng = np.random.default_rng(1)
-    for name, count in (("0_real", 24), ("1_fake", 8)):
-        (tmp_path / "grads" / name).mkdir(parents=True)
+    for split, name, count in (("train", "0_real", 24), ("train", "1_fake", 8), ("val", "0_real", 4),
+                               ("val", "1_fake", 4)):
+        (tmp_path / split / name).mkdir(parents=True)
         for i in range(count):
             Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
-                tmp_path / "grads" / name / f"{i}.png")
+                tmp_path / split / name / f"{i}.png")
     config = lgrad.TrainConfig(arch="small", epochs=3, batch_size=8, decay_every=1, load_size=32, crop_size=28,
                                class_balance=True)
-    lgrad.train_detector(tmp_path / "grads", tmp_path / "run", config, progress=False)
+    lgrad.train_detector(tmp_path / "train", tmp_path / "run", config, progress=False, val_root=tmp_path / "val")
     run = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert run["recipe"]["class_balance"] is True
+    assert run["recipe"]["class_balance"] is True and run["val_images"] == 8
+    assert len(run["history"]["val_loss"]) == 3  # validation each epoch, as the original
     # --delr_freq 1: the original decays after epoch 1 (not after epoch 0)
     np.testing.assert_allclose(run["history"]["learning_rate"], [5e-4, 5e-4, 4e-4], rtol=1e-6)

@@ -131,3 +131,13 @@ def test_compat_refuses_what_the_original_could_not_do(source, tmp_path, capsys)
     # the original's constants need 150 000 images per class
     assert launch(["prepare", str(source), str(tmp_path / "c"), "-l", "--compat", "gandct", "-q"]) == 2
     assert "150000" in capsys.readouterr().err
+
+
+def test_models_on_pixels_records_take_the_images_as_they_are(source, tmp_path):
+    """Pixels in, encoding in the model: for the original's -r data the model's preprocessing is the identity."""
+    from tfforensics.layers.preprocessing import preprocessing_from_manifest
+
+    manifest = _prepare(source, tmp_path / "px", ["-r"])
+    path = sorted((source / "fake").iterdir())[0]
+    image = np.asarray(Image.open(path), dtype=np.float32)[None]
+    np.testing.assert_array_equal(np.asarray(preprocessing_from_manifest(manifest)(image)), image)

@@ -37,7 +37,7 @@ def trained(tmp_path_factory):
 def test_run_directory_holds_summary_plots_and_result(trained):
     run = trained / "run"
     summary = (run / "model_summary.txt").read_text()
-    assert "Total params" in summary
+    assert "Total params" in summary and "Param #" in summary and "predictions (Dense)" in summary
     result = json.loads((run / "result.json").read_text())
     assert result["epochs_run"] == 3 and result["model"] == "log"
     history = json.loads((run / "run.json").read_text())["history"]

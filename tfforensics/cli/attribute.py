@@ -53,14 +53,16 @@ def _add_train(commands) -> None:
         ),
         examples="""
             tfforensics attribute train datasets/gan_sources --out runs/yu
-            tfforensics attribute train datasets/gan_sources_raw --model attribution_predown --switching-res 32
-            tfforensics attribute train datasets/gan_sources --model visnet -e 20 --out runs/yu_visnet
+            tfforensics attribute train datasets/gan_sources_raw --arch attribution_predown --switching-res 32
+            tfforensics attribute train datasets/gan_sources --arch visnet -e 20 --out runs/yu_visnet
             tfforensics attribute train datasets/gan_sources --augment blur_jpg_prob=0.5 --out runs/yu_robust
         """,
     )
     parser.add_argument("source", metavar="SOURCE", help="prepared pixel records, or image folders (one per source)")
-    parser.add_argument("--model", default="attribution", choices=ATTRIBUTION_MODELS,
-                        help="attribution (default), attribution_predown, or visnet")
+    parser.add_argument("--arch", default="attribution", choices=ATTRIBUTION_MODELS,
+                        help="network: attribution (default), attribution_predown, or visnet")
+    add_legacy(parser, "--model", "arch", means="--arch (the earlier spelling; --model names a model file elsewhere)",
+               choices=ATTRIBUTION_MODELS)
     fit = parser.add_argument_group("training")
     add_flag(fit, "epochs", default=30)
     add_flag(fit, "batch_size", default=32, detail="the global batch, over all replicas")
@@ -113,7 +115,7 @@ def _add_fingerprints(commands) -> None:
         commands, "fingerprints",
         help="save a visnet's model fingerprints and the demo panel of given images",
         description=(
-            "Write the model fingerprints of MODEL (a run of `attribute train --model visnet`) as one PNG per "
+            "Write the model fingerprints of MODEL (a run of `attribute train --arch visnet`) as one PNG per "
             "source and a grid (PNG and PDF) into OUT; with --images, also the demo panel of each image: the "
             "input, its image fingerprint, the model fingerprints, the response to each, and a bar plot of the "
             "responses (green: the true source when the folder names it, red: a wrong prediction)."
@@ -195,7 +197,7 @@ def _train(args) -> int:
     if args.fmap_max is not None:
         options["fmap_max"] = args.fmap_max
     result = train_attribution(
-        args.source, args.out, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
+        args.source, args.out, model=args.arch, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.lr, early_stopping=args.early_stopping, seed=args.seed, model_options=options,
         fractions=args.split, workers=args.workers, overwrite=args.overwrite, progress=not args.quiet,
         verbose=0 if args.quiet else "auto", command=args.command_line, augmentation=augmentation,

@@ -40,7 +40,7 @@ def add_parser(subparsers) -> None:
                      "training loop of `tfforensics train`; writes the run directory OUT (model.keras, run.json, "
                      "checkpoints)."),
         examples="""
-            tfforensics lgrad train grads/train runs/lgrad-horse --classes horse
+            tfforensics lgrad train grads/train runs/lgrad-horse --classes horse --val grads/val
             tfforensics lgrad train grads/train runs/quick --arch small --epochs 2 --load-size 64 --crop-size 56
         """,
     )
@@ -48,6 +48,9 @@ def add_parser(subparsers) -> None:
                        help="training gradient images, or records from `img2grad --format tfrecords` (train split)")
     add_out(train, positional=True, required=True, detail="run directory for model.keras and run.json")
     add_flag(train, "classes", default_text="all", detail="under ROOT, e.g. car,cat,chair,horse")
+    train.add_argument("--val", default=None, metavar="DIR",
+                       help="gradient images of the val split (the original's <dataroot>/val, same layout and "
+                            "--classes), scored each epoch; records carry their own val split")
     model = train.add_argument_group("model")
     model.add_argument("--arch", choices=["resnet50", "resnet50_keras", "small"], default="resnet50",
                        help="resnet50 (default: torchvision's v1.5, the original's), resnet50_keras (Keras' v1, "
@@ -113,7 +116,7 @@ def run_train(args) -> int:
                          load_size=args.load_size, crop_size=args.crop_size, flip=not args.no_flip, seed=args.seed,
                          early_stopping=args.early_stopping or None, class_balance=args.class_bal)
     train_detector(args.root, args.out, config, classes=args.classes or None, progress=not args.quiet,
-                   command=args.command_line, overwrite=args.overwrite)
+                   command=args.command_line, overwrite=args.overwrite, val_root=args.val)
     logger.info("saved %s/model.keras", args.out)
     return 0
 

@@ -290,7 +290,7 @@ def _visnet_of(model):
     visnet = find_visnet(model)
     if visnet is None:
         raise UserError("the model has no fingerprint-visualisation network; train one with "
-                        "`tfforensics attribute train SOURCE --model visnet`.")
+                        "`tfforensics attribute train SOURCE --arch visnet`.")
     return visnet
 
 

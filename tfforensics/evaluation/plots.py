@@ -153,6 +153,9 @@ def plot_history(history: dict, metric: str, path, *, title: str | None = None) 
         epochs = np.arange(1, len(values) + 1)
         axes.plot(epochs, values, marker="o" if len(values) < 30 else None,
                   label="val" if name.startswith("val_") else "train")
+    from matplotlib.ticker import MaxNLocator
+
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel("epoch")
     axes.set_ylabel(metric)
     axes.set_title(title or metric)

@@ -596,8 +596,8 @@ def _balanced(images, count: int, seed: int):
                                                 rerandomize_each_iteration=True).take(count)
 
 
-def _image_records(items, root, work: Path, seed: int) -> Path:
-    """Gradient images of a CNNDetection tree as a records dataset (all in train), for training."""
+def _image_records(items, root, work: Path, seed: int, val_items=()) -> Path:
+    """Gradient images of a CNNDetection tree as a records dataset (train; ``val_items`` in val)."""
     from tfforensics.data.encodings import Encoding, encode
     from tfforensics.data.splits import SPLITS
     from tfforensics.data.writer import write_dataset
@@ -612,6 +612,7 @@ def _image_records(items, root, work: Path, seed: int) -> Path:
     order = np.random.default_rng(seed).permutation(len(items))
     split = {name: [] for name in SPLITS}
     split["train"] = [(str(items[i][0]), items[i][1]) for i in order]
+    split["val"] = [(str(path), label) for path, label in val_items]
     write_dataset(work, split, produce, class_names=CLASS_NAMES, image_shape=list(shape), encoding=encoding,
                   layout="original", seed=seed, command="lgrad train", source={"root": str(root), "files": len(items),
                                                                                "sha256": "0" * 64})
@@ -619,7 +620,7 @@ def _image_records(items, root, work: Path, seed: int) -> Path:
 
 
 def train_detector(train_root, output, config: TrainConfig = TrainConfig(), *, classes=None, progress: bool = True,
-                   command: str = "", overwrite: bool = False):
+                   command: str = "", overwrite: bool = False, val_root=None):
     """Train the LGrad detector on records written by ``img2grad --format tfrecords`` (train
     split; val split, when there is one, scored each epoch), or on gradient images laid out as
     ``<root>/[<class>/]0_real|1_fake`` (written to records first, in a staging folder).
@@ -627,7 +628,9 @@ def train_detector(train_root, output, config: TrainConfig = TrainConfig(), *, c
     The one training loop (:func:`tfforensics.training.fit.train`) runs the registry model
     ``lgrad`` with the recipe's step decay of the learning rate; ``output`` is its run
     directory (``model.keras``, ``run.json`` with the recipe and the class counts, checkpoints).
-    Returns the saved model (0..255 images in, class scores out).
+    ``val_root``: gradient images of the val split (same layout and ``classes``), scored each
+    epoch as the original's ``<dataroot>/val`` (at their own size; the original resized and
+    centre-cropped them). Returns the saved model (0..255 images in, class scores out).
     """
     from tfforensics.io.outputs import MARKER, check_sources, is_output, read_marker
     from tfforensics.training.fit import RUN_FILE, claim_run_dir, train
@@ -638,18 +641,20 @@ def train_detector(train_root, output, config: TrainConfig = TrainConfig(), *, c
     if output.is_dir() and is_output(output) and not (read_marker(output) or {}).get("files", True) and \
             not any(p.name != MARKER for p in output.iterdir()):
         overwrite = True  # an empty folder of ours (e.g. made for this run by `reproduce`)
-    check_sources(output, [train_root])
+    check_sources(output, [train_root] + ([val_root] if val_root else []))
     claim_run_dir(output, overwrite)  # before any work
-    staging = None
+    staging, val_items = None, []
     if is_records(train_root):
-        if classes:
-            raise UserError(f"{train_root}: --classes selects folders of an image tree, not records; drop it.")
+        if classes or val_root:
+            raise UserError(f"{train_root}: --classes and --val select folders of an image tree; records carry "
+                            "their val split; drop them.")
         manifest = check_records(train_root)
         counts = {"real": manifest.splits["train"]["per_class"]["0_real"],
                   "fake": manifest.splits["train"]["per_class"]["1_fake"]}
     else:
         items = find_labelled_images(train_root, classes)
         counts = {"real": sum(label == 0 for _, label in items), "fake": sum(label == 1 for _, label in items)}
+        val_items = find_labelled_images(val_root, classes) if val_root else []
     if min(counts.values()) == 0:
         raise UserError(f"{train_root}: training needs both 0_real and 1_fake images; found {counts}.")
     try:
@@ -659,7 +664,7 @@ def train_detector(train_root, output, config: TrainConfig = TrainConfig(), *, c
             output.parent.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=f"{INCOMPLETE_PREFIX}lgrad-", dir=output.resolve().parent))
             staging.chmod(default_dir_mode())
-            manifest = Manifest.load(_image_records(items, train_root, staging, config.seed))
+            manifest = Manifest.load(_image_records(items, train_root, staging, config.seed, val_items))
         schedule = keras.callbacks.LearningRateScheduler(lambda epoch: learning_rate_at(epoch, config))
         result = train("lgrad", manifest, out=output, epochs=config.epochs, batch_size=config.batch_size,
                        learning_rate=config.learning_rate, early_stopping=config.early_stopping, seed=config.seed,
@@ -670,6 +675,7 @@ def train_detector(train_root, output, config: TrainConfig = TrainConfig(), *, c
         if staging is not None:
             remove_tree(staging)
     run = {**result.run, "dataset": str(train_root), "classes": classes, "counts": counts,
+           "val": str(val_root) if val_root else None, "val_images": len(val_items),
            "recipe": dataclasses.asdict(config)}
     atomic_write_json(output / RUN_FILE, run)
     result.run.update(run)

@@ -22,7 +22,7 @@ RUN_FILES = (SUMMARY_FILE, RESULT_FILE, *HISTORY_PLOTS.values())
 def model_summary(model) -> str:
     """``model.summary()`` as plain text (Keras prints it through ``print_fn``)."""
     lines = []
-    model.summary(print_fn=lambda text, *args, **kwargs: lines.append(str(text)), line_length=100)
+    model.summary(print_fn=lambda text, *args, **kwargs: lines.append(str(text)))  # a wider line_length cuts columns
     return "\n".join(lines).rstrip() + "\n"
 
 
