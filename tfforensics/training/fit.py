@@ -46,6 +46,11 @@ RUN_FILE = "run.json"
 MODEL_FILE = "model.keras"
 #: Splits smaller than this (bytes of float32 images) are kept in memory after the first epoch.
 CACHE_LIMIT = 1 << 30
+#: Training steps run by one call into the compiled step function (Keras' ``steps_per_execution``):
+#: the same steps in the same order, with the Python work between steps (iterator, callbacks,
+#: metrics) done once per call instead of once per step. Batch-level callbacks see every
+#: STEPS_PER_EXECUTION-th step; the epoch-level ones (all of ours) are unchanged.
+STEPS_PER_EXECUTION = 32
 
 
 @dataclasses.dataclass
@@ -202,27 +207,57 @@ def _backup_callback(run_dir: Path, chief: bool, arguments: dict):
     return ChiefBackup(str(root / fingerprint))
 
 
+def _checkpoint_callback(checkpoints: Path, monitor: str):
+    """``last.weights.h5`` after every epoch and ``best.weights.h5`` at the lowest ``monitor`` so far,
+    as two ``ModelCheckpoint`` callbacks would write them, with one weights save per epoch: the
+    best is a copy of the last file when the epoch improved on it (a Keras save of even a small
+    model costs tens of milliseconds, an epoch of the benchmark's models not much more)."""
+    import keras
+
+    class Checkpoints(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.best = np.inf
+
+        def on_epoch_end(self, epoch, logs=None):
+            last = checkpoints / "last.weights.h5"
+            self.model.save_weights(str(last))
+            current = (logs or {}).get(monitor)
+            if current is not None and np.less(current, self.best):  # as ModelCheckpoint's mode "min"
+                self.best = current
+                shutil.copyfile(last, checkpoints / "best.weights.h5")
+
+    return Checkpoints()
+
+
 def records_dataset(manifest, split: str, *, batch_size: int, binary: bool, shuffle: bool = False,
                     seed: int = 0, cache: bool | None = None):
     """Batches of ``(encoded images, labels)``, labels shaped for the model's loss.
 
     With ``cache`` (default: when the split's float32 images take at most 1 GiB) the
-    records are parsed once and kept in memory, then shuffled over the whole split each
-    epoch; training then runs as fast as from NumPy arrays. Larger splits stream from
-    the shards (shuffled files and a 10 000-record buffer).
+    records are parsed once and kept in memory as one tensor, then shuffled over the whole
+    split each epoch; training then runs as fast as from NumPy arrays. Larger splits stream
+    from the shards (shuffled files and a 10 000-record buffer).
+
+    In memory, the shuffle permutes indices and each batch is gathered from the tensor:
+    the same batches, in the same order, as shuffling the cached records themselves with
+    the same seed and buffer (the shuffle's random draws do not depend on the elements),
+    without copying every image into a shuffle buffer at the start of each epoch.
     """
     import tensorflow as tf
 
-    from tfforensics.data.reader import load_dataset
+    from tfforensics.data.reader import as_numpy, load_dataset
 
     count = manifest.count(split)
     if cache is None:
         cache = count * int(np.prod(manifest.image_shape)) * 4 <= CACHE_LIMIT
     if cache:
-        dataset = load_dataset(manifest, split, batch_size=256, shuffle=False).unbatch().cache()
+        images, labels = (tf.convert_to_tensor(array) for array in as_numpy(manifest, split))
+        dataset = tf.data.Dataset.range(count)
         if shuffle:
             dataset = dataset.shuffle(max(count, 1), seed=seed, reshuffle_each_iteration=True)
-        dataset = dataset.batch(batch_size)
+        dataset = dataset.batch(batch_size).map(lambda index: (tf.gather(images, index), tf.gather(labels, index)),
+                                                num_parallel_calls=tf.data.AUTOTUNE)
     else:
         dataset = load_dataset(manifest, split, batch_size=batch_size, shuffle=shuffle, seed=seed)
     if binary:
@@ -251,7 +286,7 @@ def compile_classifier(model, num_classes: int, learning_rate: float, adam_optio
     else:
         loss, accuracy = keras.losses.SparseCategoricalCrossentropy(), keras.metrics.SparseCategoricalAccuracy(name="accuracy")
     optimizer = keras.optimizers.Adam(learning_rate=learning_rate, **(adam_options or {}))
-    model.compile(optimizer=optimizer, loss=loss, metrics=[accuracy])
+    model.compile(optimizer=optimizer, loss=loss, metrics=[accuracy], steps_per_execution=STEPS_PER_EXECUTION)
     return model
 
 
@@ -422,9 +457,7 @@ def train(
     checkpoints = run_dir / "checkpoints"
     run_callbacks = [
         keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs")),
-        keras.callbacks.ModelCheckpoint(str(checkpoints / "best.weights.h5"), monitor=monitor,
-                                        save_best_only=True, save_weights_only=True),
-        keras.callbacks.ModelCheckpoint(str(checkpoints / "last.weights.h5"), save_weights_only=True),
+        _checkpoint_callback(checkpoints, monitor),
     ]
     stopper = None
     if early_stopping and has_val:
