@@ -6,7 +6,8 @@ what is saved is the trained classifier behind the preprocessing layers, so
 
     model.keras          the wrapped model (raw images in, class scores out)
     run.json             arguments, history, validation metrics, timings
-    checkpoints/         best.weights.h5 (lowest val loss), last.weights.h5 (classifier only)
+    checkpoints/         best.weights.h5 (lowest val loss), last.weights.h5 (classifier only), written when
+                         training ends
     logs/                TensorBoard event files
     backup/              while training: the last finished epoch (Keras BackupAndRestore), so a
                          re-run of an interrupted run, or a restarted worker, continues from it
@@ -208,24 +209,30 @@ def _backup_callback(run_dir: Path, chief: bool, arguments: dict):
 
 
 def _checkpoint_callback(checkpoints: Path, monitor: str):
-    """``last.weights.h5`` after every epoch and ``best.weights.h5`` at the lowest ``monitor`` so far,
-    as two ``ModelCheckpoint`` callbacks would write them, with one weights save per epoch: the
-    best is a copy of the last file when the epoch improved on it (a Keras save of even a small
-    model costs tens of milliseconds, an epoch of the benchmark's models not much more)."""
+    """``last.weights.h5`` (the last epoch) and ``best.weights.h5`` (the epoch of the lowest
+    ``monitor``), the files two ``ModelCheckpoint`` callbacks leave, written once when training
+    ends from weights kept in memory: a Keras save of even a small model costs tens of
+    milliseconds, an epoch of the benchmark's models not much more. While training, ``backup/``
+    holds the last finished epoch (a killed run continues from it)."""
     import keras
 
     class Checkpoints(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
-            self.best = np.inf
+            self.best, self.best_weights = np.inf, None
 
         def on_epoch_end(self, epoch, logs=None):
-            last = checkpoints / "last.weights.h5"
-            self.model.save_weights(str(last))
             current = (logs or {}).get(monitor)
             if current is not None and np.less(current, self.best):  # as ModelCheckpoint's mode "min"
-                self.best = current
-                shutil.copyfile(last, checkpoints / "best.weights.h5")
+                self.best, self.best_weights = current, self.model.get_weights()
+
+        def on_train_end(self, logs=None):  # before EarlyStopping restores the best weights
+            self.model.save_weights(str(checkpoints / "last.weights.h5"))
+            if self.best_weights is not None:
+                last = self.model.get_weights()
+                self.model.set_weights(self.best_weights)
+                self.model.save_weights(str(checkpoints / "best.weights.h5"))
+                self.model.set_weights(last)
 
     return Checkpoints()
 
