@@ -222,6 +222,27 @@ def test_knn_files_store_float_rows_as_float16(tmp_path):
     np.testing.assert_array_equal(load_estimator(tmp_path / "wide.npz")[0]._fit_X, wide)
 
 
+def test_knn_files_of_format_version_1_still_load(tmp_path):
+    """Version 1 stored the float32 rows as they are, with no encoding entry: such files load unchanged."""
+    import json
+
+    rng = np.random.default_rng(4)
+    X, y = rng.normal(size=(60, 8)).astype(np.float32), rng.integers(0, 2, size=60)
+    model = make_knn(3).fit(X, y)
+    path = save_estimator(tmp_path / "v2.npz", model)
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {key: data[key] for key in data.files}
+    header = json.loads(str(arrays.pop("__header__")))
+    header["format_version"] = 1
+    state = header["estimator"]["state"]["fit_X"]
+    state.pop("encoding")
+    arrays["fit_X"] = X  # the float32 rows, as version 1 wrote them
+    np.savez(tmp_path / "v1.npz", __header__=np.array(json.dumps(header)), **arrays)
+    loaded, _ = load_estimator(tmp_path / "v1.npz")
+    np.testing.assert_array_equal(loaded._fit_X, X)
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+
+
 # ## On prepared datasets (the 3-source set)
 
 @pytest.fixture(scope="module")

@@ -269,6 +269,25 @@ def test_training_repeats_with_the_same_seed(dct_data, tmp_path):
         np.testing.assert_array_equal(first, second)
 
 
+def test_checkpoints_hold_the_best_and_the_last_epoch(small_data, tmp_path):
+    """best.weights.h5 is the epoch of the lowest val loss (what early stopping restores), last.weights.h5
+    the last epoch run (the run's own weights when training ran every epoch without a better later one)."""
+    from tfforensics.models.classifiers import MODELS
+    from tfforensics.training.fit import train
+
+    result = train("log1", small_data, out=tmp_path / "run", epochs=12, early_stopping=2, seed=1, verbose=0)
+    history = result.run["history"]["val_loss"]
+    assert result.run["best_epoch"] == int(np.argmin(history)) + 1 < len(history)  # stopped after the best
+    shape = tuple(small_data.image_shape)
+    best = MODELS["log1"](shape, small_data.num_classes)
+    best.load_weights(str(tmp_path / "run" / "checkpoints" / "best.weights.h5"))
+    for restored, saved in zip(result.classifier.get_weights(), best.get_weights()):
+        np.testing.assert_array_equal(restored, saved)
+    last = MODELS["log1"](shape, small_data.num_classes)
+    last.load_weights(str(tmp_path / "run" / "checkpoints" / "last.weights.h5"))
+    assert any(not np.array_equal(a, b) for a, b in zip(last.get_weights(), best.get_weights()))
+
+
 @pytest.fixture(scope="module")
 def small_data(three_sources, tmp_path_factory):
     encoding = Encoding("dct", log=True, normalize=True)

@@ -404,9 +404,8 @@ def _grid_search(method, dataset, out, *, grid, n_jobs, refit, progress, backend
             parallel = joblib.Parallel(n_jobs=backend.n_jobs, return_as="generator_unordered", prefer=spec.prefer)
             for result in parallel(jobs):
                 key = point_key(result["params"])
-                fitted = result.pop(FITTED, None)
-                if fitted is not None:  # kept for the refit of the best point (the same fit)
-                    shared[("svm", key)] = fitted
+                if (fitted := result.pop(FITTED, None)) is not None:
+                    shared[("svm", key)] = fitted  # the refit of the best point takes it (the same fit)
                 entry["points"][key] = dict(result, run=run["id"], finished_at=_now())
                 run["computed"] += 1
                 not_converged += result.get("converged") is False

@@ -71,8 +71,8 @@ def dct2(images: np.ndarray) -> np.ndarray:
     Equals SciPy's ``dct(dct(x, axis=0), axis=1)`` with ``norm="ortho"`` per image and
     channel (the GANDCTAnalysis definition); computed in float64.
     """
-    images = np.asarray(images, dtype=np.float64)
-    return scipy.fft.dctn(images, type=2, norm="ortho", axes=(-3, -2))
+    images = np.array(images, dtype=np.float64)  # a copy of our own, so the transform may work in place
+    return scipy.fft.dctn(images, type=2, norm="ortho", axes=(-3, -2), overwrite_x=True)
 
 
 def log_scale(coefficients: np.ndarray) -> np.ndarray:

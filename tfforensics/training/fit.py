@@ -9,7 +9,8 @@ run directory holds::
     model.keras          the wrapped model (raw images in, class scores out)
     run.json             arguments, history, validation metrics, timings
     checkpoints/         best.weights.h5 (lowest val loss), last.weights.h5 (the model fit trains:
-                         the classifier, or preprocessing + classifier on pixel records)
+                         the classifier, or preprocessing + classifier on pixel records), written
+                         when training ends
     logs/                TensorBoard event files
     backup/              while training: the last finished epoch (Keras BackupAndRestore), so a
                          re-run of an interrupted run, or a restarted worker, continues from it
@@ -50,6 +51,11 @@ RUN_FILE = "run.json"
 MODEL_FILE = "model.keras"
 #: Splits smaller than this (bytes of float32 images) are kept in memory after the first epoch.
 CACHE_LIMIT = 1 << 30
+#: Training steps run by one call into the compiled step function (Keras' ``steps_per_execution``):
+#: the same steps in the same order, with the Python work between steps (iterator, callbacks,
+#: metrics) done once per call instead of once per step. Batch-level callbacks see every
+#: STEPS_PER_EXECUTION-th step; the epoch-level ones (all of ours) are unchanged.
+STEPS_PER_EXECUTION = 32
 
 
 @dataclasses.dataclass
@@ -206,6 +212,35 @@ def _backup_callback(run_dir: Path, chief: bool, arguments: dict):
     return ChiefBackup(str(root / fingerprint))
 
 
+def _checkpoint_callback(checkpoints: Path, monitor: str):
+    """``last.weights.h5`` (the last epoch) and ``best.weights.h5`` (the epoch of the lowest
+    ``monitor``), the files two ``ModelCheckpoint`` callbacks leave, written once when training
+    ends from weights kept in memory: a Keras save of even a small model costs tens of
+    milliseconds, an epoch of the benchmark's models not much more. While training, ``backup/``
+    holds the last finished epoch (a killed run continues from it)."""
+    import keras
+
+    class Checkpoints(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.best, self.best_weights = np.inf, None
+
+        def on_epoch_end(self, epoch, logs=None):
+            current = (logs or {}).get(monitor)
+            if current is not None and np.less(current, self.best):  # as ModelCheckpoint's mode "min"
+                self.best, self.best_weights = current, self.model.get_weights()
+
+        def on_train_end(self, logs=None):  # before EarlyStopping restores the best weights
+            self.model.save_weights(str(checkpoints / "last.weights.h5"))
+            if self.best_weights is not None:
+                last = self.model.get_weights()
+                self.model.set_weights(self.best_weights)
+                self.model.save_weights(str(checkpoints / "best.weights.h5"))
+                self.model.set_weights(last)
+
+    return Checkpoints()
+
+
 def records_dataset(manifest, split: str, *, batch_size: int, binary: bool, shuffle: bool = False,
                     seed: int = 0, cache: bool | None = None, encoded: bool = True, augmentation=None):
     """Batches of ``(images, labels)``, labels shaped for the model's loss.
@@ -214,14 +249,19 @@ def records_dataset(manifest, split: str, *, batch_size: int, binary: bool, shuf
     ``pixels``-layout split as float32 0..255 (``encoded=False``, for a model that carries its
     preprocessing), optionally augmented first (:func:`tfforensics.data.augment.augment_dataset`,
     seeded by ``seed``). With ``cache`` (default: when the split's images take at most 1 GiB)
-    the records are parsed once and kept in memory (as stored: uint8 for pixels), then
-    shuffled over the whole split each epoch; training then runs as fast as from NumPy
-    arrays. Larger splits stream from the shards (shuffled files and a 10 000-record buffer).
+    the records are parsed once and kept in memory as one tensor (as stored: uint8 for
+    pixels), then shuffled over the whole split each epoch; training then runs as fast as from
+    NumPy arrays. Larger splits stream from the shards (shuffled files and a 10 000-record buffer).
+
+    In memory, the shuffle permutes indices and each batch is gathered from the tensor:
+    the same batches, in the same order, as shuffling the cached records themselves with
+    the same seed and buffer (the shuffle's random draws do not depend on the elements),
+    without copying every image into a shuffle buffer at the start of each epoch.
     """
     import tensorflow as tf
 
     from tfforensics.data.augment import augment_dataset
-    from tfforensics.data.reader import load_dataset
+    from tfforensics.data.reader import as_numpy, load_dataset
 
     count = manifest.count(split)
     pixels = not encoded
@@ -229,12 +269,18 @@ def records_dataset(manifest, split: str, *, batch_size: int, binary: bool, shuf
         cache = count * int(np.prod(manifest.image_shape)) * (1 if pixels else 4) <= CACHE_LIMIT
     augment = augmentation is not None and augmentation.active
     if cache:
-        dataset = load_dataset(manifest, split, batch_size=256, shuffle=False, encoded=encoded).unbatch().cache()
+        images, labels = (tf.convert_to_tensor(array) for array in as_numpy(manifest, split, encoded=encoded))
+        dataset = tf.data.Dataset.range(count)
         if shuffle:
             dataset = dataset.shuffle(max(count, 1), seed=seed, reshuffle_each_iteration=True)
-        if augment:
-            dataset = augment_dataset(dataset, augmentation, seed)
-        dataset = dataset.batch(batch_size)
+        if augment:  # per image: augmentation is keyed on each element's position in the pass
+            dataset = dataset.map(lambda index: (tf.gather(images, index), tf.gather(labels, index)),
+                                  num_parallel_calls=tf.data.AUTOTUNE)
+            dataset = augment_dataset(dataset, augmentation, seed).batch(batch_size)
+        else:
+            dataset = dataset.batch(batch_size).map(
+                lambda index: (tf.gather(images, index), tf.gather(labels, index)),
+                num_parallel_calls=tf.data.AUTOTUNE)
     else:
         dataset = load_dataset(manifest, split, batch_size=batch_size, shuffle=shuffle, seed=seed, encoded=encoded)
         if augment:
@@ -266,7 +312,7 @@ def compile_classifier(model, num_classes: int, learning_rate: float, adam_optio
     else:
         loss, accuracy = keras.losses.SparseCategoricalCrossentropy(), keras.metrics.SparseCategoricalAccuracy(name="accuracy")
     optimizer = keras.optimizers.Adam(learning_rate=learning_rate, **(adam_options or {}))
-    model.compile(optimizer=optimizer, loss=loss, metrics=[accuracy])
+    model.compile(optimizer=optimizer, loss=loss, metrics=[accuracy], steps_per_execution=STEPS_PER_EXECUTION)
     return model
 
 
@@ -448,9 +494,7 @@ def _callbacks(setup: _Setup, *, early_stopping, extra, arguments):
     checkpoints = setup.run_dir / "checkpoints"
     run_callbacks = [
         keras.callbacks.TensorBoard(log_dir=str(setup.run_dir / "logs")),
-        keras.callbacks.ModelCheckpoint(str(checkpoints / "best.weights.h5"), monitor=monitor,
-                                        save_best_only=True, save_weights_only=True),
-        keras.callbacks.ModelCheckpoint(str(checkpoints / "last.weights.h5"), save_weights_only=True),
+        _checkpoint_callback(checkpoints, monitor),
     ]
     stopper = None
     if early_stopping and setup.has_val:
