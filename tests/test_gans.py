@@ -120,16 +120,20 @@ def test_samples_are_not_collapsed(shipped_samples):
 
 def test_mean_spectra_of_the_families_differ(shipped_samples):
     spectra = {name: gray_log_dct(images) for name, images in shipped_samples.items()}
-    # Distance between two halves of one family's samples vs between families.
+    # Distance between two halves of one family's samples vs between families. The closest pair,
+    # nearest / bilinear, is 1.45x the largest within-family distance on the weights retrained on
+    # the shipped train photos (at least 1.5x on the earlier ones); identical families give about 1.
     within = max(np.abs(s[::2].mean(0) - s[1::2].mean(0)).mean() for s in spectra.values())
     for i, a in enumerate(FAMILIES):
         for b in FAMILIES[i + 1:]:
             between = np.abs(spectra[a].mean(0) - spectra[b].mean(0)).mean()
-            assert between > 1.5 * within, (a, b, between, within)
+            assert between > 1.3 * within, (a, b, between, within)
     # The highest frequencies (last quarter of both axes): the transposed conv's checkerboard puts
-    # energy there, nearest-neighbour copies keep more of it than bilinear interpolation.
+    # the most energy there. (Nearest vs bilinear is up to training: the weights trained on the 11
+    # bundled photos had nearest > bilinear, the ones retrained on the shipped train photos
+    # 0.23 < 0.35, as the 3x3 convolutions after the up-sampling learned to smooth.)
     high = {name: s.reshape(-1, 64, 64)[:, 48:, 48:].mean() for name, s in spectra.items()}
-    assert high["transposed"] > high["nearest"] > high["bilinear"], high
+    assert high["transposed"] > max(high["nearest"], high["bilinear"]) + 0.3, high
 
 
 def test_log_dct_features_separate_the_families_and_real(shipped_samples):
@@ -145,7 +149,7 @@ def test_log_dct_features_separate_the_families_and_real(shipped_samples):
     train = np.arange(len(y)) % 3 != 0
     linear = make_pipeline(StandardScaler(), LogisticRegression(C=0.01, max_iter=300))
     knn = make_pipeline(StandardScaler(), KNeighborsClassifier(5))
-    # chance: 0.2; measured on the shipped weights with 300 per class: 0.89 and 0.84
+    # chance: 0.2; measured on the shipped weights with 300 per class (real: test-split crops): 0.918 and 0.818
     assert linear.fit(x[train], y[train]).score(x[~train], y[~train]) > 0.7
     assert knn.fit(x[train], y[train]).score(x[~train], y[~train]) > 0.6
 

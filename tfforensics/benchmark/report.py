@@ -189,7 +189,8 @@ def _robustness_section(robustness: dict) -> dict:
               "to all of them and scored by every detector: JPEG at quality Q (jpegQ), Gaussian blur of sigma S px "
               "(blurS), shrunk by F and enlarged back (resizeF, bilinear), Gaussian noise of sigma S grey levels "
               "(noiseS). As in the real-vs-fake table: fake score = 1 − P(real), ACC at the arg-max (P(fake) > 0.5 "
-              "for a detector), AP with fake as the positive class; the clean column repeats that table."),
+              "for a detector), AP with fake as the positive class (a detector at chance gets the share of fakes, "
+              f"{_pct(robustness['fake'] / max(1, robustness['count']))} %); the clean column repeats that table."),
         header=["detector", "training", *conditions],
         rows=[[d["name"], d.get("training", ""),
                *(f"{_pct(d['conditions'][c]['accuracy'])} / {_pct(d['conditions'][c]['average_precision'])}"

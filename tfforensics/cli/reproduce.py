@@ -14,11 +14,13 @@ def add_parser(subparsers) -> None:
         subparsers, "reproduce",
         help="run every method on the embedded mini benchmark (or --data) and write a report",
         description=(
-            "Builds the mini benchmark (real crops of photos bundled with scikit-image, scikit-learn and "
-            "matplotlib, split by photo, plus samples of tfforensics' own small GANs, one per up-sampling "
-            "family), prepares pixel and log-DCT records, trains and tests log2 and cnn on both, runs "
+            "Builds the mini benchmark (the shipped crops of 209 real photos, split by photo, plus samples "
+            "of tfforensics' own small GANs trained on the train photos, one per up-sampling family), "
+            "prepares pixel and log-DCT records, trains and tests log2 and cnn on both, runs "
             "leave-one-family-out detection, the kNN / eigenfaces / PRNU baselines, img2grad with the mini "
-            "StyleGAN discriminator and the LGrad detector, and writes OUT/report.md, report.html and "
+            "StyleGAN discriminator and the LGrad detector, Yu et al.'s network, DCT classifiers trained "
+            "with blur + JPEG augmentation, a robustness table (every detector under JPEG, blur, resize "
+            "and noise) and the Fourier regularisation, and writes OUT/report.md, report.html and "
             "results.json. --quick takes a few minutes on 2 CPU cores. OUT must be new, empty or a previous "
             "reproduce output: the same command again continues in it (each stage replaces only what it "
             "wrote and stops at a file it did not write); --overwrite first removes a previous reproduce "
