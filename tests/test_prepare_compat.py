@@ -102,7 +102,7 @@ def test_compat_raw_alone_is_0_to_255_and_differs_from_the_default(source, tmp_p
     original = _prepare(source, tmp_path / "original", ["-r"])
     values, _ = as_numpy(original, "train")
     assert values.min() >= 0 and values.max() > 200 and np.array_equal(values, np.round(values))
-    assert original.encoding.transform == "pixels"
+    assert original.encoding.transform == "raw255"
     ours = tmp_path / "ours"
     assert launch(["prepare", str(source), str(ours), "-r", "--color", "--sizes", *map(str, SIZES), "-q"]) == 0
     scaled, _ = as_numpy(Manifest.load(ours), "train")

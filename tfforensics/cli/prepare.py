@@ -109,7 +109,7 @@ def encoding_options(args) -> tuple:
         if ignored:
             logger.warning("%s: ignored with -r, as the original ignores them for raw data.", " and ".join(ignored))
         # -r alone: the decoded uint8 pixels as they are; -rn: scale_image, x / 127.5 - 1.
-        encoding = Encoding(transform="raw" if args.normalize else "pixels", color=True)
+        encoding = Encoding(transform="raw" if args.normalize else "raw255", color=True)
     elif args.abs:
         raise UserError("--abs with --compat gandct: the original's -a stops with a TypeError (a float slice "
                         "index) before writing anything, so there is no data of it to match; drop --compat gandct "

@@ -20,7 +20,7 @@ LOG_EPSILON = 1e-12
 
 #: ``unknown`` only describes data read without a manifest; ``prepare`` writes dct, raw or
 #: pixels (the last only for ``--compat gandct -r``, the original's unscaled pixels).
-TRANSFORMS = ("dct", "raw", "pixels", "unknown")
+TRANSFORMS = ("dct", "raw", "raw255", "unknown")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,7 +29,7 @@ class Encoding:
 
     Attributes:
         transform: ``"dct"`` (2-D type-II orthonormal DCT per channel), ``"raw"``
-            (pixels scaled to [-1, 1]) or ``"pixels"`` (0..255 as they are, what the original
+            (pixels scaled to [-1, 1]) or ``"raw255"`` (0..255 as they are, what the original
             ``prepare_dataset.py -r`` stored); ``"unknown"`` for arrays written by the original
             tools without a manifest (:mod:`tfforensics.data.original`): models trained on
             them take the stored arrays, not images.
@@ -110,7 +110,7 @@ def transform(images: np.ndarray, encoding: Encoding) -> np.ndarray:
     """The data-independent part of ``encoding`` (before abs scaling and normalisation)."""
     if encoding.transform == "raw":
         return scale_pixels(images)
-    if encoding.transform == "pixels":
+    if encoding.transform == "raw255":
         return np.asarray(images, dtype=np.float64)
     coefficients = dct2(images)
     return log_scale(coefficients) if encoding.log else coefficients

@@ -282,8 +282,8 @@ def preprocessing_layers(encoding, statistics: dict | None = None, shape=None, *
         layers.append(Grayscale(name="grayscale"))
     if encoding.transform == "raw":
         layers.append(PixelScale(name="pixel_scale"))
-    elif encoding.transform == "pixels":  # 0..255 as stored
-        layers.append(keras.layers.Identity(name="pixels"))
+    elif encoding.transform == "raw255":  # 0..255 as stored
+        layers.append(keras.layers.Identity(name="raw255"))
     else:
         layers.append(DCT2D(name="dct"))
         if encoding.log:
