@@ -12,7 +12,7 @@ minimum in a few iterations (Keerthi & DeCoste, JMLR 2005, "L2-SVM-MFN"). On the
 eigenfaces' PCA coordinates (unwhitened, variances spanning five orders of magnitude)
 liblinear's trust-region CG needs thousands of iterations at C = 0.1: 212 s against
 under a second here on 1 050 x 831 features, for the same minimiser (equal to liblinear
-run to a tight tolerance; see tests/test_baselines.py).
+run to a tight tolerance; see tests/baselines/test_baselines.py).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from tfforensics.benchmark.photos import (DATA_DIR, SHIPPED_CROPS, SHIPPED_PROVE
                                           shipped_provenance, shipped_split, split_shipped_photos)
 from tfforensics.errors import UserError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_shipped_crops_load_with_shapes_dtypes_and_photo_ids():

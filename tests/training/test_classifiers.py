@@ -28,7 +28,7 @@ from tfforensics.models.names import MODEL_NAMES
 from tfforensics.models.wrapped import class_names_of, unwrap
 from tfforensics.training.fit import train
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SPLIT = (0.6, 0.2, 0.2)
 PER_CLASS = 150
 #: Crops whose bilinear down/up-sampled version differs by less than this (mean grey levels)
@@ -295,8 +295,8 @@ def small_data(three_sources, tmp_path_factory):
 
 
 #: Full-width ProGAN-style networks and the ResNet-50s (LGrad's, the published one): a minute or
-#: more per epoch on 2 CPU cores; their fast training tests live in tests/test_attribution.py,
-#: tests/test_lgrad.py and tests/test_published.py.
+#: more per epoch on 2 CPU cores; their fast training tests live in tests/evaluation/test_attribution.py,
+#: tests/models/test_lgrad.py and tests/models/test_published.py.
 _HEAVY = {"attribution", "attribution_predown", "visnet", "resnet50", "lgrad"}
 
 

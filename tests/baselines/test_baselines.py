@@ -22,7 +22,7 @@ from prnu_reference import fingerprint_loop, residual_single, residuals_loop
 from tfforensics.cli.main import launch
 from tfforensics.data import Encoding, prepare
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @parametrize_with_checks([PRNUClassifier(1, sigma=1.0), SubsetPCA(n_components=0.9, fit_size=20)])

@@ -17,7 +17,7 @@ from tfforensics.data import Encoding, prepare
 from tfforensics.errors import UserError
 from tfforensics.training import fit
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WORKER = """
 import json, sys
 from tfforensics.training.fit import train
