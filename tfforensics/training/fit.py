@@ -54,7 +54,8 @@ CACHE_LIMIT = 1 << 30
 #: Training steps run by one call into the compiled step function (Keras' ``steps_per_execution``):
 #: the same steps in the same order, with the Python work between steps (iterator, callbacks,
 #: metrics) done once per call instead of once per step. Batch-level callbacks see every
-#: STEPS_PER_EXECUTION-th step; the epoch-level ones (all of ours) are unchanged.
+#: STEPS_PER_EXECUTION-th step; the epoch-level ones (all of ours) are unchanged. Across workers
+#: (MultiWorkerMirroredStrategy) Keras 3's multi-step loop fails, so there it is one step per call.
 STEPS_PER_EXECUTION = 32
 
 
@@ -296,7 +297,8 @@ def records_dataset(manifest, split: str, *, batch_size: int, binary: bool, shuf
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def compile_classifier(model, num_classes: int, learning_rate: float, adam_options: dict | None = None):
+def compile_classifier(model, num_classes: int, learning_rate: float, adam_options: dict | None = None,
+                       steps_per_execution: int = STEPS_PER_EXECUTION):
     """Adam, cross-entropy (binary for one sigmoid unit, sparse categorical otherwise).
 
     ``adam_options`` (``beta_1``, ``beta_2``, ``epsilon``) default to Keras'; a builder in
@@ -312,7 +314,7 @@ def compile_classifier(model, num_classes: int, learning_rate: float, adam_optio
     else:
         loss, accuracy = keras.losses.SparseCategoricalCrossentropy(), keras.metrics.SparseCategoricalAccuracy(name="accuracy")
     optimizer = keras.optimizers.Adam(learning_rate=learning_rate, **(adam_options or {}))
-    model.compile(optimizer=optimizer, loss=loss, metrics=[accuracy], steps_per_execution=STEPS_PER_EXECUTION)
+    model.compile(optimizer=optimizer, loss=loss, metrics=[accuracy], steps_per_execution=steps_per_execution)
     return model
 
 
@@ -464,7 +466,8 @@ def _build(setup: _Setup, model_name, *, l1, l2, learning_rate, model_options, i
             preprocessing.trainable = False
             inputs = keras.Input(preprocessing.input_shape[1:], name="image")
             fitted = keras.Model(inputs, classifier(preprocessing(inputs)), name=f"{classifier.name}_on_pixels")
-        compile_classifier(fitted, setup.num_classes, learning_rate, getattr(builder, "adam_options", None))
+        steps = 1 if cluster_task() is not None else STEPS_PER_EXECUTION  # Keras' multi-step loop fails across workers
+        compile_classifier(fitted, setup.num_classes, learning_rate, getattr(builder, "adam_options", None), steps)
     return classifier, fitted
 
 
