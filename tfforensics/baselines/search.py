@@ -344,6 +344,33 @@ def grid_search(method: str, dataset, out, *, grid: dict | None = None, n_jobs: 
                             backend=opened)
 
 
+def _open_search(path: Path, manifest, points, keys, n_train: int, n_val: int, n_jobs, backend):
+    """The results file's entry for this dataset (discarded if the dataset changed), a new run record,
+    and the grid points still to compute. Returns ``(results, entry, run, todo)``."""
+    results = load_results(path)
+    fingerprint = manifest.source.get("sha256", "")
+    dataset_key = str(manifest.root.resolve())
+    entry = results["datasets"].get(dataset_key)
+    if entry is not None and entry.get("fingerprint") != fingerprint:
+        logger.warning("%s: the dataset changed since the last search; its old results are discarded.", dataset_key)
+        entry = None
+    if entry is None:
+        entry = results["datasets"][dataset_key] = {
+            "name": manifest.root.name, "fingerprint": fingerprint, "encoding": manifest.encoding.describe(),
+            "image_shape": list(manifest.image_shape), "n_train": n_train, "n_val": n_val, "points": {},
+        }
+    todo = [(k, p) for k, p in zip(keys, points) if k not in entry["points"]]
+    run = {"id": uuid.uuid4().hex[:12], "dataset": dataset_key, "started_at": _now(), "pid": os.getpid(),
+           "n_jobs": n_jobs, **backend.describe(), "planned": len(todo), "computed": 0,
+           "reused": len(points) - len(todo)}
+    results["runs"].append(run)
+    atomic_write_json(path, results)
+    if run["reused"]:
+        logger.info("%s: %d of %d grid points already done; computing %d.", manifest.root.name, run["reused"],
+                    len(points), len(todo))
+    return results, entry, run, todo
+
+
 def _grid_search(method, dataset, out, *, grid, n_jobs, refit, progress, backend) -> dict:
     import joblib
     from sklearn.exceptions import ConvergenceWarning
@@ -362,27 +389,8 @@ def _grid_search(method, dataset, out, *, grid, n_jobs, refit, progress, backend
     keys = [point_key(p) for p in points]
 
     path = results_path(out, method)
-    results = load_results(path)
-    fingerprint = manifest.source.get("sha256", "")
-    dataset_key = str(manifest.root.resolve())
-    entry = results["datasets"].get(dataset_key)
-    if entry is not None and entry.get("fingerprint") != fingerprint:
-        logger.warning("%s: the dataset changed since the last search; its old results are discarded.", dataset_key)
-        entry = None
-    if entry is None:
-        entry = results["datasets"][dataset_key] = {
-            "name": manifest.root.name, "fingerprint": fingerprint, "encoding": manifest.encoding.describe(),
-            "image_shape": list(manifest.image_shape), "n_train": len(X_train), "n_val": len(X_val), "points": {},
-        }
-    todo = [(k, p) for k, p in zip(keys, points) if k not in entry["points"]]
-    run = {"id": uuid.uuid4().hex[:12], "dataset": dataset_key, "started_at": _now(), "pid": os.getpid(),
-           "n_jobs": n_jobs, **backend.describe(), "planned": len(todo), "computed": 0,
-           "reused": len(points) - len(todo)}
-    results["runs"].append(run)
-    atomic_write_json(path, results)
-    if run["reused"]:
-        logger.info("%s: %d of %d grid points already done; computing %d.", manifest.root.name, run["reused"],
-                    len(points), len(todo))
+    results, entry, run, todo = _open_search(path, manifest, points, keys, len(X_train), len(X_val), n_jobs, backend)
+    dataset_key, fingerprint = run["dataset"], manifest.source.get("sha256", "")
 
     estimator = spec.build({}, manifest.image_shape)
     X = np.concatenate([X_train, X_val])

@@ -72,105 +72,144 @@ def _pct(value) -> str:
     return "–" if value is None else f"{100 * value:.1f}"
 
 
-def _sections(results: dict) -> list[dict]:
-    """``{key, title, note, header, rows}`` for every table of the report, in order."""
-    sections = []
+def _attribution_sections(results: dict) -> list[dict]:
+    """Frank et al.'s attribution table, real vs fake from the same models, and their figures."""
     classifiers = results.get("classifiers") or []
-    baselines = results.get("baselines") or []
     classes = results.get("classes") or []
     methods = {}
-    for row in classifiers + baselines:
+    for row in classifiers + (results.get("baselines") or []):
         methods.setdefault(row["method"], {})[row["input"]] = row["attribution_accuracy"]
-    sections.append(dict(
+    return [dict(
         key="attribution", title="Attribution accuracy (%) on the test split",
         note=f"{len(classes)} sources: {', '.join(classes)} (chance: {100 / max(1, len(classes)):.1f} %). "
              "Laid out like Frank et al.'s attribution table.",
         header=["method", "pixels", "DCT"],
         rows=[[name, _pct(values.get("pixels")), _pct(values.get("dct"))] for name, values in methods.items()],
-    ))
-    sections.append(dict(
+    ), dict(
         key="real_vs_fake", title="Real vs fake (all GAN sources pooled), from the attribution models",
         note="fake score = 1 − P(real); ACC at the arg-max, AP = average precision.",
         header=["method", "input", "ACC", "AP"],
         rows=[[r["method"], r["input"], _pct(r["real_vs_fake_accuracy"]), _pct(r["real_vs_fake_ap"])]
               for r in classifiers],
-    ))
-    sections.append(dict(key="classifiers", title="Classifiers: confusion matrices and ROC curves",
-                         note="Per classifier, on the test split: the row-normalised confusion matrix and the "
-                              "ROC curves of real vs each fake source.", header=None, rows=None))
-    if results.get("leave_one_out"):
-        sections.append(dict(
-            key="leave_one_out", title="Generalisation: leave one GAN family out (log2 on log-DCT, real vs fake)",
-            note="unseen: trained on real vs the other families, tested on real vs the held-out one; "
-                 "seen: the same test with the held-out family also in training. ACC at threshold 0.5; "
-                 "cal. ACC at the threshold (in brackets) of best balanced accuracy on the val split, "
-                 "whose fakes are the training families only.",
-            header=["held-out family", "unseen ACC", "unseen cal. ACC", "unseen AP", "seen ACC", "seen cal. ACC",
-                    "seen AP"],
-            rows=[[r["held_out"], *(cell for key in ("unseen", "seen") for cell in (
-                _pct(r[f"{key}_accuracy"]), _calibrated(r, key), _pct(r[f"{key}_ap"])))]
-                for r in results["leave_one_out"]],
-        ))
-    if baselines:
-        grids = "; ".join(sorted({
-            f"{r['method']} " + " × ".join(f"{k} {v}" for k, v in (r.get("grid") or {}).items()) for r in baselines}))
-        sections.append(dict(
-            key="baselines", title="Baselines: best grid point (validation) and its test accuracy",
-            note=f"grids searched: {grids} (the originals' grids are larger: docs/baselines.md).",
-            header=["method", "input", "parameters", "val acc", "test acc"],
-            rows=[[r["method"], r["input"], ", ".join(f"{k}={v}" for k, v in (r["params"] or {}).items()),
-                   _pct(r["val_accuracy"]), _pct(r["attribution_accuracy"])] for r in baselines],
-        ))
-    lgrad = results.get("lgrad")
-    if lgrad:
-        sections.append(dict(
-            key="lgrad", title=f"LGrad: detector trained on real vs {lgrad['trained_on']} gradients, tested per family",
-            note="gradients of the mini StyleGAN discriminator (img2grad); ForenSynths protocol in miniature.",
-            header=["family", "ACC", "real ACC", "fake ACC", "AP"],
-            rows=[[name, *(_pct(m.get(key)) for key in ("accuracy", "real_accuracy", "fake_accuracy",
-                                                         "average_precision"))]
-                  for name, m in lgrad["families"].items()],
-        ))
-    robustness = results.get("robustness")
-    if robustness and robustness.get("detectors"):
-        sections.append(_robustness_section(robustness))
-    spectra = results.get("spectra")
-    if spectra:
-        sections.append(dict(
-            key="spectra", title="Mean DCT spectra per source",
-            note="Top: mean log|DCT| of each source's train images (channels averaged); bottom: its difference "
-                 "to the real source. High-frequency energy = mean log|DCT| of the highest-frequency quarter.",
-            header=["source", "mean abs. difference to real", "high-frequency energy"],
-            rows=[[r["source"], f"{r['mean_abs_difference_to_real']:.3f}", f"{r['high_frequency_energy']:.3f}"]
-                  for r in spectra["sources"]],
-        ))
-    immunization = (results.get("attribution") or {}).get("immunization")
-    if immunization:
-        sections.append(dict(
-            key="yu", title="Immunizability (Yu et al.): attribution accuracy (%) under perturbations",
-            note=(f"the attribution network on perturbed test images, before and after fine-tuning "
-                  f"({immunization['fine_tuning']}, {immunization['epochs']} epochs) on perturbed train images"
-                  + ("; the fingerprint panel shows input, image fingerprint, model fingerprints and responses."
-                     if (results.get("attribution") or {}).get("panel") else ".")),
-            header=["perturbation", "before", "after fine-tuning"],
-            rows=[[r["perturbation"], _pct(r["before"]), _pct(r["after"])] for r in immunization["rows"]],
-        ))
-    regularization = results.get("regularization")
-    if regularization:
-        from tfforensics.regularization.benchmark import report_table
+    ), dict(key="classifiers", title="Classifiers: confusion matrices and ROC curves",
+            note="Per classifier, on the test split: the row-normalised confusion matrix and the "
+                 "ROC curves of real vs each fake source.", header=None, rows=None)]
 
-        title, note, header, rows = report_table(regularization)
-        sections.append(dict(key="regularization", title=title, note=note, header=header, rows=rows))
+
+def _leave_one_out_section(results: dict) -> dict | None:
+    rows = results.get("leave_one_out")
+    if not rows:
+        return None
+    return dict(
+        key="leave_one_out", title="Generalisation: leave one GAN family out (log2 on log-DCT, real vs fake)",
+        note="unseen: trained on real vs the other families, tested on real vs the held-out one; "
+             "seen: the same test with the held-out family also in training. ACC at threshold 0.5; "
+             "cal. ACC at the threshold (in brackets) of best balanced accuracy on the val split, "
+             "whose fakes are the training families only.",
+        header=["held-out family", "unseen ACC", "unseen cal. ACC", "unseen AP", "seen ACC", "seen cal. ACC",
+                "seen AP"],
+        rows=[[r["held_out"], *(cell for key in ("unseen", "seen") for cell in (
+            _pct(r[f"{key}_accuracy"]), _calibrated(r, key), _pct(r[f"{key}_ap"])))] for r in rows],
+    )
+
+
+def _baselines_section(results: dict) -> dict | None:
+    baselines = results.get("baselines")
+    if not baselines:
+        return None
+    grids = "; ".join(sorted({
+        f"{r['method']} " + " × ".join(f"{k} {v}" for k, v in (r.get("grid") or {}).items()) for r in baselines}))
+    return dict(
+        key="baselines", title="Baselines: best grid point (validation) and its test accuracy",
+        note=f"grids searched: {grids} (the originals' grids are larger: docs/baselines.md).",
+        header=["method", "input", "parameters", "val acc", "test acc"],
+        rows=[[r["method"], r["input"], ", ".join(f"{k}={v}" for k, v in (r["params"] or {}).items()),
+               _pct(r["val_accuracy"]), _pct(r["attribution_accuracy"])] for r in baselines],
+    )
+
+
+def _lgrad_section(results: dict) -> dict | None:
+    lgrad = results.get("lgrad")
+    if not lgrad:
+        return None
+    return dict(
+        key="lgrad", title=f"LGrad: detector trained on real vs {lgrad['trained_on']} gradients, tested per family",
+        note="gradients of the mini StyleGAN discriminator (img2grad); ForenSynths protocol in miniature.",
+        header=["family", "ACC", "real ACC", "fake ACC", "AP"],
+        rows=[[name, *(_pct(m.get(key)) for key in ("accuracy", "real_accuracy", "fake_accuracy",
+                                                     "average_precision"))]
+              for name, m in lgrad["families"].items()],
+    )
+
+
+def _robustness_of(results: dict) -> dict | None:
+    robustness = results.get("robustness")
+    return _robustness_section(robustness) if robustness and robustness.get("detectors") else None
+
+
+def _spectra_section(results: dict) -> dict | None:
+    spectra = results.get("spectra")
+    if not spectra:
+        return None
+    return dict(
+        key="spectra", title="Mean DCT spectra per source",
+        note="Top: mean log|DCT| of each source's train images (channels averaged); bottom: its difference "
+             "to the real source. High-frequency energy = mean log|DCT| of the highest-frequency quarter.",
+        header=["source", "mean abs. difference to real", "high-frequency energy"],
+        rows=[[r["source"], f"{r['mean_abs_difference_to_real']:.3f}", f"{r['high_frequency_energy']:.3f}"]
+              for r in spectra["sources"]],
+    )
+
+
+def _immunization_section(results: dict) -> dict | None:
+    attribution = results.get("attribution") or {}
+    immunization = attribution.get("immunization")
+    if not immunization:
+        return None
+    return dict(
+        key="yu", title="Immunizability (Yu et al.): attribution accuracy (%) under perturbations",
+        note=(f"the attribution network on perturbed test images, before and after fine-tuning "
+              f"({immunization['fine_tuning']}, {immunization['epochs']} epochs) on perturbed train images"
+              + ("; the fingerprint panel shows input, image fingerprint, model fingerprints and responses."
+                 if attribution.get("panel") else ".")),
+        header=["perturbation", "before", "after fine-tuning"],
+        rows=[[r["perturbation"], _pct(r["before"]), _pct(r["after"])] for r in immunization["rows"]],
+    )
+
+
+def _regularization_section(results: dict) -> dict | None:
+    regularization = results.get("regularization")
+    if not regularization:
+        return None
+    from tfforensics.regularization.benchmark import report_table
+
+    title, note, header, rows = report_table(regularization)
+    return dict(key="regularization", title=title, note=note, header=header, rows=rows)
+
+
+def _timings_section(results: dict) -> dict:
+    timings = results.get("timings_s") or {}
+    return dict(
+        key="timings", title="Timings (s)", note=f"{results.get('cores')} cores, {results.get('platform')}",
+        header=["stage", "seconds"],
+        rows=[[k, f"{v:.1f}"] for k, v in timings.items()] + [["total", f"{sum(timings.values()):.1f}"]],
+    )
+
+
+#: The report's tables after the attribution ones, in order; each returns None when its stage did not run.
+_SECTION_BUILDERS = (_leave_one_out_section, _baselines_section, _lgrad_section, _robustness_of, _spectra_section,
+                     _immunization_section, _regularization_section)
+
+
+def _sections(results: dict) -> list[dict]:
+    """``{key, title, note, header, rows}`` for every table of the report, in order."""
+    sections = _attribution_sections(results)
+    sections += [section for build in _SECTION_BUILDERS if (section := build(results)) is not None]
     known = {section["key"] for section in sections}
     for key in dict.fromkeys(f.get("section", "figures") for f in figures_of(results)):
         if key not in known:  # figures of a stage this module has no table for
             sections.append(dict(key=key, title=f"Figures: {key.replace('_', ' ')}", note="", header=None, rows=None))
-    timings = results.get("timings_s") or {}
-    sections.append(dict(
-        key="timings", title="Timings (s)", note=f"{results.get('cores')} cores, {results.get('platform')}",
-        header=["stage", "seconds"],
-        rows=[[k, f"{v:.1f}"] for k, v in timings.items()] + [["total", f"{sum(timings.values()):.1f}"]],
-    ))
+    sections.append(_timings_section(results))
     return sections
 
 

@@ -32,7 +32,11 @@ def add_parser(subparsers) -> None:
         """,
     )
     actions = parser.add_subparsers(title="actions", metavar="ACTION", dest="action", required=True)
+    _add_train(actions)
+    _add_test(actions)
 
+
+def _add_train(actions) -> None:
     train = add_command(
         actions, "train", help="train a detector",
         description=("Train on records from `img2grad --format tfrecords` (their train split; a val split is "
@@ -85,6 +89,8 @@ def add_parser(subparsers) -> None:
     add_runtime_args(train)
     train.set_defaults(run=run_train)
 
+
+def _add_test(actions) -> None:
     test = add_command(
         actions, "test", help="evaluate per GAN family",
         description=("Evaluate MODEL on ROOT/<family>/[<class>/]0_real|1_fake (or ROOT/0_real|1_fake): "

@@ -44,7 +44,11 @@ def add_parser(subparsers) -> None:
         """,
     )
     actions = parser.add_subparsers(title="actions", metavar="ACTION", dest="action", required=True)
+    for add in (_add_invert, _add_train, _add_visualize, _add_sweep):
+        add(actions)
 
+
+def _add_invert(actions) -> None:
     invert = add_command(
         actions, "invert", help="real images -> (real image, latent) pairs in W",
         description=("Invert real images with the StyleGAN port (Adam on w, pixel MSE + feature MSE on the "
@@ -76,6 +80,8 @@ def add_parser(subparsers) -> None:
     add_runtime_args(invert)
     invert.set_defaults(run=run_invert)
 
+
+def _add_train(actions) -> None:
     train = add_command(
         actions, "train", help="fine-tune on pairs; detection rate and quality per epoch",
         description=("Fine-tune the generator's synthesis network on PAIRS (D frozen; Adam beta1 0, beta2 0.99 at "
@@ -118,6 +124,8 @@ def add_parser(subparsers) -> None:
     add_runtime_args(train)
     train.set_defaults(run=run_train)
 
+
+def _add_visualize(actions) -> None:
     visualize = add_command(
         actions, "visualize", help="loss curves, detection per epoch, spectra and samples of several runs",
         description="Draw RUN[:EPOCH] ... side by side (EPOCH: the epoch to show; default the last).",
@@ -130,6 +138,8 @@ def add_parser(subparsers) -> None:
     add_output_args(visualize)
     visualize.set_defaults(run=run_visualize)
 
+
+def _add_sweep(actions) -> None:
     sweep = add_command(
         actions, "sweep", help="spectral gap between real images and their reconstructions per band threshold",
         description=("The original's sweep: mean Frobenius (unscaled) and cosine Fourier dissimilarity between the "

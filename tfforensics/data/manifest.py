@@ -60,6 +60,23 @@ def _relative_file(value) -> bool:
     return not path.is_absolute() and ".." not in path.parts and "." not in path.parts[:1]
 
 
+class _Checker:
+    """``fail`` and ``expect`` for one manifest: errors name the file and the field."""
+
+    def __init__(self, data: dict, source):
+        self.data, self.source = data, source
+
+    def fail(self, field, problem):
+        raise UserError(
+            f"{self.source}: field {field!r} {problem}; this manifest was edited or damaged: re-run "
+            "`tfforensics prepare` (with --overwrite) to write the dataset again."
+        )
+
+    def expect(self, field, ok):
+        if not ok:
+            self.fail(field, f"must be {TYPES[field.split('.')[0]]}, found {json.dumps(_get(self.data, field))[:80]}")
+
+
 def validate(data, source) -> None:
     """Check a manifest's parsed JSON against the schema; raise :class:`UserError` naming the field.
 
@@ -68,12 +85,6 @@ def validate(data, source) -> None:
     files stay inside the dataset directory, the encoding's channels match the image shape,
     and normalised encodings name their statistics file.
     """
-    def fail(field, problem):
-        raise UserError(
-            f"{source}: field {field!r} {problem}; this manifest was edited or damaged: re-run "
-            "`tfforensics prepare` (with --overwrite) to write the dataset again."
-        )
-
     if not isinstance(data, dict):
         raise UserError(f"{source}: is not a tfforensics manifest (a JSON object is expected, found "
                         f"{type(data).__name__}); point to a directory written by `tfforensics prepare`.")
@@ -81,42 +92,55 @@ def validate(data, source) -> None:
     if _is_int(version) and version > FORMAT_VERSION:
         raise UserError(f"{source}: manifest format {version} is newer than this tfforensics understands "
                         f"({FORMAT_VERSION}); upgrade tfforensics.")
+    check = _Checker(data, source)
     for key in TYPES:
         if key not in data:
-            fail(key, f"is missing (expected {TYPES[key]})")
+            check.fail(key, f"is missing (expected {TYPES[key]})")
     for key in data:
         if key not in TYPES:
-            fail(key, f"is not a manifest field (known fields: {', '.join(TYPES)})")
-
-    def expect(field, ok):
-        if not ok:
-            fail(field, f"must be {TYPES[field.split('.')[0]]}, found {json.dumps(_get(data, field))[:80]}")
-
+            check.fail(key, f"is not a manifest field (known fields: {', '.join(TYPES)})")
     names = data["class_names"]
-    expect("class_names", isinstance(names, list) and names and all(isinstance(n, str) and n for n in names)
-           and len(set(names)) == len(names))
+    check.expect("class_names", isinstance(names, list) and names and all(isinstance(n, str) and n for n in names)
+                 and len(set(names)) == len(names))
+    parsed = _check_encoding(check, data)
+    _check_storage(check, data, parsed)
+    npy = data["format"] == "npy"
+    splits = data["splits"]
+    check.expect("splits", isinstance(splits, dict) and splits and set(splits) <= set(SPLIT_NAMES))
+    for split, entry in splits.items():
+        _check_split(check, f"splits.{split}", entry, names, npy)
+
+
+def _check_encoding(check: _Checker, data: dict) -> Encoding:
+    """``image_shape`` and ``encoding``: types, known keys, and channels that agree."""
     shape = data["image_shape"]
-    expect("image_shape", isinstance(shape, list) and len(shape) == 3 and all(_is_int(d) and d > 0 for d in shape)
-           and shape[2] in (1, 3))
+    check.expect("image_shape", isinstance(shape, list) and len(shape) == 3
+                 and all(_is_int(d) and d > 0 for d in shape) and shape[2] in (1, 3))
     encoding = data["encoding"]
-    expect("encoding", isinstance(encoding, dict))
+    check.expect("encoding", isinstance(encoding, dict))
     for key in ENCODING_KEYS:
         if key not in encoding:
-            fail(f"encoding.{key}", "is missing")
+            check.fail(f"encoding.{key}", "is missing")
     for key in encoding:
         if key not in ENCODING_KEYS:
-            fail(f"encoding.{key}", f"is not an encoding field (known: {', '.join(ENCODING_KEYS)})")
+            check.fail(f"encoding.{key}", f"is not an encoding field (known: {', '.join(ENCODING_KEYS)})")
     for key, kind in ENCODING_KEYS.items():
         if not isinstance(encoding[key], kind):
-            fail(f"encoding.{key}", f"must be {'a boolean' if kind is bool else 'a string'}, found "
-                                    f"{json.dumps(encoding[key])[:80]}")
+            check.fail(f"encoding.{key}", f"must be {'a boolean' if kind is bool else 'a string'}, found "
+                                          f"{json.dumps(encoding[key])[:80]}")
     try:
         parsed = Encoding(**encoding)
     except ValueError as error:
-        fail("encoding", f"is inconsistent ({error})")
+        check.fail("encoding", f"is inconsistent ({error})")
     if parsed.channels != shape[2]:
-        fail("image_shape", f"has {shape[2]} channel(s) but the encoding is {'color' if parsed.color else 'gray'} "
-                            f"({parsed.channels})")
+        check.fail("image_shape", f"has {shape[2]} channel(s) but the encoding is "
+                                  f"{'color' if parsed.color else 'gray'} ({parsed.channels})")
+    return parsed
+
+
+def _check_storage(check: _Checker, data: dict, parsed: Encoding) -> None:
+    """Format, layout, compression, statistics and the provenance fields."""
+    expect = check.expect
     expect("format", data["format"] in ("tfrecords", "npy"))
     npy = data["format"] == "npy"
     expect("layout", data["layout"] == "npy" if npy else data["layout"] in ("original", "compact", "pixels"))
@@ -127,7 +151,7 @@ def validate(data, source) -> None:
         and _relative_file(statistics["file"]) and "/" not in statistics["file"]
         and isinstance(statistics["sha256"], str) and _HEX.match(statistics["sha256"])))
     if parsed.needs_statistics and statistics is None:
-        fail("statistics", f"is null but the encoding ({parsed.describe()}) needs train-split statistics")
+        check.fail("statistics", f"is null but the encoding ({parsed.describe()}) needs train-split statistics")
     skipped = data["skipped"]
     expect("skipped", isinstance(skipped, list) and all(
         isinstance(s, dict) and set(s) == {"path", "reason"} and all(isinstance(v, str) for v in s.values())
@@ -139,44 +163,45 @@ def validate(data, source) -> None:
            and isinstance(source_entry.get("sha256", ""), str) and isinstance(source_entry.get("runner", ""), str))
     expect("command", isinstance(data["command"], str))
     expect("tfforensics_version", isinstance(data["tfforensics_version"], str))
+    version = data["format_version"]
     expect("format_version", _is_int(version) and version >= 1)
 
-    splits = data["splits"]
-    expect("splits", isinstance(splits, dict) and splits and set(splits) <= set(SPLIT_NAMES))
-    for split, entry in splits.items():
-        field = f"splits.{split}"
-        keys = set(SPLIT_KEYS) | ({"directory"} if npy else set())
-        if not isinstance(entry, dict) or set(entry) != keys:
-            fail(field, f"must be an object with exactly the keys {sorted(keys)}, found "
-                        f"{sorted(entry) if isinstance(entry, dict) else json.dumps(entry)[:80]}")
-        count = entry["count"]
-        if not _is_int(count) or count < 0:
-            fail(f"{field}.count", f"must be a non-negative integer, found {json.dumps(count)[:80]}")
-        if not _is_int(entry["num_bytes"]) or entry["num_bytes"] < 0:
-            fail(f"{field}.num_bytes", f"must be a non-negative integer, found {json.dumps(entry['num_bytes'])[:80]}")
-        per_class = entry["per_class"]
-        if not isinstance(per_class, dict) or list(per_class) != names:
-            fail(f"{field}.per_class", f"must count exactly the classes {names} in that order, found "
-                                       f"{list(per_class) if isinstance(per_class, dict) else json.dumps(per_class)[:80]}")
-        if not all(_is_int(n) and n >= 0 for n in per_class.values()) or sum(per_class.values()) != count:
-            fail(f"{field}.per_class", f"must be non-negative integers adding up to the split's count {count}, "
-                                       f"found {per_class}")
-        shards = entry["shards"]
-        if npy:
-            directory = entry["directory"]
-            if not _relative_file(directory) or shards != [{"file": directory, "count": None}]:
-                fail(f"{field}.directory", "must be the relative name of the split's .npy folder, listed as its "
-                                           "only shard")
-            continue
-        if not isinstance(shards, list) or not all(
-                isinstance(s, dict) and set(s) == {"file", "count"} and _relative_file(s["file"])
-                and _is_int(s["count"]) and s["count"] > 0 for s in shards):
-            fail(f"{field}.shards", "must be a list of {\"file\": relative path inside the dataset, "
-                                    "\"count\": positive integer}")
-        if len({s["file"] for s in shards}) != len(shards):
-            fail(f"{field}.shards", "lists a shard file twice")
-        if sum(s["count"] for s in shards) != count:
-            fail(f"{field}.shards", f"counts add up to {sum(s['count'] for s in shards)}, not the split's count {count}")
+
+def _check_split(check: _Checker, field: str, entry, names: list, npy: bool) -> None:
+    """One split's counts, per-class counts and shards (or ``.npy`` folder)."""
+    fail = check.fail
+    keys = set(SPLIT_KEYS) | ({"directory"} if npy else set())
+    if not isinstance(entry, dict) or set(entry) != keys:
+        fail(field, f"must be an object with exactly the keys {sorted(keys)}, found "
+                    f"{sorted(entry) if isinstance(entry, dict) else json.dumps(entry)[:80]}")
+    count = entry["count"]
+    if not _is_int(count) or count < 0:
+        fail(f"{field}.count", f"must be a non-negative integer, found {json.dumps(count)[:80]}")
+    if not _is_int(entry["num_bytes"]) or entry["num_bytes"] < 0:
+        fail(f"{field}.num_bytes", f"must be a non-negative integer, found {json.dumps(entry['num_bytes'])[:80]}")
+    per_class = entry["per_class"]
+    if not isinstance(per_class, dict) or list(per_class) != names:
+        fail(f"{field}.per_class", f"must count exactly the classes {names} in that order, found "
+                                   f"{list(per_class) if isinstance(per_class, dict) else json.dumps(per_class)[:80]}")
+    if not all(_is_int(n) and n >= 0 for n in per_class.values()) or sum(per_class.values()) != count:
+        fail(f"{field}.per_class", f"must be non-negative integers adding up to the split's count {count}, "
+                                   f"found {per_class}")
+    shards = entry["shards"]
+    if npy:
+        directory = entry["directory"]
+        if not _relative_file(directory) or shards != [{"file": directory, "count": None}]:
+            fail(f"{field}.directory", "must be the relative name of the split's .npy folder, listed as its "
+                                       "only shard")
+        return
+    if not isinstance(shards, list) or not all(
+            isinstance(s, dict) and set(s) == {"file", "count"} and _relative_file(s["file"])
+            and _is_int(s["count"]) and s["count"] > 0 for s in shards):
+        fail(f"{field}.shards", "must be a list of {\"file\": relative path inside the dataset, "
+                                "\"count\": positive integer}")
+    if len({s["file"] for s in shards}) != len(shards):
+        fail(f"{field}.shards", "lists a shard file twice")
+    if sum(s["count"] for s in shards) != count:
+        fail(f"{field}.shards", f"counts add up to {sum(s['count'] for s in shards)}, not the split's count {count}")
 
 
 def _get(data, field):

@@ -358,6 +358,64 @@ def _npy_dataset(manifest: Manifest, split: str):
     return tf.data.Dataset.zip((images, tf.data.Dataset.from_tensor_slices(labels))), len(labels)
 
 
+def _shard_records(manifest, files, split: str, compression, shuffle: bool, seed):
+    """The serialized records of ``files`` (in a seeded file order when shuffled); with a
+    manifest, its shards are checked first and the record count is asserted while reading."""
+    import tensorflow as tf
+
+    if manifest is not None:
+        check_shards(manifest, split)
+    file_names = [str(f) for f in files]
+    if shuffle and len(file_names) > 1:
+        order = np.random.default_rng(seed).permutation(len(file_names))
+        file_names = [file_names[i] for i in order]
+    records = tf.data.TFRecordDataset(
+        file_names, compression_type=compression or "", num_parallel_reads=min(len(file_names), 8) or None
+    )
+    if manifest is not None:
+        # Counted while reading: a split with fewer or more records than its manifest fails
+        # at the end of the pass (or at the first extra record), not silently.
+        records = records.apply(tf.data.experimental.assert_cardinality(manifest.count(split)))
+    return records
+
+
+def _parser(manifest, source, split: str, layout: str, shape):
+    """A batch parser ``serialized -> (images, labels)`` that asserts each record's shape, byte
+    length and (with a manifest) label range, with one-line messages naming the file."""
+    import tensorflow as tf
+
+    checks = []
+    if manifest is not None:
+        checks.append((_check_key(
+            f"{manifest.path}: split {split!r} has a record with a label outside 0..{manifest.num_classes - 1} "
+            f"(field 'class_names' lists {manifest.num_classes} classes); restore field 'class_names' of "
+            f"{manifest.path} or prepare the dataset again."), manifest.num_classes))
+    shape_key = _check_key(
+        f"{_describe(source if manifest is None else manifest)[1]}: a record of split {split!r} has a stored shape "
+        f"other than {list(shape)}; {_FIX}.")
+    spec = feature_spec(layout, shape)
+
+    def parse(serialized):
+        example = tf.io.parse_example(serialized, spec)
+        asserts = [tf.debugging.assert_equal(example["shape"], tf.constant([shape], tf.int64), message=shape_key)]
+        if layout == "original":
+            images = example["image"]
+        else:
+            raw = example[IMAGE_KEYS[layout]]
+            asserts.append(tf.debugging.assert_equal(
+                tf.strings.length(raw), int(np.prod(shape)) * DTYPES[layout].itemsize, message=shape_key))
+            images = tf.io.decode_raw(raw, tf.as_dtype(DTYPES[layout]))
+            images = images if layout == "pixels" else tf.cast(images, tf.float32)
+        labels = example["label"]
+        for key, num_classes in checks:
+            asserts += [tf.debugging.assert_non_negative(labels, message=key),
+                        tf.debugging.assert_less(labels, tf.constant(num_classes, tf.int64), message=key)]
+        with tf.control_dependencies(asserts):
+            return tf.reshape(images, [-1, *shape]), tf.identity(labels)
+
+    return parse
+
+
 def load_dataset(
     source,
     split: str = "train",
@@ -416,48 +474,8 @@ def load_dataset(
         dataset = cache_shuffle_repeat(_npy_dataset(manifest, split)[0])
         return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
 
-    if manifest is not None:
-        check_shards(manifest, split)
-    file_names = [str(f) for f in files]
-    if shuffle and len(file_names) > 1:
-        order = np.random.default_rng(seed).permutation(len(file_names))
-        file_names = [file_names[i] for i in order]
-    records = tf.data.TFRecordDataset(
-        file_names, compression_type=compression or "", num_parallel_reads=min(len(file_names), 8) or None
-    )
-    checks = []
-    if manifest is not None:
-        # Counted while reading: a split with fewer or more records than its manifest fails
-        # at the end of the pass (or at the first extra record), not silently.
-        records = records.apply(tf.data.experimental.assert_cardinality(manifest.count(split)))
-        checks.append((_check_key(
-            f"{manifest.path}: split {split!r} has a record with a label outside 0..{manifest.num_classes - 1} "
-            f"(field 'class_names' lists {manifest.num_classes} classes); restore field 'class_names' of "
-            f"{manifest.path} or prepare the dataset again."), manifest.num_classes))
-    shape_key = _check_key(
-        f"{_describe(source if manifest is None else manifest)[1]}: a record of split {split!r} has a stored shape "
-        f"other than {list(shape)}; {_FIX}.")
-    dataset = cache_shuffle_repeat(records)
-    spec = feature_spec(layout, shape)
-
-    def parse(serialized):
-        example = tf.io.parse_example(serialized, spec)
-        asserts = [tf.debugging.assert_equal(example["shape"], tf.constant([shape], tf.int64), message=shape_key)]
-        if layout == "original":
-            images = example["image"]
-        else:
-            raw = example[IMAGE_KEYS[layout]]
-            asserts.append(tf.debugging.assert_equal(
-                tf.strings.length(raw), int(np.prod(shape)) * DTYPES[layout].itemsize, message=shape_key))
-            images = tf.io.decode_raw(raw, tf.as_dtype(DTYPES[layout]))
-            images = images if layout == "pixels" else tf.cast(images, tf.float32)
-        labels = example["label"]
-        for key, num_classes in checks:
-            asserts += [tf.debugging.assert_non_negative(labels, message=key),
-                        tf.debugging.assert_less(labels, tf.constant(num_classes, tf.int64), message=key)]
-        with tf.control_dependencies(asserts):
-            return tf.reshape(images, [-1, *shape]), tf.identity(labels)
-
+    dataset = cache_shuffle_repeat(_shard_records(manifest, files, split, compression, shuffle, seed))
+    parse = _parser(manifest, source, split, layout, shape)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     deterministic = not shuffle or seed is not None
     dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)

@@ -459,6 +459,22 @@ def _accuracy(classifier, encoded, labels, class_names) -> float:
     return classification_report(labels, scores, class_names)["accuracy"]
 
 
+def _fine_tuned(images, labels, kind: str, *, run, manifest, out, classifier, binary, epochs, batch_size,
+                learning_rate, seed, overwrite, verbose, model_options):
+    """The run's network fine-tuned on perturbed train ``images`` (through the one training loop)."""
+    import tensorflow as tf
+
+    from tfforensics.training.fit import train
+
+    labels = labels.astype(np.float32).reshape(-1, 1) if binary else labels
+    data = (tf.data.Dataset.from_tensor_slices((images, labels))
+            .shuffle(len(images), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+            .apply(tf.data.experimental.assert_cardinality(-(-len(images) // batch_size))))
+    return train(run["model"], manifest, out=out / f"finetuned_{kind}", epochs=epochs, batch_size=batch_size,
+                 learning_rate=learning_rate, early_stopping=0, seed=seed, overwrite=overwrite, verbose=verbose,
+                 model_options=model_options, initial_weights=classifier, train_dataset=data).classifier
+
+
 def immunize(model, dataset=None, out=None, *, kinds=IMMUNIZE_KINDS, per_kind: bool = False, epochs: int = 5,
              batch_size: int = 32, learning_rate: float | None = None, seed: int = 0, overwrite: bool = False,
              verbose=0) -> dict:
@@ -485,14 +501,13 @@ def immunize(model, dataset=None, out=None, *, kinds=IMMUNIZE_KINDS, per_kind: b
     """
     import json
 
-    import tensorflow as tf
-
+    from tfforensics.data.encodings import to_unit
     from tfforensics.data.manifest import Manifest
     from tfforensics.data.reader import as_numpy
     from tfforensics.io.atomic import atomic_write_json
     from tfforensics.models.classifiers import is_binary
     from tfforensics.models.wrapped import load_model, unwrap
-    from tfforensics.training.fit import RUN_FILE, train
+    from tfforensics.training.fit import RUN_FILE
 
     run_dir = Path(model)
     if not (run_dir / RUN_FILE).is_file():
@@ -516,25 +531,23 @@ def immunize(model, dataset=None, out=None, *, kinds=IMMUNIZE_KINDS, per_kind: b
     x_test, y_test = as_numpy(manifest, "test")
     if not len(x_test):
         raise UserError(f"{manifest.root}: the test split is empty; immunize scores the test split.")
-    scale = lambda images: (images.astype(np.float32) / 127.5 - 1.0)  # noqa: E731  (the raw encoding)
+    def scale(images):  # the raw encoding
+        return to_unit(images.astype(np.float32))
+
     test_uint8 = to_uint8(x_test)
     attacked = {kind: scale(perturbed(test_uint8, kind, seed + 1 + i)) for i, kind in enumerate(kinds)}
     before = {"clean": _accuracy(classifier, x_test, y_test, names)}
     before.update({kind: _accuracy(classifier, images, y_test, names) for kind, images in attacked.items()})
 
     binary = is_binary(int(arguments.get("num_classes") or len(names)))
+    tuning = dict(run=run, manifest=manifest, out=out, classifier=classifier, binary=binary, epochs=epochs,
+                  batch_size=batch_size, learning_rate=lr, seed=seed, overwrite=overwrite, verbose=verbose,
+                  model_options=options)
 
     def fine_tune(kind, index):
-        train_uint8 = to_uint8(x_train)
-        images = scale(perturbed(train_uint8, kind, seed + 100 + index,
-                                 clean_share=1.0 / (len(kinds) + 1) if kind == "mixed" else 0.0))
-        labels = y_train.astype(np.float32).reshape(-1, 1) if binary else y_train
-        data = (tf.data.Dataset.from_tensor_slices((images, labels))
-                .shuffle(len(images), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
-                .apply(tf.data.experimental.assert_cardinality(-(-len(images) // batch_size))))
-        return train(run["model"], manifest, out=out / f"finetuned_{kind}", epochs=epochs, batch_size=batch_size,
-                     learning_rate=lr, early_stopping=0, seed=seed, overwrite=overwrite, verbose=verbose,
-                     model_options=options, initial_weights=classifier, train_dataset=data).classifier
+        clean_share = 1.0 / (len(kinds) + 1) if kind == "mixed" else 0.0
+        images = scale(perturbed(to_uint8(x_train), kind, seed + 100 + index, clean_share=clean_share))
+        return _fine_tuned(images, y_train, kind, **tuning)
 
     after = {}
     if per_kind:

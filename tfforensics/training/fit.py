@@ -647,6 +647,13 @@ def train(
         "num_classes": num_classes, "model_options": dict(model_options or {}),
         "fine_tuned": initial_weights is not None,
         "augmentation": augmentation.to_dict() if augmentation else None})
+    run_dir = _finish(setup, classifier, run)
+    return TrainResult(model=model, classifier=classifier, run_dir=run_dir, run=run)
+
+
+def _finish(setup: _Setup, classifier, run: dict) -> Path:
+    """Stage 6: run.json and the run files, the completion mark; a worker's temporary copy goes.
+    Returns the run directory (the chief's)."""
     run_dir = setup.run_dir
     atomic_write_json(run_dir / RUN_FILE, run)
     write_run_files(run_dir, classifier, run)  # model_summary.txt, history_*.png, result.json
@@ -654,10 +661,10 @@ def train(
     if not setup.chief:
         shutil.rmtree(run_dir, ignore_errors=True)  # this worker's temporary copy; the chief's is the run
         run_dir = setup.shared_dir
-    val_metrics = fitted_info["val_metrics"]
+    val_metrics = run["val_metrics"]
     logger.info("saved %s (val accuracy %s)", run_dir / MODEL_FILE,
                 f"{val_metrics['accuracy']:.2%}" if val_metrics else "n/a")
-    return TrainResult(model=model, classifier=classifier, run_dir=run_dir, run=run)
+    return run_dir
 
 
 def _run_record(setup: _Setup, model_name, model, class_names, fitted: dict, stopper, *, command, arguments) -> dict:
