@@ -290,7 +290,7 @@ def test_attribute_errors_are_one_line(small_run, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("tfforensics: error: ") and err.count("\n") == 1
     assert _launch("attribute", "fingerprints", small_run, "--out", tmp_path / "f") == 2
-    assert "--model visnet" in capsys.readouterr().err
+    assert "--arch visnet" in capsys.readouterr().err
 
 
 def test_registered_model_trains_through_tfforensics_train(small_run, tmp_path):
