@@ -352,3 +352,28 @@ def test_004_conveniences_hidden_units_and_cnn004_defaults(small_data, tmp_path,
 
     assert MODELS["cnn004"].train_defaults == {"epochs": 10, "early_stopping": 0}
     assert MODELS["npr"].train_defaults == {"learning_rate": 2e-4}
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_streamed_and_cached_training_input_hold_the_same_examples(dct_data, binary):
+    """The two branches of ``records_dataset``: streaming from the shards (``cache=False``, for
+    splits too large for memory) and the in-memory tensor gathered by shuffled index give every
+    train example exactly once per epoch, with labels shaped for the loss, and reshuffle each epoch."""
+    from tfforensics.data.reader import as_numpy
+    from tfforensics.training.fit import records_dataset
+
+    images, labels = as_numpy(dct_data, "train")
+    order = np.lexsort(images.reshape(len(images), -1).T[:8])
+    for cache in (False, True):
+        dataset = records_dataset(dct_data, "train", batch_size=7, binary=binary, shuffle=True, seed=5, cache=cache)
+        assert dataset.cardinality().numpy() == -(-len(images) // 7)
+        epochs = [[(x.numpy(), y.numpy()) for x, y in dataset] for _ in range(2)]
+        for batches in epochs:
+            x = np.concatenate([b[0] for b in batches])
+            y = np.concatenate([b[1] for b in batches])
+            assert y.shape == ((len(images), 1) if binary else (len(images),))
+            seen = np.lexsort(x.reshape(len(x), -1).T[:8])
+            np.testing.assert_allclose(x[seen], images[order], rtol=1e-6)
+            np.testing.assert_array_equal(y.reshape(-1)[seen], labels[order])
+        assert not np.array_equal(np.concatenate([b[0] for b in epochs[0]]),
+                                  np.concatenate([b[0] for b in epochs[1]]))  # a new order each epoch
