@@ -171,6 +171,32 @@ def test_lgrad_train_and_test_end_to_end(tree, tmp_path, capsys):
     assert 0 <= results["biggan"]["average_precision"] <= 1
 
 
+def test_lgrad_train_tests_the_families_at_each_decay(tree, tmp_path):
+    """As LGrad's train.py: the family test runs after every epoch at whose end the rate decays
+    (every 2 epochs with the original's timing: after epochs 3 and 5, counted from 1), on the
+    weights being trained; the row after the last epoch equals `lgrad test` of the saved model."""
+    from tfforensics.models.lgrad import TrainConfig, evaluate_detector, learning_rate_at, load_detector
+
+    grads = tree["root"] / "grads_decay"
+    assert launch(["img2grad", str(tree["images"]), str(grads), "--pkl", str(tree["pkl"]), "-q"]) == 0
+    run = tmp_path / "run"
+    assert launch(["lgrad", "train", str(grads / "progan"), str(run), "--arch", "small", "--epochs", "5",
+                   "--batch-size", "8", "--load-size", str(SIZE), "--crop-size", "28", "--decay-every", "2",
+                   "--test", str(grads), "-q"]) == 0
+    info = json.loads((run / "run.json").read_text())
+    config = TrainConfig(epochs=5, decay_every=2)
+    decays = [e + 1 for e in range(5) if learning_rate_at(e + 1, config) < learning_rate_at(e, config)]
+    assert decays == [3, 5]  # epochs 1-3 at the first rate, 4-5 at the second, then the next decay
+    rows = info["decay_tests"]
+    assert [r["epoch"] for r in rows] == decays and info["test"] == str(grads)
+    assert rows[0]["next_learning_rate"] == pytest.approx(0.8 * rows[0]["learning_rate"])
+    assert set(rows[-1]["families"]) == {"progan", "biggan", "mean"}
+    assert rows[-1]["families"]["progan"]["count"] == 48
+    saved = evaluate_detector(load_detector(run), grads, progress=False)
+    for family in ("progan", "biggan"):
+        assert rows[-1]["families"][family]["accuracy"] == pytest.approx(saved[family]["accuracy"], abs=1e-6)
+
+
 @pytest.mark.slow
 def test_lgrad_resnet50_one_epoch(tree, tmp_path, capsys):
     """The default architecture (torchvision's ResNet-50 v1.5, random init) trains and tests end to end."""

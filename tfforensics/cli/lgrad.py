@@ -45,6 +45,7 @@ def _add_train(actions) -> None:
                      "checkpoints)."),
         examples="""
             tfforensics lgrad train grads/train runs/lgrad-horse --classes horse --val grads/val
+            tfforensics lgrad train grads/train runs/lgrad-4class --classes car,cat,chair,horse --test grads/test
             tfforensics lgrad train grads/train runs/quick --arch small --epochs 2 --load-size 64 --crop-size 56
         """,
     )
@@ -55,6 +56,9 @@ def _add_train(actions) -> None:
     train.add_argument("--val", default=None, metavar="DIR",
                        help="gradient images of the val split (the original's <dataroot>/val, same layout and "
                             "--classes), scored each epoch; records carry their own val split")
+    train.add_argument("--test", default=None, metavar="DIR",
+                       help="a tree of test families (as `lgrad test` takes), scored after every epoch at whose end "
+                            "the learning rate decays, as the original tests its eight families; rows in run.json")
     model = train.add_argument_group("model")
     model.add_argument("--arch", choices=["resnet50", "resnet50_keras", "small"], default="resnet50",
                        help="resnet50 (default: torchvision's v1.5, the original's), resnet50_keras (Keras' v1, "
@@ -122,7 +126,8 @@ def run_train(args) -> int:
                          load_size=args.load_size, crop_size=args.crop_size, flip=not args.no_flip, seed=args.seed,
                          early_stopping=args.early_stopping or None, class_balance=args.class_bal)
     train_detector(args.root, args.out, config, classes=args.classes or None, progress=not args.quiet,
-                   command=args.command_line, overwrite=args.overwrite, val_root=args.val)
+                   command=args.command_line, overwrite=args.overwrite, val_root=args.val,
+                   test_root=args.test)
     logger.info("saved %s/model.keras", args.out)
     return 0
 

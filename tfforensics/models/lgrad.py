@@ -619,8 +619,32 @@ def _image_records(items, root, work: Path, seed: int, val_items=()) -> Path:
     return work
 
 
+class _DecayTests(keras.callbacks.Callback):
+    """The family test (:func:`evaluate_detector` on ``test_root``) after every epoch at whose end
+    the learning rate decays, on the weights being trained; one row per test, logged as a table."""
+
+    def __init__(self, test_root, config: TrainConfig, manifest):
+        super().__init__()
+        self.test_root, self.config, self.manifest, self.rows = test_root, config, manifest, []
+
+    def on_train_begin(self, logs=None):
+        from tfforensics.models.wrapped import wrap_with_preprocessing
+
+        self.scorer = wrap_with_preprocessing(self.model, self.manifest)  # shares the trained layers
+
+    def on_epoch_end(self, epoch, logs=None):
+        rate, next_rate = learning_rate_at(epoch, self.config), learning_rate_at(epoch + 1, self.config)
+        if next_rate >= rate:
+            return
+        families = evaluate_detector(self.scorer, self.test_root, progress=False)
+        self.rows.append({"epoch": epoch + 1, "learning_rate": rate, "next_learning_rate": next_rate,
+                          "families": families})
+        logger.info("test after epoch %d (learning rate %.3g -> %.3g):\n%s", epoch + 1, rate, next_rate,
+                    format_table(families))
+
+
 def train_detector(train_root, output, config: TrainConfig = TrainConfig(), *, classes=None, progress: bool = True,
-                   command: str = "", overwrite: bool = False, val_root=None):
+                   command: str = "", overwrite: bool = False, val_root=None, test_root=None):
     """Train the LGrad detector on records written by ``img2grad --format tfrecords`` (train
     split; val split, when there is one, scored each epoch), or on gradient images laid out as
     ``<root>/[<class>/]0_real|1_fake`` (written to records first, in a staging folder).
@@ -630,7 +654,10 @@ def train_detector(train_root, output, config: TrainConfig = TrainConfig(), *, c
     directory (``model.keras``, ``run.json`` with the recipe and the class counts, checkpoints).
     ``val_root``: gradient images of the val split (same layout and ``classes``), scored each
     epoch as the original's ``<dataroot>/val`` (at their own size; the original resized and
-    centre-cropped them). Returns the saved model (0..255 images in, class scores out).
+    centre-cropped them). ``test_root``: a tree of test families (as :func:`evaluate_detector`
+    takes), scored after every epoch at whose end the learning rate decays, as LGrad's train.py
+    tests its eight families at each decay; the rows go to ``run.json`` (``decay_tests``).
+    Returns the saved model (0..255 images in, class scores out).
     """
     from tfforensics.io.outputs import MARKER, check_sources, is_output, read_marker
     from tfforensics.training.fit import RUN_FILE, claim_run_dir, train
@@ -641,7 +668,9 @@ def train_detector(train_root, output, config: TrainConfig = TrainConfig(), *, c
     if output.is_dir() and is_output(output) and not (read_marker(output) or {}).get("files", True) and \
             not any(p.name != MARKER for p in output.iterdir()):
         overwrite = True  # an empty folder of ours (e.g. made for this run by `reproduce`)
-    check_sources(output, [train_root] + ([val_root] if val_root else []))
+    check_sources(output, [train_root] + [root for root in (val_root, test_root) if root])
+    if test_root is not None:
+        find_families(test_root)  # a missing or empty test tree fails before training
     claim_run_dir(output, overwrite)  # before any work
     staging, val_items = None, []
     if is_records(train_root):
@@ -666,9 +695,12 @@ def train_detector(train_root, output, config: TrainConfig = TrainConfig(), *, c
             staging.chmod(default_dir_mode())
             manifest = Manifest.load(_image_records(items, train_root, staging, config.seed, val_items))
         schedule = keras.callbacks.LearningRateScheduler(lambda epoch: learning_rate_at(epoch, config))
+        callbacks = [schedule]
+        if test_root is not None:
+            callbacks.append(_DecayTests(test_root, config, manifest))
         result = train("lgrad", manifest, out=output, epochs=config.epochs, batch_size=config.batch_size,
                        learning_rate=config.learning_rate, early_stopping=config.early_stopping, seed=config.seed,
-                       verbose=1 if progress else 0, command=command, callbacks=[schedule],
+                       verbose=1 if progress else 0, command=command, callbacks=callbacks,
                        model_options={"arch": config.arch, "weights": config.weights, "any_size": True},
                        train_dataset=augmented_batches(manifest, config))
     finally:
@@ -676,7 +708,8 @@ def train_detector(train_root, output, config: TrainConfig = TrainConfig(), *, c
             remove_tree(staging)
     run = {**result.run, "dataset": str(train_root), "classes": classes, "counts": counts,
            "val": str(val_root) if val_root else None, "val_images": len(val_items),
-           "recipe": dataclasses.asdict(config)}
+           "recipe": dataclasses.asdict(config),
+           **({"test": str(test_root), "decay_tests": callbacks[-1].rows} if test_root is not None else {})}
     atomic_write_json(output / RUN_FILE, run)
     result.run.update(run)
     return result.model
