@@ -17,7 +17,6 @@ import pickle
 import shutil
 import sys
 import tracemalloc
-import types
 import zipfile
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import pytest
 from PIL import Image
 
 from conftest import write_folder
+from _dnnlib import Network, dnnlib_dumps
 from tfforensics.benchmark.photos import load_photos, random_crops, upsampled
 from tfforensics.cli.main import launch
 from tfforensics.data.encodings import Encoding
@@ -311,35 +311,12 @@ def test_intact_datasets_pass_every_check(base):
 
 # --- 3. StyleGAN pickles: bounded before allocating, one line with the file name -----------------
 
-class Network:
-    """Pickles as the global ``dnnlib.tflib.network.Network`` with a state dict, as dnnlib did."""
-
-    def __init__(self, state):
-        self._state = state
-
-    def __getstate__(self):
-        return self._state
-
-
-Network.__module__ = "dnnlib.tflib.network"
-Network.__qualname__ = "Network"
 
 
 def _network_pickle(static_kwargs, variables=()) -> bytes:
-    fake = {name: types.ModuleType(name) for name in ("dnnlib", "dnnlib.tflib", "dnnlib.tflib.network")}
-    fake["dnnlib.tflib.network"].Network = Network
-    saved = {name: sys.modules.get(name) for name in fake}
-    sys.modules.update(fake)
-    try:
-        d = Network({"version": 3, "name": "D", "static_kwargs": static_kwargs, "components": {},
-                     "build_module_src": "", "build_func_name": "D_basic", "variables": list(variables)})
-        return pickle.dumps((d,), protocol=2)
-    finally:
-        for name, module in saved.items():
-            if module is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = module
+    d = Network({"version": 3, "name": "D", "static_kwargs": static_kwargs, "components": {},
+                 "build_module_src": "", "build_func_name": "D_basic", "variables": list(variables)})
+    return dnnlib_dumps((d,), 2)
 
 
 def _global(module: str, name: str) -> bytes:

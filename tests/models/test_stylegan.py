@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import functools
 import pickle
-import sys
-import types
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from _dnnlib import Network, dnnlib_dumps
 from tfforensics.models.stylegan import build_discriminator, build_synthesis, tf1_variables
 from tfforensics.models.stylegan.layers import EqualizedConv2D
 from tfforensics.models.stylegan.pkl import (
@@ -91,18 +90,6 @@ def tf1_mapping_variables(kw):
 
 # --- writing pickles as dnnlib did -------------------------------------------------------------
 
-class Network:
-    """Pickles like dnnlib's Network: global ``dnnlib.tflib.network.Network`` + its state dict."""
-
-    def __init__(self, state):
-        self._state = state
-
-    def __getstate__(self):
-        return self._state
-
-
-Network.__module__ = "dnnlib.tflib.network"
-Network.__qualname__ = "Network"
 
 
 def random_values(spec, rng, scale=1.0):
@@ -148,18 +135,7 @@ def official_pickle(d_kwargs=D_KWARGS, g_kwargs=G_KWARGS, seed=0, protocol=4, ol
         return network(name, "G_style", g_kwargs, own, {"synthesis": synthesis, "mapping": mapping})
 
     d = network("D", "D_basic", d_kwargs, d_variables or random_values(tf1_d_variables(d_kwargs), rng))
-    fake = {name: types.ModuleType(name) for name in ("dnnlib", "dnnlib.tflib", "dnnlib.tflib.network")}
-    fake["dnnlib.tflib.network"].Network = Network
-    saved = {name: sys.modules.get(name) for name in fake}
-    sys.modules.update(fake)
-    try:
-        data = pickle.dumps((generator("G"), d, generator("Gs")), protocol=protocol)
-    finally:
-        for name, module in saved.items():
-            if module is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = module
+    data = dnnlib_dumps((generator("G"), d, generator("Gs")), protocol)
     if old_numpy_names:  # as written by NumPy 1.x (GLOBAL opcodes are newline-terminated text)
         assert protocol <= 2
         data = data.replace(b"numpy._core.multiarray\n", b"numpy.core.multiarray\n")
