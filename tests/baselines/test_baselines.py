@@ -426,16 +426,17 @@ def test_npy_and_record_datasets_give_the_same_result(prepared, three_sources, t
     np.testing.assert_allclose(a.fingerprints_, b.fingerprints_, atol=1e-4 * np.abs(a.fingerprints_).max())
 
 
-@pytest.mark.parametrize("classes,C", [(2, 1.0), (3, 0.1), (4, 10.0)])
-def test_newton_svm_equals_liblinear_run_to_a_tight_tolerance(classes, C):
-    """The eigenfaces' SVM: the same squared-hinge minimiser as LinearSVC (penalised intercept, OvR)."""
+@pytest.mark.parametrize("classes,C,samples", [(2, 1.0, 240), (3, 0.1, 240), (4, 10.0, 240), (3, 0.1, 25)])
+def test_newton_svm_equals_liblinear_run_to_a_tight_tolerance(classes, C, samples):
+    """The eigenfaces' SVM: the same squared-hinge minimiser as LinearSVC (penalised intercept, OvR);
+    25 samples of 30 features take the Woodbury steps."""
     from sklearn.svm import LinearSVC
 
     from tfforensics.baselines.svm import NewtonLinearSVC
 
     rng = np.random.default_rng(classes)
-    X = rng.normal(size=(240, 30)) * np.logspace(0, 1.5, 30)  # unequal scales, like PCA coordinates
-    y = rng.integers(0, classes, 240)
+    X = rng.normal(size=(samples, 30)) * np.logspace(0, 1.5, 30)  # unequal scales, like PCA coordinates
+    y = rng.integers(0, classes, samples)
     X[:, 0] += 2.0 * y
     reference = LinearSVC(C=C, dual=False, tol=1e-9, max_iter=100_000).fit(X, y)
     ours = NewtonLinearSVC(C=C).fit(X, y)
@@ -449,6 +450,21 @@ def test_newton_svm_equals_liblinear_run_to_a_tight_tolerance(classes, C):
     Xb = np.hstack([X, np.ones((len(X), 1))])
     slack = np.maximum(0.0, 1.0 - sign * (Xb @ w))
     assert np.linalg.norm(w - 2 * C * Xb.T @ (sign * slack)) < 1e-6 * np.linalg.norm(2 * C * Xb.T @ sign)
+
+
+@pytest.mark.parametrize("samples,features,C", [(90, 150, 0.1), (300, 120, 10.0), (200, 190, 1e-3)])
+def test_newton_svm_small_margin_set_steps_equal_the_primal_ones(samples, features, C):
+    """The Woodbury form of the Newton step (margin sets smaller than d, from the Gram
+    matrix) reaches the primal form's minimiser, in the same iterations."""
+    from tfforensics.baselines.svm import _fit_binary
+
+    rng = np.random.default_rng(samples)
+    X = np.hstack([rng.normal(size=(samples, features)) * np.logspace(0, 2, features), np.ones((samples, 1))])
+    y = np.where(X[:, 0] + 20 * rng.normal(size=samples) > 0, 1.0, -1.0)
+    primal, primal_iterations = _fit_binary(X, y, C, 1e-10, 100)
+    woodbury, woodbury_iterations = _fit_binary(X, y, C, 1e-10, 100, gram=X @ X.T)
+    np.testing.assert_allclose(woodbury, primal, rtol=0, atol=1e-7 * np.abs(primal).max())
+    assert abs(woodbury_iterations - primal_iterations) <= 1 and primal_iterations > 1
 
 
 def test_newton_svm_eigenfaces_saves_and_loads(tmp_path):
