@@ -208,8 +208,13 @@ def _leave_one_out_rows(source: Path, class_names: list[str], out: Path, profile
     from tfforensics.evaluation.evaluate import evaluate_model
     from tfforensics.training.fit import train
 
+    def fitted(data, name):
+        return train("log2", data, out=out / "lofo" / name, epochs=profile.epochs,
+                     early_stopping=max(3, profile.epochs // 5), seed=seed, overwrite=True, verbose=0).model_path
+
     real, fakes = class_names[0], class_names[1:]
     rows = []
+    seen_model = None  # trained once on real vs every family: the same train and val splits for each held-out family
     for held_out in fakes:
         others = [f for f in fakes if f != held_out]
         tree = _binary_tree(source, out / "lofo" / f"src_{held_out}", real, others, [held_out])
@@ -219,14 +224,14 @@ def _leave_one_out_rows(source: Path, class_names: list[str], out: Path, profile
         seen = prepare(in_family, out / "lofo" / f"dct_{held_out}_seen", Encoding(log=True, color=True, normalize=True),
                        presplit=True, workers=workers, seed=seed, overwrite=True, progress=False)
         row = {"held_out": held_out, "trained_on": others}
-        for key, data in (("unseen", dataset), ("seen", seen)):
-            result = train("log2", data, out=out / "lofo" / f"log2_{held_out}_{key}", epochs=profile.epochs,
-                           early_stopping=max(3, profile.epochs // 5), seed=seed, overwrite=True, verbose=0)
-            report = evaluate_model(result.model_path, data, plots=False)
+        unseen_model = fitted(dataset, f"log2_{held_out}_unseen")
+        seen_model = seen_model or fitted(seen, "log2_seen")
+        for key, data, model_path in (("unseen", dataset, unseen_model), ("seen", seen, seen_model)):
+            report = evaluate_model(model_path, data, plots=False)
             binary = report.get("real_vs_fake") or {}
             row[f"{key}_accuracy"] = binary.get("accuracy", report["accuracy"])
             row[f"{key}_ap"] = binary.get("average_precision")
-            row.update(_calibrated(result.model_path, data, key))
+            row.update(_calibrated(model_path, data, key))
         rows.append(row)
     return rows
 
