@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from numbers import Integral, Real
 
+import joblib
 import numpy as np
 import scipy.linalg
 from sklearn.base import BaseEstimator
@@ -26,6 +27,7 @@ from sklearn.linear_model._base import LinearClassifierMixin
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import validate_data
+from threadpoolctl import threadpool_limits
 
 
 #: Largest samples' Gram matrix (bytes) that :class:`NewtonLinearSVC` keeps for its Woodbury steps.
@@ -113,6 +115,9 @@ class NewtonLinearSVC(LinearClassifierMixin, BaseEstimator):
         tol: stop when the gradient norm falls below ``tol`` times its value at ``w = 0``.
         max_iter: Newton iterations per binary problem (a handful are usual).
         intercept_scaling: value of the bias feature, as ``LinearSVC``.
+        n_jobs: threads for the one-vs-rest problems (joblib's convention; default all
+            cores). Each runs its linear algebra on one BLAS thread: on a machine whose
+            cores are busy, OpenBLAS's own threads spin and made the same fit 18-30x slower.
 
     Attributes:
         coef_, intercept_, classes_, n_iter_: as ``LinearSVC`` (``n_iter_`` the largest
@@ -124,13 +129,16 @@ class NewtonLinearSVC(LinearClassifierMixin, BaseEstimator):
         "tol": [Interval(Real, 0.0, None, closed="neither")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "intercept_scaling": [Interval(Real, 0.0, None, closed="neither")],
+        "n_jobs": [Integral, None],
     }
 
-    def __init__(self, C: float = 1.0, *, tol: float = 1e-10, max_iter: int = 100, intercept_scaling: float = 1.0):
+    def __init__(self, C: float = 1.0, *, tol: float = 1e-10, max_iter: int = 100, intercept_scaling: float = 1.0,
+                 n_jobs: int | None = -1):
         self.C = C
         self.tol = tol
         self.max_iter = max_iter
         self.intercept_scaling = intercept_scaling
+        self.n_jobs = n_jobs
 
     def fit(self, X, y):
         self._validate_params()
@@ -145,13 +153,12 @@ class NewtonLinearSVC(LinearClassifierMixin, BaseEstimator):
         # than d, and kept to GRAM_BYTES
         n, d = features.shape
         gram = features @ features.T if n < 4 * d and n * n * 8 <= GRAM_BYTES else None
-        weights, iterations = [], []
-        for positive in positives:
-            w, n = _fit_binary(features, np.where(y == positive, 1.0, -1.0), float(self.C), self.tol, self.max_iter,
-                               gram)
-            weights.append(w)
-            iterations.append(n)
-        weights = np.asarray(weights)
+        with threadpool_limits(1, user_api="blas"):
+            fitted = joblib.Parallel(n_jobs=self.n_jobs, prefer="threads")(
+                joblib.delayed(_fit_binary)(features, np.where(y == positive, 1.0, -1.0), float(self.C), self.tol,
+                                            self.max_iter, gram) for positive in positives)
+        weights = np.asarray([w for w, _ in fitted])
+        iterations = [n for _, n in fitted]
         self.coef_ = weights[:, :-1]
         self.intercept_ = weights[:, -1] * float(self.intercept_scaling)
         self.n_iter_ = int(max(iterations))
