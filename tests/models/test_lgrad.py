@@ -298,7 +298,7 @@ def test_lgrad_augmentation_is_seeded_and_off_is_untouched(records):
     assert 0 < changed.mean() < 1  # p = 0.5 for each of two steps: some images untouched, some not
 
 
-def test_lgrad_train_with_augment(records, tmp_path):
+def test_lgrad_train_with_augment(records, tmp_path, capsys):
     from tfforensics.models.lgrad import load_detector
     from tfforensics.models.wrapped import metadata_of
 
@@ -312,7 +312,7 @@ def test_lgrad_train_with_augment(records, tmp_path):
     assert metadata_of(model)["augmentation"] == "blur_prob=0.5,blur_sigma=0:3,jpeg_prob=0.5,jpeg_quality=30:100"
     scores = model.predict(np.zeros((2, SIZE, SIZE, 3), np.float32), verbose=0)
     assert scores.shape[0] == 2 and np.isfinite(scores).all()
-    # augmentation of encoded records that are not LGrad's stays refused by `train` (pixels only), here
-    # LGrad's pipeline applies it; a bad spec is one line before any work
+    # a bad spec is one line, before any work
     assert launch(["lgrad", "train", str(records), str(tmp_path / "bad"), "--augment", "blur_prob=2", "-q"]) != 0
+    assert capsys.readouterr().err.strip().startswith("tfforensics: error: augmentation: blur_prob")
     assert not (tmp_path / "bad").exists()
