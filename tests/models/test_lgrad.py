@@ -260,3 +260,59 @@ def test_detector_preprocessing_follows_the_weights(tmp_path):
     np.testing.assert_allclose(again.predict_on_batch(x), model.predict_on_batch(x), rtol=1e-5)
     with pytest.raises(ValueError, match="no pretrained weights"):
         build_detector("small", "imagenet")
+
+
+def _batches(records, **config):
+    from tfforensics.data.manifest import Manifest
+    from tfforensics.models.lgrad import TrainConfig, augmented_batches
+
+    dataset = augmented_batches(Manifest.load(records), TrainConfig(batch_size=8, load_size=SIZE, crop_size=24,
+                                                                    **config))
+    return [np.concatenate([x.numpy() for x, _ in dataset]) for _ in range(2)]  # two epochs
+
+
+def test_lgrad_augmentation_is_seeded_and_off_is_untouched(records):
+    """CNNDetection's blur + JPEG on the gradient images before the crop and flip: the same seed
+    gives the same batches, another seed others; an identity augmentation (blur with sigma 0,
+    always) takes every image through uint8 and back and gives the batches without augmentation
+    bit for bit, so the conversion is exact and augmentation off leaves the records as they are."""
+    from tfforensics.data.augment import Augmentation
+    from tfforensics.models.lgrad import pixels_to_unit, unit_to_pixels
+
+    x, _ = as_numpy(records, "train")
+    back, _ = pixels_to_unit(*unit_to_pixels(tf.constant(x), None))
+    np.testing.assert_array_equal(back.numpy(), x)  # 8-bit images stored as k / 127.5 - 1
+
+    off = _batches(records)
+    np.testing.assert_array_equal(_batches(records, augmentation=Augmentation(blur_prob=1.0, blur_sigma=(0.0, 0.0)))[0],
+                                  off[0])
+    robust = Augmentation.parse("blur_jpg_prob=0.5")
+    on = _batches(records, augmentation=robust)
+    again = _batches(records, augmentation=robust)
+    for epoch in range(2):
+        np.testing.assert_array_equal(on[epoch], again[epoch])
+        assert on[epoch].shape == off[epoch].shape and not np.array_equal(on[epoch], off[epoch])
+    assert not np.array_equal(on[0], on[1])  # new draws each epoch
+    assert not np.array_equal(on[0], _batches(records, augmentation=robust, seed=1)[0])
+    changed = np.abs(on[0] - off[0]).reshape(len(off[0]), -1).max(axis=1) > 0
+    assert 0 < changed.mean() < 1  # p = 0.5 for each of two steps: some images untouched, some not
+
+
+def test_lgrad_train_with_augment(records, tmp_path, capsys):
+    from tfforensics.models.lgrad import load_detector
+    from tfforensics.models.wrapped import metadata_of
+
+    run = tmp_path / "run"
+    assert launch(["lgrad", "train", str(records), str(run), "--arch", "small", "--epochs", "2", "--batch-size", "8",
+                   "--load-size", str(SIZE), "--crop-size", "24", "--augment", "blur_jpg_prob=0.5", "-q"]) == 0
+    info = json.loads((run / "run.json").read_text())
+    assert info["arguments"]["augmentation"]["blur_prob"] == 0.5 and info["arguments"]["augmentation"]["jpeg_prob"] == 0.5
+    assert info["recipe"]["augmentation"]["jpeg_quality"] == [30, 100]
+    model = load_detector(run)
+    assert metadata_of(model)["augmentation"] == "blur_prob=0.5,blur_sigma=0:3,jpeg_prob=0.5,jpeg_quality=30:100"
+    scores = model.predict(np.zeros((2, SIZE, SIZE, 3), np.float32), verbose=0)
+    assert scores.shape[0] == 2 and np.isfinite(scores).all()
+    # a bad spec is one line, before any work
+    assert launch(["lgrad", "train", str(records), str(tmp_path / "bad"), "--augment", "blur_prob=2", "-q"]) != 0
+    assert capsys.readouterr().err.strip().startswith("tfforensics: error: augmentation: blur_prob")
+    assert not (tmp_path / "bad").exists()

@@ -5,8 +5,9 @@ Stages, each a call into the library, each timed and announced with one progress
 1. benchmark images: the shipped real photo crops (split by photo) + samples of the
    project's own GANs, one per up-sampling family (``tfforensics.benchmark.build``);
 2. ``prepare``: pixels in [-1, 1] and normalised colour log-DCT records;
-3. classifiers (``log2`` and ``cnn``) on pixels and on the DCT: attribution accuracy over
-   all sources (Frank et al.'s table), and real-vs-fake accuracy / AP from the same models;
+3. classifiers (``log2`` and ``cnn``) on pixels and on the DCT (the default profile: NPR on pixels
+   too): attribution accuracy over all sources (Frank et al.'s table), and real-vs-fake
+   accuracy / AP from the same models;
 4. generalisation: leave-one-family-out real-vs-fake detection (train on the other
    families, test on the held-out one): ACC at 0.5, AP, and ACC at the threshold of best
    balanced accuracy on the val split (which holds the training families only);
@@ -17,8 +18,9 @@ Stages, each a call into the library, each timed and announced with one progress
 8. Yu et al.'s attribution network (and, in the default profile, its fingerprint-visualisation
    variant) on the pixel records: rows beside the classifier rows, one fingerprint panel, and
    the immunization table (``tfforensics.evaluation.attribution.attribution_rows``);
-9. augmentation: ``log2`` and ``cnn`` on the DCT trained again with CNNDetection's blur + JPEG
-   augmentation (p = 0.5) on uint8 pixel records, before the models' own encoding;
+9. augmentation: ``log2`` and ``cnn`` on the DCT (and NPR where it ran) trained again with
+   CNNDetection's blur + JPEG augmentation (p = 0.5) on uint8 pixel records, before the models'
+   own encoding;
 10. robustness: every detector above (classifiers with and without augmentation, Yu et al.,
    LGrad) on the test split, clean and after JPEG 95 / 75, blur sigma 1 / 2, down-and-up
    resize 0.5 and noise sigma 5, each perturbed set made once (``tfforensics.evaluation.robustness``);
@@ -67,6 +69,9 @@ class Profile:
     yu_fmap_max: int
     yu_visnet: bool
     yu_immunize_epochs: int
+    #: NPR (``npr`` on pixels, without and with augmentation); 0 leaves it out: one NPR training
+    #: at the quick profile's sizes costs minutes on 2 cores, not seconds
+    npr_epochs: int = 0
 
 
 PROFILES = {
@@ -77,7 +82,7 @@ PROFILES = {
     "default": Profile(per_source=1000, epochs=60, cnn_epochs=30, lgrad_epochs=30, knn_grid=(1, 3, 5, 9, 17, 33, 65),
                        eigen_grid={"pca_variance": [0.25, 0.5, 0.75, 0.95], "C": [1e-4, 1e-3, 1e-2, 1e-1]},
                        prnu_grid={"levels": [1, 2, 3, 4], "sigma": [0.3, 0.6, 0.9]}, yu_epochs=5, yu_fmap_max=8,
-                       yu_visnet=True, yu_immunize_epochs=1),
+                       yu_visnet=True, yu_immunize_epochs=1, npr_epochs=3),
 }
 
 
@@ -128,32 +133,49 @@ def gan_sources() -> tuple[dict, int]:
 
 # ----------------------------------------------------------------------------- stages
 
+def _classifiers(profile: Profile, encodings) -> list[tuple[str, str]]:
+    """``(model, input)`` of the classifier rows: ``log2`` and ``cnn`` on each encoding (pixels, DCT),
+    and NPR on pixels where the profile trains it (its residual is a pixel-domain operation)."""
+    rows = [(model_name, encoding) for model_name in ("log2", "cnn") for encoding in encodings]
+    return rows + ([("npr", "pixels")] if profile.npr_epochs and "pixels" in encodings else [])
+
+
+def _recipe(model_name: str, profile: Profile) -> dict:
+    """Epochs, early stopping and the model's own training defaults (NPR's Adam 2e-4) of one classifier."""
+    from tfforensics.models.classifiers import MODELS
+
+    epochs = {"log2": profile.epochs, "npr": profile.npr_epochs}.get(model_name, profile.cnn_epochs)
+    defaults = getattr(MODELS[model_name], "train_defaults", {})
+    return {"epochs": epochs, "early_stopping": max(3, epochs // 5),
+            **({"learning_rate": defaults["learning_rate"]} if "learning_rate" in defaults else {})}
+
+
 def _classifier_rows(datasets: dict, out: Path, profile: Profile, seed: int) -> list[dict]:
     from tfforensics.evaluation.evaluate import evaluate_model
     from tfforensics.training.fit import train
 
     rows = []
-    for model_name in ("log2", "cnn"):
-        for encoding, dataset in datasets.items():
-            epochs = profile.epochs if model_name == "log2" else profile.cnn_epochs
-            result = train(model_name, dataset, out=out / "classifiers" / f"{model_name}_{encoding}", epochs=epochs,
-                           early_stopping=max(3, epochs // 5), seed=seed, overwrite=True, verbose=0)
-            report = evaluate_model(result.model_path, dataset, out=out / "classifiers" / f"{model_name}_{encoding}" / "test",
-                                    overwrite=True)
-            binary = report.get("real_vs_fake") or {}
-            rows.append({
-                "method": model_name, "input": encoding, "attribution_accuracy": report["accuracy"],
-                "real_vs_fake_accuracy": binary.get("accuracy"), "real_vs_fake_ap": binary.get("average_precision"),
-                "epochs_run": len(result.run.get("history", {}).get("loss", [])),
-            })
+    for model_name, encoding in _classifiers(profile, datasets):
+        dataset = datasets[encoding]
+        result = train(model_name, dataset, out=out / "classifiers" / f"{model_name}_{encoding}", seed=seed,
+                       overwrite=True, verbose=0, **_recipe(model_name, profile))
+        report = evaluate_model(result.model_path, dataset, out=out / "classifiers" / f"{model_name}_{encoding}" / "test",
+                                overwrite=True)
+        binary = report.get("real_vs_fake") or {}
+        rows.append({
+            "method": model_name, "input": encoding, "attribution_accuracy": report["accuracy"],
+            "real_vs_fake_accuracy": binary.get("accuracy"), "real_vs_fake_ap": binary.get("average_precision"),
+            "epochs_run": len(result.run.get("history", {}).get("loss", [])),
+        })
     return rows
 
 
 #: The detectors that ``reproduce`` also trains with augmentation (CNNDetection's recipe: blur
 #: σ ~ U[0, 3] and JPEG quality ~ U[30, 100], each with probability 0.5), on uint8 pixel records
-#: of the same encoding, so that the robustness table shows the augmentation's effect.
+#: of the same encoding, so that the robustness table shows the augmentation's effect; NPR only
+#: where the profile trains it (:attr:`Profile.npr_epochs`).
 AUGMENTATION = "blur_jpg_prob=0.5"
-AUGMENTED = (("log2", "dct"), ("cnn", "dct"))
+AUGMENTED = (("log2", "dct"), ("cnn", "dct"), ("npr", "pixels"))
 
 
 def _augmented_rows(source: Path, out: Path, profile: Profile, seed: int, workers, encodings: dict) -> list[dict]:
@@ -167,14 +189,15 @@ def _augmented_rows(source: Path, out: Path, profile: Profile, seed: int, worker
     augmentation = Augmentation.parse(AUGMENTATION)
     rows, datasets = [], {}
     for model_name, encoding in AUGMENTED:
+        if (model_name, encoding) not in _classifiers(profile, encodings):
+            continue
         if encoding not in datasets:
             datasets[encoding] = prepare(source, out / "records" / f"{encoding}_pixels", encodings[encoding],
                                          layout="pixels", presplit=True, workers=workers, seed=seed, overwrite=True,
                                          progress=False)
         folder = out / "classifiers_augmented" / f"{model_name}_{encoding}"
-        epochs = profile.epochs if model_name == "log2" else profile.cnn_epochs
-        result = train(model_name, datasets[encoding], out=folder, epochs=epochs, early_stopping=max(3, epochs // 5),
-                       seed=seed, overwrite=True, verbose=0, augmentation=augmentation)
+        result = train(model_name, datasets[encoding], out=folder, seed=seed, overwrite=True, verbose=0,
+                       augmentation=augmentation, **_recipe(model_name, profile))
         report = evaluate_model(result.model_path, datasets[encoding], plots=False)
         binary = report.get("real_vs_fake") or {}
         rows.append({"method": model_name, "input": encoding, "augmentation": augmentation.describe(),
@@ -301,7 +324,8 @@ def _lgrad_rows(source: Path, class_names: list[str], out: Path, profile: Profil
 
 def robustness_detectors(results: dict, out: Path) -> list:
     """The detectors of the robustness table, from the models this run saved: the classifiers
-    (``log2``, ``cnn`` on pixels and DCT; fake score 1 - P(real)), Yu et al.'s network and
+    (``log2``, ``cnn`` on pixels and DCT, NPR on pixels where the profile trains it; fake score
+    1 - P(real)), Yu et al.'s network and
     the LGrad detector. Detectors trained with augmentation are one more
     :class:`~tfforensics.evaluation.robustness.Detector` entry each (with their ``training``)."""
     from tfforensics.evaluation.robustness import Detector

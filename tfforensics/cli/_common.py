@@ -133,6 +133,11 @@ FLAGS = {flag.dest: flag for flag in (
     Flag(("--classes",), "classes", "class folders to use (spaces or commas between them)",
          {"action": ListAction, "metavar": "NAME"}),
     Flag(("--real-class",), "real_class", "name or label of the real class (the others count as fake)", {}),
+    Flag(("--augment",), "augment", "augment the training images on the fly (tfforensics.data.augment): "
+         "CNNDetection's blur_jpg_prob=P (Gaussian blur sigma ~ U[0,3] and JPEG quality ~ U[30,100], each with "
+         "probability P; 0.1 or 0.5), or KEY=VALUE,... of blur_prob, blur_sigma=LO:HI, jpeg_prob, "
+         "jpeg_quality=LO:HI, resize_prob, resize_scale=LO:HI, noise_prob, noise_sigma=LO:HI (0..255); none is off",
+         {"metavar": "SPEC"}),
     Flag(("--compat",), "compat", "behave as an original tool did, for its data (see docs/cli.md)", {}),
 )}
 
@@ -252,15 +257,10 @@ def add_skip_bad(parser) -> None:
     add_max_pixels(parser)
 
 
-def add_augment(parser) -> None:
-    """``--augment SPEC``: training-time augmentation of pixel records (:mod:`tfforensics.data.augment`)."""
-    parser.add_argument(
-        "--augment", default=None, metavar="SPEC",
-        help="augment the train split's pixels on the fly (records of `prepare --layout pixels`): "
-             "CNNDetection's blur_jpg_prob=P (Gaussian blur sigma ~ U[0,3] and JPEG quality ~ U[30,100], each "
-             "with probability P; 0.1 or 0.5), or KEY=VALUE,... of blur_prob, blur_sigma=LO:HI, jpeg_prob, "
-             "jpeg_quality=LO:HI, resize_prob, resize_scale=LO:HI, noise_prob, noise_sigma=LO:HI (0..255)",
-    )
+def add_augment(parser, detail: str) -> None:
+    """``--augment SPEC``: training-time augmentation (:mod:`tfforensics.data.augment`); ``detail``
+    says which images the command augments."""
+    add_flag(parser, "augment", detail=detail)
 
 
 def augmentation_of(args):

@@ -68,7 +68,7 @@ def _add_train(commands) -> None:
     add_flag(fit, "batch_size", default=32, detail="the global batch, over all replicas")
     add_flag(fit, "lr", default=1e-3)
     add_flag(fit, "early_stopping", default=5)
-    add_augment(fit)
+    add_augment(fit, "the train split of `prepare --layout pixels` records, before the model's own encoding")
     net = parser.add_argument_group("network")
     net.add_argument("--switching-res", type=positive_int, default=None,
                      help="attribution_predown: blur and sub-sample the input to this side first (default: half)")

@@ -7,8 +7,8 @@ import logging
 from pathlib import Path
 
 from tfforensics.cli._common import (
-    ListAction, add_command, add_flag, add_legacy, add_out, add_output_args, add_runtime_args, positive_int,
-    setup_logging,
+    ListAction, add_augment, add_command, add_flag, add_legacy, add_out, add_output_args, add_runtime_args,
+    augmentation_of, positive_int, setup_logging,
 )
 
 logger = logging.getLogger(__name__)
@@ -46,6 +46,7 @@ def _add_train(actions) -> None:
         examples="""
             tfforensics lgrad train grads/train runs/lgrad-horse --classes horse --val grads/val
             tfforensics lgrad train grads/train runs/lgrad-4class --classes car,cat,chair,horse --test grads/test
+            tfforensics lgrad train grads/train runs/lgrad-robust --classes horse --augment blur_jpg_prob=0.5
             tfforensics lgrad train grads/train runs/quick --arch small --epochs 2 --load-size 64 --crop-size 56
         """,
     )
@@ -73,6 +74,7 @@ def _add_train(actions) -> None:
     schedule.add_argument("--decay-every", type=positive_int, default=10, help="epochs between decays (default: 10)")
     schedule.add_argument("--decay-factor", type=float, default=0.8, help="learning-rate factor (default: 0.8)")
     augment = train.add_argument_group("augmentation")
+    add_augment(augment, "the gradient images, before the resize, crop and flip (CNNDetection's order)")
     augment.add_argument("--load-size", type=positive_int, default=256, help="resize to this square first (default: 256)")
     augment.add_argument("--crop-size", type=positive_int, default=224, help="random crop (default: 224)")
     augment.add_argument("--no-flip", action="store_true", help="no random horizontal flip")
@@ -121,10 +123,12 @@ def run_train(args) -> int:
     from tfforensics.models.lgrad import TrainConfig, train_detector
 
     setup_logging(args.quiet)
+    augmentation = augmentation_of(args)  # a bad --augment fails before any work
     config = TrainConfig(arch=args.arch, weights=args.weights, epochs=args.epochs, batch_size=args.batch_size,
                          learning_rate=args.lr, decay_every=args.decay_every, decay_factor=args.decay_factor,
                          load_size=args.load_size, crop_size=args.crop_size, flip=not args.no_flip, seed=args.seed,
-                         early_stopping=args.early_stopping or None, class_balance=args.class_bal)
+                         early_stopping=args.early_stopping or None, class_balance=args.class_bal,
+                         augmentation=augmentation if augmentation is not None and augmentation.active else None)
     train_detector(args.root, args.out, config, classes=args.classes or None, progress=not args.quiet,
                    command=args.command_line, overwrite=args.overwrite, val_root=args.val,
                    test_root=args.test)

@@ -16,9 +16,10 @@ def add_parser(subparsers) -> None:
         description=(
             "Builds the mini benchmark (the shipped crops of 209 real photos, split by photo, plus samples "
             "of tfforensics' own small GANs trained on the train photos, one per up-sampling family), "
-            "prepares pixel and log-DCT records, trains and tests log2 and cnn on both, runs "
+            "prepares pixel and log-DCT records, trains and tests log2 and cnn on both (and without --quick NPR "
+            "on pixels), runs "
             "leave-one-family-out detection, the kNN / eigenfaces / PRNU baselines, img2grad with the mini "
-            "StyleGAN discriminator and the LGrad detector, Yu et al.'s network, DCT classifiers trained "
+            "StyleGAN discriminator and the LGrad detector, Yu et al.'s network, DCT classifiers (and NPR) trained "
             "with blur + JPEG augmentation, a robustness table (every detector under JPEG, blur, resize "
             "and noise) and the Fourier regularisation, and writes OUT/report.md, report.html and "
             "results.json. --quick takes a few minutes on 2 CPU cores. OUT must be new, empty or a previous "

@@ -55,7 +55,7 @@ def add_parser(subparsers) -> None:
     # hidden spellings of the shared flags), accepted so that old command lines still run.
     add_legacy(fit, "--epoch", "epochs", means="--epochs (the 004 project's)", type=positive_int)
     add_legacy(fit, "--hidden_layer", "hidden_units", means="--hidden-units (the 004 project's)", type=positive_int)
-    add_augment(fit)
+    add_augment(fit, "the train split of `prepare --layout pixels` records, before the model's own encoding")
     shape = parser.add_argument_group("overrides (default: from the manifest)")
     shape.add_argument("--num-classes", type=positive_int, default=None,
                        help="number of classes (1 or 2: one sigmoid unit)")

@@ -29,6 +29,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from tfforensics.data.augment import Augmentation
 from tfforensics.errors import MissingInputError, UserError
 from tfforensics.io.atomic import INCOMPLETE_PREFIX, atomic_write_json, default_dir_mode, remove_tree
 from tfforensics.io.images import RESIZE_FILTERS, BadImageError, list_images, load_image, save_image
@@ -497,6 +498,8 @@ class TrainConfig:
     fixed schedule); it needs records with a val split. ``class_balance``: the original's
     ``--class_bal`` (each draw takes a real or a fake image with equal probability).
     ``original_timing``: decay when the original does (see :func:`learning_rate_at`).
+    ``augmentation``: CNNDetection's blur + JPEG (or any :class:`~tfforensics.data.augment.Augmentation`)
+    on each gradient image before the resize, crop and flip (see :func:`augmented_batches`).
     """
 
     arch: str = "resnet50"
@@ -513,6 +516,7 @@ class TrainConfig:
     early_stopping: int | None = None
     class_balance: bool = False
     original_timing: bool = True
+    augmentation: Augmentation | None = None
 
 
 def learning_rate_at(epoch: int, config: TrainConfig) -> float:
@@ -553,14 +557,18 @@ def check_records(root):
 
 
 def augmented_batches(manifest, config: TrainConfig):
-    """The CNNDetection train transform on the train records: resize to ``load_size``
-    (bilinear), random crop ``crop_size``, horizontal flip, batches of ``batch_size``.
+    """The CNNDetection train transform on the train records: ``config.augmentation`` (blur,
+    JPEG, ...: CNNDetection's ``data_augment``, applied to the loaded image), then resize to
+    ``load_size`` (bilinear), random crop ``crop_size``, horizontal flip, batches of ``batch_size``.
 
     The crops and flips are stateless random ops seeded per image from one seeded stream
-    (a new draw each epoch), so the same seed gives the same batches in every run.
+    (a new draw each epoch), and the augmentation is keyed on ``[seed, position]``
+    (:func:`tfforensics.data.augment.augment_dataset`), so the same seed gives the same
+    batches in every run. Without augmentation the records go to the crop untouched.
     """
     import tensorflow as tf
 
+    from tfforensics.data.augment import augment_dataset
     from tfforensics.training.fit import records_dataset
 
     size, crop = config.load_size, config.crop_size
@@ -578,10 +586,29 @@ def augmented_batches(manifest, config: TrainConfig):
                              seed=config.seed).unbatch()
     if config.class_balance:
         images = _balanced(images, count, config.seed)
+    if config.augmentation is not None and config.augmentation.active:
+        images = augment_dataset(images.map(unit_to_pixels), config.augmentation, config.seed).map(pixels_to_unit)
     seeds = tf.data.Dataset.random(seed=config.seed, rerandomize_each_iteration=True).batch(2).batch(2)
     dataset = tf.data.Dataset.zip((images, seeds)).map(transform, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.batch(config.batch_size).apply(
         tf.data.experimental.assert_cardinality(-(-count // config.batch_size))).prefetch(tf.data.AUTOTUNE)
+
+
+def unit_to_pixels(image, label):
+    """A record's [-1, 1] float image back to its uint8 pixels, exactly: LGrad records hold 8-bit
+    images (img2grad's gradients are min-max scaled and rounded to 0..255 before they are written,
+    PNG trees are 8-bit), stored as ``k / 127.5 - 1`` in float32, so rounding recovers ``k``."""
+    import tensorflow as tf
+
+    return tf.cast(tf.clip_by_value(tf.round((image + 1.0) * 127.5), 0.0, 255.0), tf.uint8), label
+
+
+def pixels_to_unit(image, label):
+    """uint8 pixels to the records' [-1, 1] floats, computed as ``prepare`` writes them (float64,
+    then float32), so an image left untouched comes back bit-identical."""
+    import tensorflow as tf
+
+    return tf.cast(tf.cast(image, tf.float64) / 127.5 - 1.0, tf.float32), label
 
 
 def _balanced(images, count: int, seed: int):
@@ -702,7 +729,7 @@ def train_detector(train_root, output, config: TrainConfig = TrainConfig(), *, c
                        learning_rate=config.learning_rate, early_stopping=config.early_stopping, seed=config.seed,
                        verbose=1 if progress else 0, command=command, callbacks=callbacks,
                        model_options={"arch": config.arch, "weights": config.weights, "any_size": True},
-                       train_dataset=augmented_batches(manifest, config))
+                       train_dataset=augmented_batches(manifest, config), augmentation=config.augmentation)
     finally:
         if staging is not None:
             remove_tree(staging)

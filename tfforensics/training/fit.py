@@ -606,7 +606,9 @@ def train(
         callbacks: extra Keras callbacks of a model's recipe (e.g. LGrad's step decay
             of the learning rate), after the checkpoints and early stopping.
         augmentation: a :class:`tfforensics.data.augment.Augmentation` applied to the train
-            split's pixels on the fly (``pixels`` records only); recorded in run.json.
+            split's pixels on the fly (``pixels`` records only); recorded in run.json and the
+            model's metadata. With ``train_dataset`` the caller's pipeline applies it (e.g.
+            LGrad's, on gradient records), and it is only recorded.
     """
     from tfforensics.data.manifest import Manifest
     from tfforensics.models.classifiers import MODELS, is_binary
@@ -616,7 +618,8 @@ def train(
     manifest = Manifest.load(dataset)
     num_classes, has_val = _check_request(
         model_name, manifest, image_size=image_size, num_classes=num_classes, epochs=epochs, batch_size=batch_size,
-        learning_rate=learning_rate, early_stopping=early_stopping, augmentation=augmentation)
+        learning_rate=learning_rate, early_stopping=early_stopping,
+        augmentation=augmentation if train_dataset is None else None)  # a given pipeline is the caller's
     setup = _Setup(manifest, num_classes, has_val, *_run_context(model_name, manifest, out, overwrite))
     deterministic = configure_determinism(seed, deterministic)
     binary = is_binary(num_classes)
