@@ -327,6 +327,16 @@ def test_input_front_end_is_saved_in_the_model(tiny_sources, tmp_path, capsys):
     assert "--input residual is for --arch attribution" in capsys.readouterr().err
 
 
+def test_attribution_rows_add_a_row_per_front_end(small_run, tmp_path):
+    from tfforensics.evaluation.attribution import attribution_rows
+
+    result = attribution_rows(small_run / "data", tmp_path / "rows", epochs=1, model_options={"fmap_max": 8},
+                              visnet=False, immunize_kinds=(), front_ends=("dct",))
+    assert [(r["method"], r["input"]) for r in result["rows"]] == [("yu", "pixels"), ("yu", "dct")]
+    assert (tmp_path / "rows" / "yu_dct" / "model.keras").is_file()
+    assert all(0.0 <= r["attribution_accuracy"] <= 1.0 for r in result["rows"])
+
+
 def test_attribute_errors_are_one_line(small_run, tmp_path, capsys):
     capsys.readouterr()
     assert _launch("attribute", "test", small_run, tmp_path / "missing.png") == 2
