@@ -21,6 +21,8 @@ from tfforensics.models.stylegan.pkl import RefusedGlobalError, load_pkl
 
 #: Test accuracy of the slow three-source check, measured 0.523 (chance 0.333); see docs/attribution.md.
 ACCURACY_MEASURED_BOUND = 0.45
+#: Epochs of the slow ``--input dct`` check (it passed 90 % test after 1; see docs/attribution.md).
+DCT_EPOCHS = 6
 
 # -- the network ------------------------------------------------------------------------
 
@@ -46,6 +48,25 @@ def test_fewer_levels_at_64_and_predownscale():
     names = [layer.name for layer in pre.layers]
     assert "64x64_gaussian_down" in names and "32x32_gaussian_down" in names and "16x16_conv0" in names
     assert "32x32_conv0" not in names
+
+
+def test_front_ends_sit_after_the_mirror_and_refuse_what_they_cannot_do():
+    from tfforensics.errors import UserError
+    from tfforensics.layers import NeighbourResidual
+
+    names = [layer.name for layer in build_attribution((32, 32, 3), 3, front_end="residual", fmap_max=8).layers]
+    assert names[1:4] == ["mirror", "npr", "32x32_conv0"]
+    names = [layer.name for layer in build_attribution((32, 32, 3), 3, front_end="dct", fmap_max=8).layers]
+    assert names[1:5] == ["mirror", "dct", "log", "log_dct_scale"]
+    names = [layer.name for layer in build_attribution((32, 32, 3), 3, fmap_max=8).layers]
+    assert names[1:3] == ["mirror", "32x32_conv0"]
+    # the residual front end is the NPR model's layer: zero on a nearest-up-sampled image
+    x = np.repeat(np.repeat(np.random.default_rng(0).uniform(-1, 1, (1, 16, 16, 3)), 2, axis=1), 2, axis=2)
+    assert np.abs(NeighbourResidual()(x.astype("float32")).numpy()).max() == 0.0
+    with pytest.raises(UserError, match="--input must be one of"):
+        build_attribution((32, 32, 3), 3, front_end="fft")
+    with pytest.raises(UserError, match="pre-downscale"):
+        build_attribution((32, 32, 3), 3, front_end="dct", mode="predownscale", switching_res=16)
 
 
 def test_bad_shapes_are_user_errors():
@@ -284,6 +305,39 @@ def test_test_on_one_image_folder_and_records(small_run, tiny_sources, tmp_path,
     assert captured.out.startswith(str(big))
 
 
+def test_input_front_end_is_saved_in_the_model(tiny_sources, tmp_path, capsys):
+    """`--input dct` trains, records its option, and the saved model (pixels in) carries the layers."""
+    import json
+
+    from tfforensics.models.wrapped import load_model
+
+    out = tmp_path / "dct_run"
+    assert _launch("attribute", "train", tiny_sources, "--out", out, "--fmap-max", 8, "-e", 1, "--input", "dct",
+                   "--early-stopping", 0, "-q", "--workers", 1) == 0
+    assert json.loads((out / "run.json").read_text())["arguments"]["model_options"] == {"fmap_max": 8,
+                                                                                       "front_end": "dct"}
+    model = load_model(out)
+    inner = {layer.name for sub in model.layers if isinstance(sub, keras.Model) for layer in sub.layers}
+    assert {"dct", "log", "log_dct_scale"} <= inner
+    capsys.readouterr()
+    image = tiny_sources / "c_bilinear" / "0001.png"
+    assert _launch("attribute", "test", out, image) == 0
+    assert capsys.readouterr().out.startswith(str(image) + ": ")
+    assert _launch("attribute", "train", tiny_sources, "--out", tmp_path / "x", "--arch", "visnet",
+                   "--input", "residual", "-q") == 2
+    assert "--input residual is for --arch attribution" in capsys.readouterr().err
+
+
+def test_attribution_rows_add_a_row_per_front_end(small_run, tmp_path):
+    from tfforensics.evaluation.attribution import attribution_rows
+
+    result = attribution_rows(small_run / "data", tmp_path / "rows", epochs=1, model_options={"fmap_max": 8},
+                              visnet=False, immunize_kinds=(), front_ends=("dct",))
+    assert [(r["method"], r["input"]) for r in result["rows"]] == [("yu", "pixels"), ("yu", "dct")]
+    assert (tmp_path / "rows" / "yu_dct" / "model.keras").is_file()
+    assert all(0.0 <= r["attribution_accuracy"] <= 1.0 for r in result["rows"])
+
+
 def test_attribute_errors_are_one_line(small_run, tmp_path, capsys):
     capsys.readouterr()
     assert _launch("attribute", "test", small_run, tmp_path / "missing.png") == 2
@@ -419,12 +473,14 @@ def test_learns_upsampling_artifacts_without_image_content():
 
 @pytest.mark.slow
 def test_three_sources_accuracy(tmp_path):
-    """The issue's check: real / nearest / bilinear 32 px crops, 1000 per source.
+    """The published pixel network on the issue's three sources (real / nearest / bilinear 32 px
+    crops, 1000 per source).
 
-    Measured on 2 shared CPU cores (45 epochs, fmap_max 32, about 45 min): see
-    docs/attribution.md "Measured here". The pixel-domain network learns these artifacts
+    Measured on 2 shared CPU cores (45 epochs, fmap_max 32, about 45 min): test 52 %, see
+    docs/attribution.md "Measured here". In pixel space the network learns these artifacts
     slowly (a search for a bug found none: the content-free control above learns them in 3
-    epochs); the bound asserts what was measured, not the 90 % the issue asks for.
+    epochs), so the bound asserts what was measured; the issue's 90 % is reached with a fixed
+    front end (``--input dct`` / ``residual``, the test below).
     """
     from conftest import make_three_sources
 
@@ -436,3 +492,22 @@ def test_three_sources_accuracy(tmp_path):
                                workers=1, progress=False, verbose=0)
     report = evaluate_model(result.model_path, tmp_path / "run" / "data")
     assert report["accuracy"] >= ACCURACY_MEASURED_BOUND
+
+
+@pytest.mark.slow
+def test_dct_input_reaches_90_percent_on_three_sources(tmp_path):
+    """The issue's check, met with the log-DCT front end (``attribute train --input dct``): the same
+    network and optimiser on the same 3 x 1000 crops reach >= 90 % test accuracy in a few epochs
+    (measured: see docs/attribution.md "Measured here"); the best val-loss weights are kept.
+    Named so that ``.ci/run``'s ``--deselect ...::test_three_sources_accuracy`` (a prefix) keeps it."""
+    from conftest import make_three_sources
+
+    from tfforensics.evaluation.attribution import train_attribution
+    from tfforensics.evaluation.evaluate import evaluate_model
+
+    source = make_three_sources(tmp_path / "sources", count=1000, size=32, seed=3)
+    result = train_attribution(source, tmp_path / "run", epochs=DCT_EPOCHS, early_stopping=3,
+                               model_options={"fmap_max": 32, "front_end": "dct"}, workers=1, progress=False,
+                               verbose=0)
+    report = evaluate_model(result.model_path, tmp_path / "run" / "data")
+    assert report["accuracy"] >= 0.90

@@ -581,7 +581,7 @@ def format_immunization(result: dict) -> list[str]:
 def attribution_rows(dataset, out, *, epochs: int = 20, seed: int = 0, model_options: dict | None = None,
                      visnet: bool = True, visnet_epochs: int | None = None, panel_images: int = 1,
                      immunize_kinds=IMMUNIZE_KINDS, immunize_epochs: int = 3, early_stopping: int = 5,
-                     report_dir=None) -> dict:
+                     front_ends=(), report_dir=None) -> dict:
     """Yu et al.'s rows of the attribution table, one fingerprint panel and the immunization table.
 
     Args:
@@ -594,13 +594,16 @@ def attribution_rows(dataset, out, *, epochs: int = 20, seed: int = 0, model_opt
         visnet: also train the visNet, add its row and draw ``panel_images`` demo panels.
         immunize_kinds, immunize_epochs: the immunization experiment on the attribution
             network (``()`` skips it).
+        front_ends: more ``yu`` rows, the attribution network behind each of these
+            ``--input`` front ends (e.g. ``("dct",)``; run ``yu_<front end>``, row ``input``
+            the front end) beside the published pixel one.
         report_dir: where the report is written; ``panel`` is then given relative to it.
 
     Returns:
         ``{"rows": [...], "fingerprints": {...} or None, "panel": path of the first panel
         PNG or None, "immunization": {...} or None}``;
         each row has the keys of ``reproduce``'s classifier rows (``method`` ``yu`` or
-        ``yu_visnet``, ``input`` ``pixels``, ``attribution_accuracy``,
+        ``yu_visnet``, ``input`` ``pixels`` or the front end, ``attribution_accuracy``,
         ``real_vs_fake_accuracy``, ``real_vs_fake_ap``, ``epochs_run``).
     """
     from tfforensics.data.manifest import Manifest
@@ -608,18 +611,21 @@ def attribution_rows(dataset, out, *, epochs: int = 20, seed: int = 0, model_opt
 
     out = Path(out)
     manifest = Manifest.load(dataset)
-    runs = [("yu", "attribution", epochs)] + ([("yu_visnet", "visnet", visnet_epochs or epochs)] if visnet else [])
+    runs = [("yu", "attribution", epochs, "pixels")] + [(f"yu_{f}", "attribution", epochs, f) for f in front_ends]
+    runs += [("yu_visnet", "visnet", visnet_epochs or epochs, "pixels")] if visnet else []
     rows, results = [], {}
-    for method, model, n_epochs in runs:
-        result = train_attribution(manifest, out / method, model=model, epochs=n_epochs, seed=seed,
-                                   early_stopping=early_stopping, model_options=model_options, overwrite=True,
+    for run, model, n_epochs, front_end in runs:
+        options = {**(model_options or {}), **({"front_end": front_end} if front_end != "pixels" else {})}
+        result = train_attribution(manifest, out / run, model=model, epochs=n_epochs, seed=seed,
+                                   early_stopping=early_stopping, model_options=options, overwrite=True,
                                    progress=False, verbose=0)
-        report = evaluate_model(result.model_path, manifest, out=out / method / "test", plots=False)
+        report = evaluate_model(result.model_path, manifest, out=out / run / "test", plots=False)
         binary = report.get("real_vs_fake") or {}
-        rows.append({"method": method, "input": "pixels", "attribution_accuracy": report["accuracy"],
+        method = "yu" if front_end != "pixels" else run
+        rows.append({"method": method, "input": front_end, "attribution_accuracy": report["accuracy"],
                      "real_vs_fake_accuracy": binary.get("accuracy"),
                      "real_vs_fake_ap": binary.get("average_precision"), "epochs_run": result.run["epochs_run"]})
-        results[method] = result
+        results[run] = result
     fingerprints = None
     if visnet and panel_images:
         images = manifest_images(manifest, out / "panel_images", per_class=1, limit=panel_images)

@@ -37,6 +37,12 @@ logger = logging.getLogger(__name__)
 
 PACKAGE = "tfforensics.attribution"
 MODES = ("postpool", "predownscale")
+#: Fixed input front ends (``front_end``), inside the model after the mirroring: ``pixels`` is the
+#: published network; ``residual`` feeds NPR's ``(x - up(down(x))) * 2/3`` (Tan et al. CVPR 2024),
+#: ``dct`` the log-magnitude DCT, to the first convolution (measured in docs/attribution.md).
+FRONT_ENDS = ("pixels", "residual", "dct")
+#: ``dct``: ``log(|DCT| + 1e-6)`` of [-1, 1] images spans about -14..4; this affine brings it near [-1, 1].
+_LOG_DCT_SCALE, _LOG_DCT_OFFSET = 0.2, 1.0
 #: Adam options of the original (``config.C_opt``); :mod:`tfforensics.training.fit` reads them.
 ADAM_OPTIONS = {"beta_1": 0.0, "beta_2": 0.99, "epsilon": 1e-8}
 #: Class names of the released classifiers (``util_scripts.classify``), by number of sources.
@@ -92,6 +98,20 @@ def feature_maps(stage: int, fmap_base: int = 1024, fmap_decay: float = 1.0, fma
     return min(int(fmap_base / (2.0 ** (stage * fmap_decay))), fmap_max)
 
 
+def front_end_layers(front_end: str) -> list:
+    """The fixed layers of ``front_end`` (one of :data:`FRONT_ENDS`); none for ``pixels``."""
+    from tfforensics.layers import DCT2D, LogScale, NeighbourResidual
+
+    if front_end == "pixels":
+        return []
+    if front_end == "residual":
+        return [NeighbourResidual(2, 2.0 / 3.0, name="npr")]
+    if front_end == "dct":
+        return [DCT2D("float32", name="dct"), LogScale(1e-6, name="log"),
+                keras.layers.Rescaling(_LOG_DCT_SCALE, _LOG_DCT_OFFSET, name="log_dct_scale")]
+    raise UserError(f"--input must be one of {', '.join(FRONT_ENDS)}. Received: {front_end!r}")
+
+
 def _check_shape(input_shape, mode, switching_res):
     shape = tuple(int(s) for s in input_shape)
     if len(shape) != 3 or shape[0] != shape[1] or shape[0] < 8 or shape[0] & (shape[0] - 1):
@@ -109,7 +129,7 @@ def _check_shape(input_shape, mode, switching_res):
 def build_attribution(input_shape, num_classes: int, *, l1=None, l2=None, mode: str = "postpool",
                       switching_res: int | None = None, fmap_base: int = 1024, fmap_decay: float = 1.0,
                       fmap_max: int = 512, mirror: bool = True, fused_scale: bool = False, use_wscale: bool = True,
-                      units: int | None = None, name: str | None = None) -> keras.Model:
+                      units: int | None = None, front_end: str = "pixels", name: str | None = None) -> keras.Model:
     """Yu et al.'s attribution classifier (the registry's ``attribution``).
 
     Args:
@@ -125,6 +145,9 @@ def build_attribution(input_shape, num_classes: int, *, l1=None, l2=None, mode: 
         fused_scale: ProGAN's fused conv + down-sampling (``Conv1_down``).
         use_wscale: equalised learning rate.
         units: output units (default: from ``num_classes``); the port sets the pickle's.
+        front_end: ``"pixels"`` (the published network), ``"residual"`` or ``"dct"``: a
+            fixed transform after the mirroring (:data:`FRONT_ENDS`, :func:`front_end_layers`),
+            saved with the model; the network trains on it, so it still takes pixels.
 
     Returns:
         A functional model from ``(batch, R, R, C)`` in [-1, 1] to probabilities; its
@@ -142,6 +165,11 @@ def build_attribution(input_shape, num_classes: int, *, l1=None, l2=None, mode: 
 
     inputs = keras.Input(shape, name="encoded")
     x = keras.layers.RandomFlip("horizontal", name="mirror")(inputs) if mirror else inputs
+    if front_end != "pixels" and mode != "postpool":
+        raise UserError(f"--input {front_end} is for the attribution network (postpool); the pre-downscale "
+                        "variant reads pixels.")
+    for layer in front_end_layers(front_end):
+        x = layer(x)
     for res in range(resolution_log2, 2, -1):
         scope = f"{2 ** res}x{2 ** res}"
         if mode == "postpool" or res <= switching_log2:
