@@ -52,9 +52,9 @@ def test_report_files_and_every_row_filled(quick_run):
     assert all(r["unseen_accuracy"] is not None and r["unseen_ap"] is not None for r in results["leave_one_out"])
     families = results["lgrad"]["families"]
     assert set(families) == set(classes[1:]) | {"mean"}
-    # every table row of the report has numbers, none left empty (PRNU and Yu et al.'s networks
-    # work on pixels only)
-    pixel_only = tuple(f"| {method} | " for method in ("prnu", "yu", "yu_visnet"))
+    # every table row of the report has numbers, none left empty (PRNU and the visNet work on
+    # pixels only; Yu et al.'s network has a pixels and a DCT row)
+    pixel_only = tuple(f"| {method} | " for method in ("prnu", "yu_visnet"))
     for line in report.splitlines():
         if line.startswith(pixel_only) and line.count("|") == 4:  # attribution table: method, pixels, DCT
             assert line.count("–") == 1 and line.endswith("| – |"), line
@@ -65,20 +65,23 @@ def test_report_files_and_every_row_filled(quick_run):
 
 
 def test_attribution_network_rows_and_immunization(quick_run):
-    """Yu et al.'s network sits beside the classifiers (pixels), with its immunization table."""
+    """Yu et al.'s network sits beside the classifiers (as published on pixels, and behind the
+    log-DCT front end), with its immunization table."""
     out, results = quick_run
     report = (out / "report.md").read_text()
-    yu = [r for r in results["classifiers"] if r["method"] == "yu"]
-    assert len(yu) == 1 and yu[0]["input"] == "pixels"
-    assert 0.0 <= yu[0]["attribution_accuracy"] <= 1.0 and 0.0 <= yu[0]["real_vs_fake_ap"] <= 1.0
-    assert yu[0]["epochs_run"] >= 1
+    yu = {r["input"]: r for r in results["classifiers"] if r["method"] == "yu"}
+    assert sorted(yu) == ["dct", "pixels"]
+    for row in yu.values():
+        assert 0.0 <= row["attribution_accuracy"] <= 1.0 and 0.0 <= row["real_vs_fake_ap"] <= 1.0
+        assert row["epochs_run"] >= 1
     assert not any(r["method"] == "yu_visnet" for r in results["classifiers"])  # visNet: default profile only
-    assert report.count("| yu | ") == 2  # the attribution and the real-vs-fake tables
+    # one attribution-table row (pixels and DCT columns) and one real-vs-fake row per input
+    assert report.count("| yu | ") == 3 and "| yu | pixels | " in report and "| yu | dct | " in report
     immunization = results["attribution"]["immunization"]
     rows = {r["perturbation"]: r for r in immunization["rows"]}
     assert set(rows) == {"clean", "noise", "blur", "jpeg", "crop", "relight"}
     assert all(0.0 <= r["before"] <= 1.0 and 0.0 <= r["after"] <= 1.0 for r in rows.values())
-    assert abs(rows["clean"]["before"] - yu[0]["attribution_accuracy"]) <= 0.02  # same model, same test split
+    assert abs(rows["clean"]["before"] - yu["pixels"]["attribution_accuracy"]) <= 0.02  # same model, same test split
     assert "## Immunizability (Yu et al.)" in report and "| relight | " in report
 
 
@@ -93,7 +96,7 @@ def test_robustness_table_and_calibrated_leave_one_out(quick_run):
     assert robustness["count"] == sum(results["counts"]["test"].values())
     names = [d["name"] for d in robustness["detectors"]]
     assert names[:4] == ["log2 on pixels", "log2 on dct", "cnn on pixels", "cnn on dct"]
-    assert "yu on pixels" in names and any(name.startswith("LGrad") for name in names)
+    assert {"yu on pixels", "yu on dct"} <= set(names) and any(name.startswith("LGrad") for name in names)
     for detector in robustness["detectors"]:
         for condition in robustness["conditions"]:
             cell = detector["conditions"][condition]

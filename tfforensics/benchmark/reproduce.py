@@ -15,8 +15,9 @@ Stages, each a call into the library, each timed and announced with one progress
 6. LGrad: gradients of the mini StyleGAN discriminator (img2grad), detector trained on
    real vs the nearest-neighbour (ProGAN-like) family, evaluated per family;
 7. spectra: mean log-DCT spectra per source;
-8. Yu et al.'s attribution network (and, in the default profile, its fingerprint-visualisation
-   variant) on the pixel records: rows beside the classifier rows, one fingerprint panel, and
+8. Yu et al.'s attribution network on the pixel records, as published and behind the fixed
+   log-DCT front end (``attribute train --input dct``), and, in the default profile, its
+   fingerprint-visualisation variant: rows beside the classifier rows, one fingerprint panel, and
    the immunization table (``tfforensics.evaluation.attribution.attribution_rows``);
 9. augmentation: ``log2`` and ``cnn`` on the DCT (and NPR where it ran) trained again with
    CNNDetection's blur + JPEG augmentation (p = 0.5) on uint8 pixel records, before the models'
@@ -72,6 +73,8 @@ class Profile:
     #: NPR (``npr`` on pixels, without and with augmentation); 0 leaves it out: one NPR training
     #: at the quick profile's sizes costs minutes on 2 cores, not seconds
     npr_epochs: int = 0
+    #: Yu et al.'s network again behind these fixed front ends (``attribute train --input``)
+    yu_front_ends: tuple = ("dct",)
 
 
 PROFILES = {
@@ -338,8 +341,10 @@ def robustness_detectors(results: dict, out: Path) -> list:
     for row in results.get("augmented") or []:  # the same models trained with augmentation
         detectors.append(Detector(f"{row['method']} on {row['input']}", str(out / row["model"]),
                                   training=row["augmentation"]))
-    if (out / "attribution" / "yu" / "model.keras").is_file():  # the attribution network (visNet: fingerprints)
-        detectors.append(Detector("yu on pixels", str(out / "attribution" / "yu")))
+    for row in results.get("classifiers") or []:  # the attribution network per front end (visNet: fingerprints)
+        folder = out / "attribution" / ("yu" if row["input"] == "pixels" else f"yu_{row['input']}")
+        if row["method"] == "yu" and (folder / "model.keras").is_file():
+            detectors.append(Detector(f"yu on {row['input']}", str(folder)))
     lgrad = out / "lgrad" / "detector" / "model.keras"
     if lgrad.is_file():
         trained_on = (results.get("lgrad") or {}).get("trained_on", "one family")
@@ -388,7 +393,7 @@ def _attribution(dataset, out: Path, profile: Profile, seed: int) -> dict:
     with owned_dir(out / "attribution", "reproduce", fresh=True):
         result = attribution_rows(dataset, out / "attribution", epochs=profile.yu_epochs, seed=seed,
                                   model_options={"fmap_max": profile.yu_fmap_max}, visnet=profile.yu_visnet,
-                                  immunize_epochs=profile.yu_immunize_epochs,
+                                  immunize_epochs=profile.yu_immunize_epochs, front_ends=profile.yu_front_ends,
                                   early_stopping=max(3, profile.yu_epochs // 5), report_dir=out)
     grid = [p for p in (result.get("fingerprints") or {}).get("grid", []) if p.endswith(".png")]
     result["fingerprint_grid"] = Path(os.path.relpath(Path(grid[0]).resolve(), out.resolve())).as_posix() if grid else None
