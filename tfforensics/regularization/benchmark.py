@@ -163,7 +163,10 @@ def report_table(section: dict) -> tuple[str, str, list[str], list[list[str]]]:
     pct = lambda v: "–" if v is None else f"{100 * v:.1f}"
     rows = []
     for name, run in section["runs"].items():
-        rows.append([f"{name} (adv {run['adv_weight']:g}, λ {run['fourier_weight']:g}, {run['kind']}, {run['band']})",
+        target = ("mean spectrum" + (f" + {run['random_samples']} random" if run.get("random_samples") else "")
+                  if run.get("target") == "mean" else "per pair")
+        rows.append([f"{name} (adv {run['adv_weight']:g}, λ {run['fourier_weight']:g}, {run['kind']}, {target}, "
+                     f"{run['band']})",
                      pct(run["detection_rate_before"]), pct(run["detection_rate_after"]),
                      f"{run['kid_before']:.3f} → {run['kid_after']:.3f}",
                      f"{run['spectral_distance_before']:.3f} → {run['spectral_distance_after']:.3f}"])
