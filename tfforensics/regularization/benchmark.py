@@ -118,7 +118,8 @@ def regularization_section(out, *, quick: bool = False, seed: int = 0, profile: 
     # 3. the same schedule with and without the Fourier term; the mean-spectrum target is taken
     # from crops of the generator's training photos, not from the detector's or KID's real images
     quality = QualityProxy(real_reference)
-    reference = gans.training_crops(profile.reference_images, size, seed=seed + 2000) if profile.target == "mean" else None
+    reference = (gans.training_crops(profile.reference_images, size, seed=seed + 2000) if profile.target == "mean"
+                 else None)
     runs = {}
     for name, weight in (("fourier", profile.fourier_weight), ("no_fourier", 0.0)):
         config = RegularizeConfig(adv_weight=1.0, fourier_weight=weight, kind=profile.kind,

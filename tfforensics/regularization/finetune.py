@@ -6,11 +6,11 @@ The original's recipe (``FourierRegularizedLogisticGANLoss`` of its genforce for
     loss = adv_weight * softplus(-D(fake)) + fourier_weight * Fourier(fake, real)
 
 with the discriminator frozen, Adam (beta_1 0, beta_2 0.99) at half the learning rate given
-on the command line, batch 1, 20 epochs over the pairs. That is ``target="pair"``, the default. ``target="mean"``
-replaces the Fourier term by :class:`~tfforensics.losses.MeanSpectrumLoss`: the mean
-standardised log-DCT spectrum of the pair's image plus ``random_samples`` images from fresh
-random latents (drawn per step, seeded per epoch) against the mean spectrum of real reference
-images; the adversarial term stays on the pair's image. Only the synthesis network is trained
+on the command line, batch 1, 20 epochs over the pairs: ``target="pair"``, the default.
+``target="mean"`` replaces the Fourier term by :class:`~tfforensics.losses.MeanSpectrumLoss`:
+the mean standardised log-DCT spectrum of the pair's image plus ``random_samples`` images from
+fresh random latents (drawn per step, seeded per epoch) against the mean spectrum of real
+reference images; the adversarial term stays on the pair's image. Only the synthesis network is trained
 (the latents are fixed); the mapping network is kept, so sampling from random latents after
 fine-tuning uses the fine-tuned synthesis.
 
@@ -290,9 +290,9 @@ def finetune(pairs, run, config: RegularizeConfig, *, detectors=(), quality=None
     ``detectors`` are :class:`~.evaluation.Detector` objects, ``quality`` a callable images ->
     dict (e.g. :class:`~.evaluation.QualityProxy`). ``generator`` / ``discriminator`` default to
     the mini benchmark's StyleGAN and its discriminator; ``reference`` (uint8 real images) is
-    the real spectrum of ``target="mean"``, by default the pairs' real images. A folder holding a finished or partial
-    run with the same training options continues (more ``epochs`` add epochs); other options
-    need ``overwrite``. Returns the run record (also in ``run/run.json``).
+    the real spectrum of ``target="mean"``, by default the pairs' real images. A folder holding
+    a finished or partial run with the same training options continues (more ``epochs`` add
+    epochs); other options need ``overwrite``. Returns the run record (also in ``run/run.json``).
     """
     import keras
     import tensorflow as tf
