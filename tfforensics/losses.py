@@ -27,6 +27,16 @@ channel's spectrum instead of the gray one. A band (:class:`Band`) is the origin
 threshold ``t``, a low- or high-pass cut, or a radial range of the normalised frequency
 (``0`` = DC, ``1`` = the Nyquist frequency along an axis).
 
+Besides the per-pair comparison, :class:`MeanSpectrumLoss` pulls the *mean* spectrum of a batch
+of generated images towards the mean spectrum of a reference set of real images, in the domain
+the DCT detectors read: the log-DCT of each colour channel, standardised per coefficient by the
+reference's mean and standard deviation (as ``prepare --normalize`` does). The logarithm is
+softened, ``0.5 * log(DCT**2 + delta**2)`` (``delta = 1`` on 0..255 pixels), so that the
+gradient stays bounded where a coefficient is near 0. This is not the original's loss: a single
+image's log spectrum is dominated by its content, so comparing it to one real image (or to the
+real mean) mostly fits content or shrinks the spread of the spectra, while the difference of
+batch means is the generator's systematic spectral artifact (docs/regularize.md, measured).
+
 Every loss has a NumPy/SciPy reference (:func:`fourier_dissimilarity_numpy`) that the tests
 hold it to.
 """
@@ -332,6 +342,77 @@ def fourier_dissimilarity_numpy(fake, real, kind: str = "cos", band="20", *, spe
     return factor * (cross_entropy - entropy)
 
 
+# ----------------------------------------------------------------------------- mean spectrum
+
+#: ``delta`` of the softened logarithm ``0.5 * log(c**2 + delta**2)`` of :class:`MeanSpectrumLoss`.
+SOFT_LOG_DELTA = 1.0
+MEAN_KINDS = ("l1", "frobenius", "l2")
+
+
+def soft_log_dct_numpy(images, *, color: bool = True, delta: float = SOFT_LOG_DELTA) -> np.ndarray:
+    """``(N, H, W, C)`` ``0.5 * log(DCT**2 + delta**2)`` of NHWC images in [-1, 1] (float64)."""
+    from tfforensics.data.encodings import dct2
+
+    x = np.asarray(images, np.float64)
+    if not color:
+        x = (x @ np.asarray(BT601))[..., None]
+    return 0.5 * np.log(dct2(from_unit(x)) ** 2 + delta ** 2)
+
+
+class MeanSpectrumLoss:
+    """Distance between the mean standardised soft-log DCT spectrum of a generated batch and the
+    real mean (0 there): ``l1`` = mean ``|z|``, ``frobenius`` (``l2``) = root mean square of ``z``,
+    ``z = (mean_batch(S(fake)) - mean_ref(S(real))) / std_ref(S(real))`` over the ``band``.
+
+    ``reference`` are real uint8 (N, H, W, 3) images (at least 2). Call it on generated NHWC
+    images in [-1, 1]; a batch of one is allowed but then holds the image's content, not the
+    generator's artifact (see the module docstring).
+    """
+
+    def __init__(self, reference, kind: str = "frobenius", band="all", *, color: bool = True,
+                 delta: float = SOFT_LOG_DELTA):
+        import tensorflow as tf
+
+        from tfforensics.layers.preprocessing import DCT2D
+
+        kind = canonical_type(kind)
+        if kind not in ("l1", "frobenius"):
+            raise UserError(f"the mean-spectrum target compares with l1 or frobenius, not {kind!r}.")
+        reference = np.asarray(reference)
+        if reference.ndim != 4 or reference.shape[-1] != 3 or len(reference) < 2:
+            raise UserError(f"the mean-spectrum target needs at least 2 real RGB images. Received shape: "
+                            f"{reference.shape}")
+        self.kind, self.band, self.color, self.delta = kind, Band.parse(band), bool(color), float(delta)
+        spectra = soft_log_dct_numpy(reference / 127.5 - 1.0, color=self.color, delta=self.delta)
+        self.mean, self.std = spectra.mean(axis=0), np.maximum(spectra.std(axis=0), 1e-6)
+        mask = self.band.mask(reference.shape[1], reference.shape[2], "dct")
+        self._mask = np.broadcast_to(mask[..., None], self.mean.shape)
+        self._dct = DCT2D(precision="float32")
+        self._tf = tf
+        self._index = tf.constant(np.flatnonzero(self._mask.ravel()), tf.int32)
+        self._mean = tf.constant(self.mean.ravel()[self._index.numpy()], tf.float32)
+        self._std = tf.constant(self.std.ravel()[self._index.numpy()], tf.float32)
+
+    def __call__(self, fakes):
+        tf = self._tf
+        x = tf.cast(tf.convert_to_tensor(fakes), tf.float32)
+        if not self.color:
+            x = _to_gray(x, tf)
+        c = self._dct(from_unit(x))
+        s = 0.5 * tf.math.log(tf.square(c) + self.delta ** 2)
+        flat = tf.gather(tf.reshape(tf.reduce_mean(s, axis=0), [-1]), self._index)
+        z = (flat - self._mean) / self._std
+        if self.kind == "l1":
+            return tf.reduce_mean(tf.abs(z))
+        return tf.sqrt(tf.reduce_mean(tf.square(z)))
+
+    def numpy(self, fakes) -> float:
+        """NumPy reference of :meth:`__call__` (float64)."""
+        mean = soft_log_dct_numpy(fakes, color=self.color, delta=self.delta).mean(axis=0)
+        z = ((mean - self.mean) / self.std)[self._mask]
+        return float(np.mean(np.abs(z)) if self.kind == "l1" else np.sqrt(np.mean(z ** 2)))
+
+
 # ----------------------------------------------------------------------------- Keras
 
 @keras.saving.register_keras_serializable(package="tfforensics")
@@ -372,5 +453,5 @@ class FourierLoss(keras.losses.Loss):
                 "spectrum": self.spectrum_kind, "color": self.color, "scale": self.scale}
 
 
-__all__ = ["Band", "DEFAULT_SCALES", "FourierLoss", "SPECTRA", "TYPES", "fourier_dissimilarity",
+__all__ = ["Band", "DEFAULT_SCALES", "FourierLoss", "MeanSpectrumLoss", "SPECTRA", "TYPES", "fourier_dissimilarity",
            "fourier_dissimilarity_numpy", "frequency_grid", "spectrum", "spectrum_numpy"]

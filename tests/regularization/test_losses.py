@@ -105,3 +105,29 @@ def test_color_compares_every_channel():
     assert color[0] > 1e-6
     np.testing.assert_allclose(fourier_dissimilarity(tf.constant(fake), tf.constant(real), "l1", "4", color=True),
                                color, rtol=1e-9)
+
+
+def test_mean_spectrum_loss_is_zero_at_the_real_mean_equals_numpy_and_has_gradients():
+    from tfforensics.benchmark.gans import training_crops
+    from tfforensics.losses import MeanSpectrumLoss
+
+    real = training_crops(24, 32, seed=1)
+    for kind in ("l1", "frobenius"):
+        for color, band in ((True, "all"), (False, "high:0.5")):
+            loss = MeanSpectrumLoss(real, kind, band=band, color=color)
+            assert float(loss(real / 127.5 - 1.0)) < 1e-3  # float32 DCT against the float64 mean
+            fake = _images(5, 4, 32)
+            value = float(loss(tf.constant(fake, tf.float32)))
+            assert value > 0.5
+            np.testing.assert_allclose(value, loss.numpy(fake), rtol=1e-4)
+    x = tf.Variable(_images(6, 2, 32), dtype=tf.float32)
+    with tf.GradientTape() as tape:
+        value = MeanSpectrumLoss(real)(x)
+    gradient = tape.gradient(value, x).numpy()
+    assert np.all(np.isfinite(gradient)) and np.abs(gradient).max() > 0
+    # one step down the gradient of the batch mean lowers it
+    assert float(MeanSpectrumLoss(real)(x - 0.01 * gradient / np.abs(gradient).max())) < float(value)
+    with pytest.raises(UserError, match="l1 or frobenius"):
+        MeanSpectrumLoss(real, "cos")
+    with pytest.raises(UserError, match="at least 2"):
+        MeanSpectrumLoss(real[:1])

@@ -93,8 +93,8 @@ PROFILES = {
 #: own (:data:`tfforensics.regularization.benchmark.PROFILES`, which ``tfforensics regularize``
 #: uses), so ``reproduce`` keeps to its time budget.
 SECTION_PROFILES = {
-    "quick": SectionProfile(per_source=40, detector_epochs=4, pairs=4, inversion_steps=30, epochs=1, n_images=32),
-    "default": SectionProfile(per_source=150, detector_epochs=10, pairs=8, inversion_steps=60, epochs=2,
+    "quick": SectionProfile(per_source=40, detector_epochs=4, pairs=12, inversion_steps=30, epochs=1, n_images=32),
+    "default": SectionProfile(per_source=150, detector_epochs=10, pairs=16, inversion_steps=60, epochs=2,
                               n_images=128),
 }
 

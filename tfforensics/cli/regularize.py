@@ -93,6 +93,7 @@ def _add_train(actions) -> None:
             tfforensics regularize train 0 1e3 cos 1e-4 1000 --pairs pairs --detector dct.keras --out runs/f
             tfforensics regularize train 1 1e3 cos 1e-5 1000 --pairs pairs --detector dct.keras --lgrad runs/lgrad --out runs/fa
             tfforensics regularize train 1 10 frobenius 1e-3 500 --pairs pairs --detector dct.keras --band radial:0.5-1 --out runs/r
+            tfforensics regularize train 1 10 frobenius 1e-2 500 --pairs pairs --detector dct.keras --target mean --color --random-samples 8 --out runs/m
         """,
     )
     train.add_argument("adv_weight", metavar="ADV_WEIGHT", type=float, help="weight of softplus(-D(G(w)))")
@@ -109,6 +110,16 @@ def _add_train(actions) -> None:
     loss.add_argument("--spectrum", choices=("dft", "dct"), default="dft",
                       help="|rfft2| of the gray image (the original) or the detectors' log|DCT| (default: dft)")
     add_flag(loss, "color", default=False, detail="compare each RGB channel's spectrum, not the gray one")
+    loss.add_argument("--target", choices=("pair", "mean"), default="pair",
+                      help="pair: each image's spectrum against its real image (the original); mean: the mean "
+                           "standardised log-DCT spectrum of the batch against the mean of real reference images "
+                           "(TYPE l1 or frobenius; --spectrum is not used; see docs/regularize.md) (default: pair)")
+    loss.add_argument("--random-samples", type=int, default=0,
+                      help="with --target mean: images from fresh random latents added to each step's batch "
+                           "(default: 0)")
+    loss.add_argument("--reference", default=None,
+                      help="with --target mean: folder of real images whose mean spectrum is the target "
+                           "(default: the pairs' real images)")
     add_flag(train, "epochs", default_text="20, the original's", default=20, detail="over the pairs")
     scoring = train.add_argument_group("scoring")
     scoring.add_argument("--detector", required=True, help="DCT classifier saved by `tfforensics train` (.keras)")
@@ -207,6 +218,7 @@ def run_train(args) -> int:
     import numpy as np
 
     from tfforensics.benchmark.gans import training_crops
+    from tfforensics.errors import UserError
     from tfforensics.io.images import list_images, load_image
     from tfforensics.regularization.evaluation import QualityProxy, dct_detector, lgrad_detector
     from tfforensics.regularization.finetune import RegularizeConfig, finetune
@@ -214,9 +226,16 @@ def run_train(args) -> int:
     setup_logging(args.quiet)
     config = RegularizeConfig(adv_weight=args.adv_weight, fourier_weight=args.fourier_weight, kind=args.kind,
                               learning_rate=args.learning_rate, n_images=args.n_images, band=args.band,
-                              spectrum=args.spectrum, color=args.color, epochs=args.epochs, seed=args.seed)
+                              spectrum=args.spectrum, color=args.color, target=args.target,
+                              random_samples=args.random_samples, epochs=args.epochs, seed=args.seed)
     generator = _generator(args.weights)
     size = int(generator.output_shape[1])
+    reference = None
+    if args.reference:
+        if args.target != "mean":
+            raise UserError("--reference is the real spectrum of --target mean; add --target mean.")
+        reference = np.stack([load_image(p, size=(size, size), size_of="the generator's output")
+                              for p in list_images(args.reference)])
     detectors = [dct_detector(args.detector, args.real_class)]
     if args.lgrad:
         detectors.append(lgrad_detector(args.lgrad, args.lgrad_discriminator))
@@ -226,7 +245,7 @@ def run_train(args) -> int:
     else:
         real = training_crops(args.n_images, size, seed=args.seed + 7)
     record = finetune(args.pairs, args.out, config, detectors=detectors, quality=QualityProxy(real),
-                      generator=generator, discriminator=_discriminator(args.discriminator),
+                      generator=generator, discriminator=_discriminator(args.discriminator), reference=reference,
                       generator_source=args.weights or "shipped stylegan", overwrite=args.overwrite,
                       progress=not args.quiet, command=args.command_line)
     keys = [k for k in record["epochs"][0] if k.endswith("_detection_rate")] + ["kid", "spectral_distance"]

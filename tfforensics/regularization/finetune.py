@@ -6,7 +6,11 @@ The original's recipe (``FourierRegularizedLogisticGANLoss`` of its genforce for
     loss = adv_weight * softplus(-D(fake)) + fourier_weight * Fourier(fake, real)
 
 with the discriminator frozen, Adam (beta_1 0, beta_2 0.99) at half the learning rate given
-on the command line, batch 1, 20 epochs over the pairs. Only the synthesis network is trained
+on the command line, batch 1, 20 epochs over the pairs: ``target="pair"``, the default.
+``target="mean"`` replaces the Fourier term by :class:`~tfforensics.losses.MeanSpectrumLoss`:
+the mean standardised log-DCT spectrum of the pair's image plus ``random_samples`` images from
+fresh random latents (drawn per step, seeded per epoch) against the mean spectrum of real
+reference images; the adversarial term stays on the pair's image. Only the synthesis network is trained
 (the latents are fixed); the mapping network is kept, so sampling from random latents after
 fine-tuning uses the fine-tuned synthesis.
 
@@ -56,6 +60,8 @@ class RegularizeConfig:
     band: str | None = None  # None: the original's threshold 40 scaled to the image side (10 at 64 px)
     spectrum: str = "dft"
     color: bool = False
+    target: str = "pair"  # "pair": the original's per-pair Fourier term; "mean": MeanSpectrumLoss
+    random_samples: int = 0  # images from random latents added to each step's batch (target "mean")
     epochs: int = 20
     seed: int = 0
     sample_seed: int = 12345
@@ -70,12 +76,20 @@ class RegularizeConfig:
             raise UserError("LR must be > 0, ADV_WEIGHT and FOURIER_WEIGHT >= 0.")
         if self.spectrum not in ("dft", "dct"):
             raise UserError(f"--spectrum must be dft or dct. Received: {self.spectrum!r}")
+        if self.target not in ("pair", "mean"):
+            raise UserError(f"--target must be pair or mean. Received: {self.target!r}")
+        if self.target == "mean" and canonical_type(self.kind) not in ("l1", "frobenius"):
+            raise UserError(f"--target mean compares with l1 or frobenius, not {self.kind!r}.")
+        if self.random_samples < 0 or (self.random_samples and self.target != "mean"):
+            raise UserError("--random-samples must be >= 0 and needs --target mean.")
 
     def band_for(self, size: int) -> str:
         from tfforensics.losses import Band
 
         if self.band is not None:
             return Band.parse(self.band).describe()
+        if self.target == "mean":
+            return "all"
         return f"threshold:{max(1, round(ORIGINAL_THRESHOLD * size / ORIGINAL_SIZE))}"
 
     def training_keys(self) -> dict:
@@ -119,11 +133,11 @@ def sample_grid(images: np.ndarray, columns: int = 8) -> np.ndarray:
 class RegularizationTrainer:
     """The generator, its frozen discriminator, the Fourier loss, the optimiser and a compiled step."""
 
-    def __init__(self, generator, discriminator, config: RegularizeConfig):
+    def __init__(self, generator, discriminator, config: RegularizeConfig, reference=None):
         import keras
         import tensorflow as tf
 
-        from tfforensics.losses import FourierLoss
+        from tfforensics.losses import FourierLoss, MeanSpectrumLoss
         from tfforensics.regularization.inversion import broadcast, split_generator
 
         self.generator, self.discriminator, self.config = generator, discriminator, config
@@ -131,7 +145,14 @@ class RegularizationTrainer:
         self.num_layers = int(self.synthesis.input_shape[1])
         self.size = int(self.synthesis.output_shape[1])
         self.band = config.band_for(self.size)
-        self.fourier = FourierLoss(config.kind, band=self.band, spectrum=config.spectrum, color=config.color)
+        self.latent_dim = int(generator.input_shape[-1])
+        if config.target == "mean":
+            if reference is None:
+                raise UserError("--target mean needs real reference images.")
+            mean_loss = MeanSpectrumLoss(reference, config.kind, band=self.band, color=config.color)
+            self.fourier = lambda reals, fakes: mean_loss(fakes)
+        else:
+            self.fourier = FourierLoss(config.kind, band=self.band, spectrum=config.spectrum, color=config.color)
         discriminator.trainable = False
         self.optimizer = keras.optimizers.Adam(config.learning_rate / 2, beta_1=0.0, beta_2=0.99, epsilon=1e-8)
         self.optimizer.build(self.synthesis.trainable_variables)
@@ -139,13 +160,16 @@ class RegularizationTrainer:
         self.checkpoint = tf.train.Checkpoint(generator=generator, optimizer=self.optimizer, epoch=self.epoch)
         adv, lam = float(config.adv_weight), float(config.fourier_weight)
 
-        def step(latents, reals):
+        def step(latents, reals, random_latents=None):
             reals = tf.cast(reals, tf.float32) / 127.5 - 1.0
             variables = self.synthesis.trainable_variables
             with tf.GradientTape() as tape:
                 fakes = self.synthesis(broadcast(latents, self.num_layers), training=True)
                 adversarial = tf.reduce_mean(tf.nn.softplus(-self.discriminator(fakes, training=False)))
-                fourier = self.fourier(reals, fakes)
+                batch = fakes
+                if random_latents is not None:  # through mapping and truncation, as the scored samples
+                    batch = tf.concat([fakes, self.generator(random_latents, training=True)], axis=0)
+                fourier = self.fourier(reals, batch)
                 total = adv * adversarial + lam * fourier
             self.optimizer.apply_gradients(zip(tape.gradient(total, variables), variables))
             return {"loss": total, "adversarial": adversarial, "fourier": fourier}
@@ -241,10 +265,14 @@ def _train_epoch(trainer: RegularizationTrainer, latents, reals, epoch: int, log
     keras.utils.set_random_seed(config.seed * 1000 + epoch)
     trainer.reset_step()
     order = np.random.default_rng([config.seed, epoch]).permutation(len(reals))
+    random_latents = (np.random.default_rng([config.seed, epoch, 1]).standard_normal(
+        (len(order), config.random_samples, trainer.latent_dim)).astype(np.float32) if config.random_samples else None)
     sums = {"loss": 0.0, "adversarial": 0.0, "fourier": 0.0}
     for position, index in enumerate(tqdm(order, desc=f"epoch {epoch}/{config.epochs}", unit="pair",
                                           disable=not progress)):
-        metrics = {k: float(v) for k, v in trainer.step(latents[index:index + 1], reals[index:index + 1]).items()}
+        extra = () if random_latents is None else (random_latents[position],)
+        metrics = {k: float(v) for k, v in trainer.step(latents[index:index + 1], reals[index:index + 1],
+                                                        *extra).items()}
         if not np.isfinite(metrics["loss"]):
             raise FloatingPointError(f"non-finite loss at epoch {epoch}, pair {index}: {metrics}; lower LR.")
         for key in sums:
@@ -255,15 +283,16 @@ def _train_epoch(trainer: RegularizationTrainer, latents, reals, epoch: int, log
 
 
 def finetune(pairs, run, config: RegularizeConfig, *, detectors=(), quality=None, generator=None,
-             discriminator=None, generator_source: str = "shipped stylegan", overwrite: bool = False,
+             discriminator=None, reference=None, generator_source: str = "shipped stylegan", overwrite: bool = False,
              progress: bool = True, command: str = "") -> dict:
     """Fine-tune on the (real, latent) ``pairs`` folder (:func:`~.inversion.write_pairs`) into ``run``.
 
     ``detectors`` are :class:`~.evaluation.Detector` objects, ``quality`` a callable images ->
     dict (e.g. :class:`~.evaluation.QualityProxy`). ``generator`` / ``discriminator`` default to
-    the mini benchmark's StyleGAN and its discriminator. A folder holding a finished or partial
-    run with the same training options continues (more ``epochs`` add epochs); other options
-    need ``overwrite``. Returns the run record (also in ``run/run.json``).
+    the mini benchmark's StyleGAN and its discriminator; ``reference`` (uint8 real images) is
+    the real spectrum of ``target="mean"``, by default the pairs' real images. A folder holding
+    a finished or partial run with the same training options continues (more ``epochs`` add
+    epochs); other options need ``overwrite``. Returns the run record (also in ``run/run.json``).
     """
     import keras
     import tensorflow as tf
@@ -280,7 +309,9 @@ def finetune(pairs, run, config: RegularizeConfig, *, detectors=(), quality=None
     keras.utils.set_random_seed(config.seed)
     generator = generator if generator is not None else load_generator("stylegan")
     discriminator = discriminator if discriminator is not None else load_gan_discriminator("stylegan")
-    trainer = RegularizationTrainer(generator, discriminator, config)
+    if config.target == "mean" and reference is None:
+        reference = reals
+    trainer = RegularizationTrainer(generator, discriminator, config, reference=reference)
     if reals.shape[1] != trainer.size:
         raise UserError(f"{pairs}: the pairs are {reals.shape[1]} px but the generator makes {trainer.size} px images.")
     manager = tf.train.CheckpointManager(trainer.checkpoint, run / "checkpoint", max_to_keep=1)
@@ -291,6 +322,7 @@ def finetune(pairs, run, config: RegularizeConfig, *, detectors=(), quality=None
         "kind": RUN_KIND, "tfforensics_version": __version__, "command": command,
         "pairs": str(Path(pairs).resolve()), "pairs_kept": int(len(reals)), "generator": generator_source,
         "config": dataclasses.asdict(config), "training": config.training_keys(), "band": trainer.band,
+        "reference_images": None if reference is None else int(len(reference)),
         "optimizer": {"name": "adam", "learning_rate": config.learning_rate / 2, "beta_1": 0.0, "beta_2": 0.99},
         "detectors": {d.name: d.source for d in detectors}, "quality_proxy": type(quality).__name__ if quality else None,
     }
