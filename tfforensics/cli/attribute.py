@@ -11,7 +11,7 @@ from tfforensics.cli._common import (
 )
 from tfforensics.errors import UserError
 from tfforensics.evaluation.attribution import ATTRIBUTION_MODELS
-from tfforensics.models.attribution import FRONT_ENDS
+from tfforensics.models.names import ATTRIBUTION_FRONT_ENDS
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def _add_train(commands) -> None:
     net.add_argument("--switching-res", type=positive_int, default=None,
                      help="attribution_predown: blur and sub-sample the input to this side first (default: half)")
     net.add_argument("--fmap-max", type=positive_int, default=None, help="most feature maps per layer (default: 512)")
-    net.add_argument("--input", dest="front_end", default="pixels", choices=FRONT_ENDS,
+    net.add_argument("--input", dest="front_end", default="pixels", choices=ATTRIBUTION_FRONT_ENDS,
                      help="attribution: what the first convolution sees, a fixed layer saved in the model that "
                           "still takes pixels: pixels (default, the published network), residual (NPR's "
                           "x - up(down(x)), Tan et al. CVPR 2024) or dct (log |DCT|). On real / nearest / "

@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfforensics.errors import UserError
+from tfforensics.models.names import ATTRIBUTION_FRONT_ENDS
 from tfforensics.models.stylegan.layers import Downscale2D, EqualizedConv2D, EqualizedDense
 import tfforensics.models.visnet  # noqa: F401,E402  (registers VisNet for loading saved models)
 
@@ -37,10 +38,9 @@ logger = logging.getLogger(__name__)
 
 PACKAGE = "tfforensics.attribution"
 MODES = ("postpool", "predownscale")
-#: Fixed input front ends (``front_end``), inside the model after the mirroring: ``pixels`` is the
-#: published network; ``residual`` feeds NPR's ``(x - up(down(x))) * 2/3`` (Tan et al. CVPR 2024),
-#: ``dct`` the log-magnitude DCT, to the first convolution (measured in docs/attribution.md).
-FRONT_ENDS = ("pixels", "residual", "dct")
+#: Fixed input front ends (``front_end``), inside the model after the mirroring, before the first
+#: convolution (measured in docs/attribution.md); named in :mod:`tfforensics.models.names`.
+FRONT_ENDS = ATTRIBUTION_FRONT_ENDS
 #: ``dct``: ``log(|DCT| + 1e-6)`` of [-1, 1] images spans about -14..4; this affine brings it near [-1, 1].
 _LOG_DCT_SCALE, _LOG_DCT_OFFSET = 0.2, 1.0
 #: Adam options of the original (``config.C_opt``); :mod:`tfforensics.training.fit` reads them.

@@ -11,6 +11,11 @@ import dataclasses
 MODEL_NAMES = ("log", "log1", "log2", "log3", "nn", "cnn", "resnet", "cnn004", "attribution", "attribution_predown",
                "visnet", "lgrad", "resnet50", "npr")
 
+#: Fixed input front ends of Yu et al.'s attribution network (``attribute train --input``;
+#: :func:`tfforensics.models.attribution.front_end_layers`): ``pixels`` is the published network,
+#: ``residual`` NPR's ``(x - up(down(x))) * 2/3`` (Tan et al. CVPR 2024), ``dct`` the log-magnitude DCT.
+ATTRIBUTION_FRONT_ENDS = ("pixels", "residual", "dct")
+
 
 @dataclasses.dataclass(frozen=True)
 class GanFamily:
