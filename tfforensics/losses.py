@@ -49,7 +49,7 @@ import re
 import keras
 import numpy as np
 
-from tfforensics.data.encodings import LOG_EPSILON, from_unit  # log|DCT| as the records
+from tfforensics.data.encodings import LOG_EPSILON, from_unit, to_unit  # log|DCT| as the records
 from tfforensics.errors import UserError
 
 #: Dissimilarity types (``"l2"`` is an alias of ``"frobenius"``).
@@ -383,7 +383,7 @@ class MeanSpectrumLoss:
             raise UserError(f"the mean-spectrum target needs at least 2 real RGB images. Received shape: "
                             f"{reference.shape}")
         self.kind, self.band, self.color, self.delta = kind, Band.parse(band), bool(color), float(delta)
-        spectra = soft_log_dct_numpy(reference / 127.5 - 1.0, color=self.color, delta=self.delta)
+        spectra = soft_log_dct_numpy(to_unit(reference.astype(np.float64)), color=self.color, delta=self.delta)
         self.mean, self.std = spectra.mean(axis=0), np.maximum(spectra.std(axis=0), 1e-6)
         mask = self.band.mask(reference.shape[1], reference.shape[2], "dct")
         self._mask = np.broadcast_to(mask[..., None], self.mean.shape)

@@ -342,8 +342,10 @@ def robustness_detectors(results: dict, out: Path) -> list:
         detectors.append(Detector(f"{row['method']} on {row['input']}", str(out / row["model"]),
                                   training=row["augmentation"]))
     for row in results.get("classifiers") or []:  # the attribution network per front end (visNet: fingerprints)
+        if row["method"] != "yu":
+            continue
         folder = out / "attribution" / ("yu" if row["input"] == "pixels" else f"yu_{row['input']}")
-        if row["method"] == "yu" and (folder / "model.keras").is_file():
+        if (folder / "model.keras").is_file():
             detectors.append(Detector(f"yu on {row['input']}", str(folder)))
     lgrad = out / "lgrad" / "detector" / "model.keras"
     if lgrad.is_file():

@@ -30,6 +30,7 @@ import keras
 import numpy as np
 
 from tfforensics.data.augment import Augmentation
+from tfforensics.data.encodings import from_unit, to_unit
 from tfforensics.errors import MissingInputError, UserError
 from tfforensics.io.atomic import INCOMPLETE_PREFIX, atomic_write_json, default_dir_mode, remove_tree
 from tfforensics.io.images import RESIZE_FILTERS, BadImageError, list_images, load_image, save_image
@@ -600,7 +601,7 @@ def unit_to_pixels(image, label):
     PNG trees are 8-bit), stored as ``k / 127.5 - 1`` in float32, so rounding recovers ``k``."""
     import tensorflow as tf
 
-    return tf.cast(tf.clip_by_value(tf.round((image + 1.0) * 127.5), 0.0, 255.0), tf.uint8), label
+    return tf.cast(tf.clip_by_value(tf.round(from_unit(image)), 0.0, 255.0), tf.uint8), label
 
 
 def pixels_to_unit(image, label):
@@ -608,7 +609,7 @@ def pixels_to_unit(image, label):
     then float32), so an image left untouched comes back bit-identical."""
     import tensorflow as tf
 
-    return tf.cast(tf.cast(image, tf.float64) / 127.5 - 1.0, tf.float32), label
+    return tf.cast(to_unit(tf.cast(image, tf.float64)), tf.float32), label
 
 
 def _balanced(images, count: int, seed: int):
