@@ -62,6 +62,32 @@ def test_report_files_and_every_row_filled(quick_run):
             assert "–" not in line, line
     # every stage timed (how long they take is benchmarks/reproduce_stages.py's business, not a test's)
     assert set(results["timings_s"]) and all(seconds > 0 for seconds in results["timings_s"].values())
+    assert results["wall_s"] > 0 and results["stage_workers"] == min(os.cpu_count(), 8)
+
+
+def _numbers(value, out):
+    """``value`` with the run's own folder and its run facts taken out: what must not depend on how it ran."""
+    if isinstance(value, dict):
+        return {k: _numbers(v, out) for k, v in value.items()
+                if k not in ("timings_s", "wall_s", "stage_workers", "command")}
+    if isinstance(value, list):
+        return [_numbers(v, out) for v in value]
+    return value.replace(str(out), "OUT") if isinstance(value, str) else value
+
+
+@pytest.mark.slow
+def test_same_numbers_with_one_worker(quick_run, tmp_path):
+    """Stages side by side (the fixture's run, one process per core) and one after the other in one
+    process (--workers 1) give every number equal: each stage seeds its own training."""
+    out, results = quick_run
+    serial = tmp_path / "serial"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run([sys.executable, "-m", "tfforensics", "reproduce", "--quick", "--workers", "1", "--out",
+                             str(serial), "-q"], capture_output=True, text=True, env=env, timeout=2400)
+    assert result.returncode == 0, result.stderr[-3000:]
+    one = json.loads((serial / "results.json").read_text())
+    assert one["stage_workers"] == 1
+    assert _numbers(one, serial) == _numbers(results, out)
 
 
 def test_attribution_network_rows_and_immunization(quick_run):

@@ -22,16 +22,22 @@ Stages, each a call into the library, each timed and announced with one progress
 9. augmentation: ``log2`` and ``cnn`` on the DCT (and NPR where it ran) trained again with
    CNNDetection's blur + JPEG augmentation (p = 0.5) on uint8 pixel records, before the models'
    own encoding;
-10. robustness: every detector above (classifiers with and without augmentation, Yu et al.,
-   LGrad) on the test split, clean and after JPEG 95 / 75, blur sigma 1 / 2, down-and-up
-   resize 0.5 and noise sigma 5, each perturbed set made once (``tfforensics.evaluation.robustness``);
-11. Fourier regularisation of the StyleGAN family: the DCT detector's detection rate before
+10. Fourier regularisation of the StyleGAN family: the DCT detector's detection rate before
    and after fine-tuning with and without the Fourier term, same seed and steps, and the
    quality proxy (``tfforensics.regularization.benchmark.regularization_section``);
+11. robustness: every detector above (classifiers with and without augmentation, Yu et al.,
+   LGrad) on the test split, clean and after JPEG 95 / 75, blur sigma 1 / 2, down-and-up
+   resize 0.5 and noise sigma 5, each perturbed set made once (``tfforensics.evaluation.robustness``);
 12. report: ``results.json`` (every number, and every figure as a path relative to ``--out``),
    then ``report.md`` and ``report.html`` rendered from it (``tfforensics.benchmark.report``).
 
 Nothing in the report is written by hand: every number comes from this run.
+
+Stages 3-10 need only the records and the benchmark images and write only their own folders,
+so they run side by side in ``--workers`` processes (default: every core), longest first;
+each prints its own progress lines. With ``--workers 1`` they run one after the other in
+this process. Every stage seeds its own training, so the numbers do not depend on which
+worker ran it or when.
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ import numpy as np
 
 from tfforensics.io.atomic import atomic_open, atomic_write
 from tfforensics.io.outputs import owned_dir
+from tfforensics.io.parallel import process_count, run_pool
 from tfforensics.regularization.benchmark import SectionProfile
 
 logger = logging.getLogger(__name__)
@@ -101,7 +108,8 @@ SECTION_PROFILES = {
 
 
 class Timer:
-    """Announces and times the stages of a run."""
+    """Announces and times the stages of a run (stages in worker processes announce themselves
+    with :func:`announce` and report their seconds to :meth:`record`)."""
 
     def __init__(self, total: int):
         self.total, self.index, self.seconds = total, 0, {}
@@ -109,11 +117,22 @@ class Timer:
     @contextlib.contextmanager
     def stage(self, name: str):
         self.index += 1
-        logger.info("[%d/%d] %s ...", self.index, self.total, name)
+        announce(self.index, self.total, name)
         start = time.perf_counter()
         yield
-        self.seconds[name] = round(time.perf_counter() - start, 1)
-        logger.info("[%d/%d] %s done in %.1f s", self.index, self.total, name, self.seconds[name])
+        self.record(name, time.perf_counter() - start)
+        announce(self.index, self.total, name, self.seconds[name])
+
+    def record(self, name: str, seconds: float) -> None:
+        self.seconds[name] = round(seconds, 1)
+
+
+def announce(index: int, total: int, name: str, seconds: float | None = None) -> None:
+    """The progress line of a stage: ``[i/n] name ...`` when it starts, ``... done in s`` when it ends."""
+    if seconds is None:
+        logger.info("[%d/%d] %s ...", index, total, name)
+    else:
+        logger.info("[%d/%d] %s done in %.1f s", index, total, name, seconds)
 
 
 def gan_sources() -> tuple[dict, int]:
@@ -240,6 +259,8 @@ def _leave_one_out_rows(source: Path, class_names: list[str], out: Path, profile
 
     real, fakes = class_names[0], class_names[1:]
     rows = []
+    if len(fakes) < 2:  # one fake source: nothing to hold out
+        return rows
     seen_model = None  # trained once on real vs every family: the same train and val splits for each held-out family
     for held_out in fakes:
         others = [f for f in fakes if f != held_out]
@@ -534,6 +555,7 @@ def _reproduce(out: Path, *, data, quick: bool, seed: int, workers, command: str
     from tfforensics.benchmark.report import RESULTS_FILE, render_run
     from tfforensics.data import Encoding, prepare
 
+    started = time.perf_counter()
     profile = PROFILES["quick" if quick else "default"]
     timer = Timer(12)
     results = {"tfforensics_version": __version__, "command": command, "seed": seed,
@@ -563,43 +585,82 @@ def _reproduce(out: Path, *, data, quick: bool, seed: int, workers, command: str
         results["classes"] = class_names
         results["counts"] = {split: datasets["dct"].splits[split]["per_class"] for split in datasets["dct"].splits}
 
-    with timer.stage("classifiers (log2, cnn) on pixels and DCT"):
-        results["classifiers"] = _classifier_rows(datasets, out, profile, seed)
-
-    with timer.stage("leave-one-family-out detection"):
-        results["leave_one_out"] = (_leave_one_out_rows(source, class_names, out, profile, seed, workers)
-                                    if len(class_names) > 2 else [])
-
-    with timer.stage("baselines (kNN, eigenfaces, PRNU)"):
-        results["baselines"] = _baseline_rows(datasets, out, profile)
-
-    with timer.stage("LGrad (img2grad + detector)"):
-        results["lgrad"] = _lgrad_rows(source, class_names, out, profile, seed)
-
-    with timer.stage("mean spectra"):
-        results["spectra"] = _spectra(source, class_names, out)
-
-    with timer.stage("attribution network (Yu et al.) and immunization"):
-        attribution = _attribution(datasets["pixels"], out, profile, seed)
-        results["classifiers"] += attribution.pop("rows")
-        results["attribution"] = attribution
-
-    with timer.stage("classifiers trained with augmentation (blur, JPEG)"):
-        results["augmented"] = _augmented_rows(source, out, profile, seed, workers, encodings)
+    # Stages 3-10 read the records and the benchmark images and write only their own folders:
+    # they run side by side, one per worker process (nested pools cannot start, so their own
+    # prepare calls run inline there), longest first so that the workers finish together.
+    lanes = min(process_count(workers), len(CONCURRENT_STAGES))
+    inner = workers if lanes == 1 else 1
+    arguments = {
+        "classifiers": (_classifier_rows, dict(datasets=datasets, out=out, profile=profile, seed=seed)),
+        "leave_one_out": (_leave_one_out_rows, dict(source=source, class_names=class_names, out=out,
+                                                    profile=profile, seed=seed, workers=inner)),
+        "baselines": (_baseline_rows, dict(datasets=datasets, out=out, profile=profile)),
+        "lgrad": (_lgrad_rows, dict(source=source, class_names=class_names, out=out, profile=profile, seed=seed)),
+        "spectra": (_spectra, dict(source=source, class_names=class_names, out=out)),
+        "attribution": (_attribution, dict(dataset=datasets["pixels"], out=out, profile=profile, seed=seed)),
+        "augmented": (_augmented_rows, dict(source=source, out=out, profile=profile, seed=seed, workers=inner,
+                                            encodings=encodings)),
+        "regularization": (_regularization, dict(out=out, profile_name=results["profile"], seed=seed,
+                                                 workers=inner)),
+    }
+    numbers = {key: timer.index + 1 + i for i, key in enumerate(CONCURRENT_STAGES)}
+    tasks = [(numbers[key], timer.total, CONCURRENT_STAGES[key], *arguments[key])
+             for key in sorted(CONCURRENT_STAGES, key=LONGEST_FIRST.index)]
+    finished = dict(zip((task[2] for task in tasks),  # run_pool yields in task order
+                        run_pool(_run_stage, tasks, config=logging.getLogger().level, setup=_stage_worker,
+                                 workers=lanes, progress=False)))
+    for key, title in CONCURRENT_STAGES.items():  # results and timings in stage order
+        results[key], seconds = finished[title]
+        timer.record(title, seconds)
+    timer.index += len(CONCURRENT_STAGES)
+    results["classifiers"] += results["attribution"].pop("rows")
+    results["stage_workers"] = lanes
 
     with timer.stage("robustness (JPEG, blur, resize, noise)"):
         results["robustness"] = _robustness(source, class_names, results, out)
 
-    with timer.stage("Fourier regularisation (StyleGAN family)"):
-        results["regularization"] = _regularization(out, results["profile"], seed, workers)
-
     with timer.stage("report"):
         results["figures"] = _figures(results, out)
         results["timings_s"] = dict(timer.seconds)  # the report shows what results.json holds
+        results["wall_s"] = round(time.perf_counter() - started, 1)
         atomic_write(out / RESULTS_FILE, json.dumps(results, indent=2, default=_json_default) + "\n")
         render_run(out, overwrite=True)  # from results.json, as `tfforensics report` does
     results["timings_s"] = timer.seconds
     return results
+
+
+#: The stages that run side by side (results key -> title), in the report's order.
+CONCURRENT_STAGES = {
+    "classifiers": "classifiers (log2, cnn) on pixels and DCT",
+    "leave_one_out": "leave-one-family-out detection",
+    "baselines": "baselines (kNN, eigenfaces, PRNU)",
+    "lgrad": "LGrad (img2grad + detector)",
+    "spectra": "mean spectra",
+    "attribution": "attribution network (Yu et al.) and immunization",
+    "augmented": "classifiers trained with augmentation (blur, JPEG)",
+    "regularization": "Fourier regularisation (StyleGAN family)",
+}
+#: The order they start in: longest first, as measured with the default profile on 2 cores.
+LONGEST_FIRST = ("augmented", "attribution", "classifiers", "baselines", "lgrad", "leave_one_out",
+                 "regularization", "spectra")
+
+
+def _stage_worker(level: int) -> None:
+    """A stage worker logs like the command that started it (:func:`tfforensics.cli._common.setup_logging`)."""
+    logging.basicConfig(level=level, format="%(message)s")
+    logging.getLogger().setLevel(level)
+
+
+def _run_stage(task, state, tick):
+    """One stage of :data:`CONCURRENT_STAGES` (a :func:`~tfforensics.io.parallel.run_pool` task):
+    ``(section, seconds)``."""
+    number, total, title, function, kwargs = task
+    announce(number, total, title)
+    start = time.perf_counter()
+    section = function(**kwargs)
+    seconds = time.perf_counter() - start
+    announce(number, total, title, seconds)
+    return section, seconds
 
 
 def _json_default(value):

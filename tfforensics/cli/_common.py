@@ -233,12 +233,13 @@ def add_output_args(parser, *, overwrite: bool = True) -> None:
         add_flag(group, "overwrite", default=False)
 
 
-def add_runtime_args(parser, *, workers: bool = False, seed: bool = True, quiet: bool = True) -> None:
+def add_runtime_args(parser, *, workers: bool = False, seed: bool = True, quiet: bool = True,
+                     workers_detail: str = "") -> None:
     group = parser.add_argument_group("runtime")
     if seed:
         add_flag(group, "seed", default=0)
     if workers:
-        add_flag(group, "workers", default_text=f"all cores, here {os.cpu_count()}")
+        add_flag(group, "workers", default_text=f"all cores, here {os.cpu_count()}", detail=workers_detail)
     if quiet:
         add_quiet(group)
 
