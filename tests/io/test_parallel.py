@@ -39,3 +39,28 @@ def test_inline_below_the_threshold_and_errors_come_back():
 def test_one_rule_for_counts():
     assert thread_count(3) == 3 and process_count(5) == 5
     assert 1 <= thread_count() <= 8 and process_count() == (os.cpu_count() or 1)
+
+
+def test_pinned_compute_threads_and_too_late_to_pin():
+    """In a new process: TensorFlow's intra-op pool and the BLAS take the pinned count; once
+    TensorFlow's runtime has started, pinning another count says so instead of failing."""
+    import subprocess
+    import sys
+
+    script = (
+        "import tensorflow as tf\n"
+        "from threadpoolctl import threadpool_info\n"
+        "from tfforensics.io.parallel import pin_compute_threads\n"
+        "assert pin_compute_threads(1)\n"
+        "assert tf.config.threading.get_intra_op_parallelism_threads() == 1\n"
+        "assert all(pool['num_threads'] == 1 for pool in threadpool_info() if pool['user_api'] == 'blas')\n"
+        "tf.constant(1.0) + 1.0\n"
+        "assert pin_compute_threads(1)\n"  # already that count
+        "assert not pin_compute_threads(2)\n"  # changes neither pool
+        "assert tf.config.threading.get_intra_op_parallelism_threads() == 1\n"
+        "assert all(pool['num_threads'] == 1 for pool in threadpool_info() if pool['user_api'] == 'blas')\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().endswith("ok")

@@ -27,7 +27,8 @@ Stages, each a call into the library, each timed and announced with one progress
    quality proxy (``tfforensics.regularization.benchmark.regularization_section``);
 11. robustness: every detector above (classifiers with and without augmentation, Yu et al.,
    LGrad) on the test split, clean and after JPEG 95 / 75, blur sigma 1 / 2, down-and-up
-   resize 0.5 and noise sigma 5, each perturbed set made once (``tfforensics.evaluation.robustness``);
+   resize 0.5 and noise sigma 5 (``tfforensics.evaluation.robustness``), scored by the stage
+   that trained it as soon as it has, and put together in table order;
 12. report: ``results.json`` (every number, and every figure as a path relative to ``--out``),
    then ``report.md`` and ``report.html`` rendered from it (``tfforensics.benchmark.report``).
 
@@ -36,8 +37,9 @@ Nothing in the report is written by hand: every number comes from this run.
 Stages 3-10 need only the records and the benchmark images and write only their own folders,
 so they run side by side in ``--workers`` processes (default: every core), longest first;
 each prints its own progress lines. With ``--workers 1`` they run one after the other in
-this process. Every stage seeds its own training, so the numbers do not depend on which
-worker ran it or when.
+this process. Every stage seeds its own training, and every process computes on one thread
+(:data:`COMPUTE_THREADS`), so the numbers depend neither on which worker ran a stage, or
+when, nor on how many cores the machine has.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ import numpy as np
 
 from tfforensics.io.atomic import atomic_open, atomic_write
 from tfforensics.io.outputs import owned_dir
-from tfforensics.io.parallel import process_count, run_pool
+from tfforensics.io.parallel import pin_compute_threads, process_count, run_pool
 from tfforensics.regularization.benchmark import SectionProfile
 
 logger = logging.getLogger(__name__)
@@ -375,15 +377,32 @@ def robustness_detectors(results: dict, out: Path) -> list:
     return detectors
 
 
-def _robustness(source: Path, class_names: list[str], results: dict, out: Path) -> dict:
-    """Every detector of :func:`robustness_detectors` on the test split, clean and perturbed
-    (:data:`tfforensics.preprocess.perturb.ROBUSTNESS_CONDITIONS`), each perturbed set made once."""
-    from tfforensics.evaluation.robustness import load_split, robustness_table
+def _robustness_rows(key: str, section, *, source: Path, class_names: list[str], out: Path) -> dict:
+    """``{detector: row}`` of the robustness table for the detectors stage ``key`` just trained
+    (:func:`robustness_detectors` of its section), scored in the stage's own process on the test
+    split clean and perturbed (:data:`tfforensics.preprocess.perturb.ROBUSTNESS_CONDITIONS`),
+    so that scoring overlaps the stages still training."""
+    from tfforensics.evaluation.robustness import detector_row, load_split, perturbed_sets
 
+    detectors = robustness_detectors({"classifiers": section["rows"]} if key == "attribution" else {key: section}, out)
+    if not detectors:
+        return {}
     images, labels = load_split(source, "test", class_names)
-    detectors = robustness_detectors(results, out)
+    sets = perturbed_sets(images)
     discriminator = mini_discriminator() if any(d.gradients for d in detectors) else None
-    return robustness_table(detectors, images, labels, class_names, discriminator=discriminator)
+    return {detector: detector_row(detector, sets, labels, class_names, discriminator=discriminator)
+            for detector in detectors}
+
+
+def _robustness(scored: dict, source: Path, class_names: list[str], results: dict, out: Path) -> dict:
+    """The robustness table: every detector of :func:`robustness_detectors`, in its order, from
+    the rows the stages scored (:func:`_robustness_rows`)."""
+    from tfforensics.evaluation.robustness import assemble_table, load_split
+    from tfforensics.preprocess.perturb import ROBUSTNESS_CONDITIONS, conditions
+
+    _, labels = load_split(source, "test", class_names)
+    rows = [scored[detector] for detector in robustness_detectors(results, out)]
+    return assemble_table(rows, list(conditions(ROBUSTNESS_CONDITIONS)), labels)
 
 
 def _spectra(source: Path, class_names: list[str], out: Path) -> dict:
@@ -556,6 +575,9 @@ def _reproduce(out: Path, *, data, quick: bool, seed: int, workers, command: str
     from tfforensics.data import Encoding, prepare
 
     started = time.perf_counter()
+    if not pin_compute_threads(COMPUTE_THREADS):
+        logger.warning("TensorFlow was started before reproduce with its own thread pools: this run's numbers "
+                       "may differ from those of `tfforensics reproduce` in a new process.")
     profile = PROFILES["quick" if quick else "default"]
     timer = Timer(12)
     results = {"tfforensics_version": __version__, "command": command, "seed": seed,
@@ -604,20 +626,28 @@ def _reproduce(out: Path, *, data, quick: bool, seed: int, workers, command: str
                                                  workers=inner)),
     }
     numbers = {key: timer.index + 1 + i for i, key in enumerate(CONCURRENT_STAGES)}
-    tasks = [(numbers[key], timer.total, CONCURRENT_STAGES[key], *arguments[key])
+    scoring = dict(source=source, class_names=class_names, out=out)  # each stage scores its own detectors
+    tasks = [(numbers[key], timer.total, key, *arguments[key], scoring)
              for key in sorted(CONCURRENT_STAGES, key=LONGEST_FIRST.index)]
     finished = dict(zip((task[2] for task in tasks),  # run_pool yields in task order
                         run_pool(_run_stage, tasks, config=logging.getLogger().level, setup=_stage_worker,
                                  workers=lanes, progress=False)))
+    scored, scoring_seconds = {}, 0.0
     for key, title in CONCURRENT_STAGES.items():  # results and timings in stage order
-        results[key], seconds = finished[title]
+        results[key], seconds, rows, rows_seconds = finished[key]
         timer.record(title, seconds)
+        scored.update(rows)
+        scoring_seconds += rows_seconds
     timer.index += len(CONCURRENT_STAGES)
     results["classifiers"] += results["attribution"].pop("rows")
     results["stage_workers"] = lanes
 
-    with timer.stage("robustness (JPEG, blur, resize, noise)"):
-        results["robustness"] = _robustness(source, class_names, results, out)
+    title = "robustness (JPEG, blur, resize, noise)"  # scored inside the stages above, put together here
+    timer.index += 1
+    start = time.perf_counter()
+    results["robustness"] = _robustness(scored, source, class_names, results, out)
+    timer.record(title, scoring_seconds + time.perf_counter() - start)
+    announce(timer.index, timer.total, title, timer.seconds[title])
 
     with timer.stage("report"):
         results["figures"] = _figures(results, out)
@@ -629,6 +659,10 @@ def _reproduce(out: Path, *, data, quick: bool, seed: int, workers, command: str
     return results
 
 
+#: Compute threads (TensorFlow's intra-op pool, the BLAS) of every reproduce process: the same
+#: count on every machine gives the same numbers on every machine (a reduction split over more
+#: threads rounds differently); the cores are used by running stages side by side instead.
+COMPUTE_THREADS = 1
 #: The stages that run side by side (results key -> title), in the report's order.
 CONCURRENT_STAGES = {
     "classifiers": "classifiers (log2, cnn) on pixels and DCT",
@@ -646,21 +680,26 @@ LONGEST_FIRST = ("augmented", "attribution", "classifiers", "baselines", "lgrad"
 
 
 def _stage_worker(level: int) -> None:
-    """A stage worker logs like the command that started it (:func:`tfforensics.cli._common.setup_logging`)."""
+    """A stage worker logs like the command that started it (:func:`tfforensics.cli._common.setup_logging`)
+    and computes on one thread, as the command's own process does (:data:`COMPUTE_THREADS`)."""
     logging.basicConfig(level=level, format="%(message)s")
     logging.getLogger().setLevel(level)
+    pin_compute_threads(COMPUTE_THREADS)
 
 
 def _run_stage(task, state, tick):
-    """One stage of :data:`CONCURRENT_STAGES` (a :func:`~tfforensics.io.parallel.run_pool` task):
-    ``(section, seconds)``."""
-    number, total, title, function, kwargs = task
+    """One stage of :data:`CONCURRENT_STAGES` (a :func:`~tfforensics.io.parallel.run_pool` task), then
+    its detectors' robustness rows: ``(section, seconds, rows, seconds scoring them)``."""
+    number, total, key, function, kwargs, scoring = task
+    title = CONCURRENT_STAGES[key]
     announce(number, total, title)
     start = time.perf_counter()
     section = function(**kwargs)
     seconds = time.perf_counter() - start
     announce(number, total, title, seconds)
-    return section, seconds
+    start = time.perf_counter()
+    rows = _robustness_rows(key, section, **scoring)
+    return section, seconds, rows, time.perf_counter() - start
 
 
 def _json_default(value):

@@ -42,7 +42,8 @@ def add_parser(subparsers) -> None:
     add_runtime_args(parser, workers=True,
                      workers_detail="here also the stages that run side by side (classifiers, baselines, LGrad, "
                                     "Yu et al., augmentation, regularisation ...), one per process; --workers 1 "
-                                    "runs them one after the other, with the same numbers")
+                                    "runs them one after the other, with the same numbers (every process computes on one thread, "
+                                    "so the numbers do not depend on the machine's cores either)")
     parser.set_defaults(run=run)
 
 

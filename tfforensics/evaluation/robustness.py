@@ -109,11 +109,23 @@ def robustness_table(detectors, images, labels, class_names, *, conditions=ROBUS
     """
     labels = np.asarray(labels)
     sets = perturbed_sets(np.asarray(images), conditions)
-    rows = []
-    for detector in detectors:
-        scores = score_detector(detector, sets, discriminator=discriminator, batch_size=batch_size)
-        rows.append({"name": detector.name, "training": detector.training,
-                     "conditions": {name: _metrics(labels, score, list(class_names), 0)
-                                    for name, score in scores.items()}})
-    return {"conditions": list(sets), "count": int(len(labels)), "real": int((labels == 0).sum()),
-            "fake": int((labels != 0).sum()), "threshold": 0.5, "detectors": rows}
+    rows = [detector_row(detector, sets, labels, class_names, discriminator=discriminator, batch_size=batch_size)
+            for detector in detectors]
+    return assemble_table(rows, list(sets), labels)
+
+
+def detector_row(detector: Detector, sets: dict, labels, class_names, *, discriminator=None,
+                 batch_size: int = 64) -> dict:
+    """One detector's entry of :func:`robustness_table` on the perturbed ``sets`` (label 0 is real);
+    rows scored in separate processes are put together with :func:`assemble_table`."""
+    scores = score_detector(detector, sets, discriminator=discriminator, batch_size=batch_size)
+    return {"name": detector.name, "training": detector.training,
+            "conditions": {name: _metrics(np.asarray(labels), score, list(class_names), 0)
+                           for name, score in scores.items()}}
+
+
+def assemble_table(rows: list, conditions: list, labels) -> dict:
+    """The table of :func:`robustness_table` from its :func:`detector_row` entries, in table order."""
+    labels = np.asarray(labels)
+    return {"conditions": list(conditions), "count": int(len(labels)), "real": int((labels == 0).sum()),
+            "fake": int((labels != 0).sum()), "threshold": 0.5, "detectors": list(rows)}

@@ -40,6 +40,27 @@ def process_count(workers: int | None = None) -> int:
     return int(workers) if workers else os.cpu_count() or 1
 
 
+def pin_compute_threads(threads: int = 1) -> bool:
+    """Run TensorFlow's kernels and the BLAS on ``threads`` threads in this process.
+
+    How many threads split a reduction changes its rounding: a model trained with TensorFlow's
+    default (one intra-op thread per core) learns other weights on a 2-core laptop than on a
+    16-core server. A job whose numbers should not depend on the machine (``reproduce``) pins
+    the count and runs processes side by side instead. Call it before TensorFlow's runtime
+    starts (its first op); returns False, changing nothing in TensorFlow, when it already has.
+    """
+    import tensorflow as tf
+    from threadpoolctl import threadpool_limits
+
+    if tf.config.threading.get_intra_op_parallelism_threads() != threads:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+        except RuntimeError:  # the runtime has started: its pools keep their size
+            return False
+    threadpool_limits(threads, user_api="blas")  # for this process, until changed again
+    return True
+
+
 # The state of this worker process, built by _start_worker from the config the runner sends.
 _WORKER = {}
 
