@@ -193,6 +193,8 @@ def _timings_section(results: dict) -> dict:
     note = f"{results.get('cores')} cores, {results.get('platform')}"
     if lanes > 1:
         note += f"; stages 3-10 ran side by side in {lanes} worker processes, so their times overlap"
+    if results.get("robustness_scored_in_stages"):
+        note += "; robustness: the seconds stages 3-10 spent scoring their own detectors, once each had trained them"
     wall = results.get("wall_s", sum(timings.values()))
     return dict(key="timings", title="Timings (s)", note=note, header=["stage", "seconds"],
                 rows=[[k, f"{v:.1f}"] for k, v in timings.items()] + [["total (wall clock)", f"{wall:.1f}"]])
