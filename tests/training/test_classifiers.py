@@ -309,6 +309,42 @@ def test_every_model_trains_saves_and_loads(small_data, three_sources, tmp_path,
     assert result.run["epochs_run"] == 1 and class_names_of(loaded) == ["a_real", "b_nearest", "c_bilinear"]
 
 
+@pytest.mark.parametrize("batch_size", [4, 64])  # more and fewer batches per epoch than one execution runs
+def test_an_epoch_is_one_pass_over_the_train_split(small_data, tmp_path, monkeypatch, batch_size):
+    """fit gets steps_per_epoch (one tf.data iterator per epoch): each epoch still trains on every
+    batch once, also when the epoch's last execution of STEPS_PER_EXECUTION steps runs short."""
+    import tfforensics.training.fit as fit
+
+    monkeypatch.setattr(fit, "STEPS_PER_EXECUTION", 5)
+    epochs, steps = 3, -(-small_data.count("train") // batch_size)
+    assert (steps > 5 and steps % 5) if batch_size == 4 else steps < 5
+    result = _fit("log2", small_data, tmp_path / "run", epochs=epochs, early_stopping=0, batch_size=batch_size)
+    assert int(result.classifier.optimizer.iterations) == epochs * steps
+    assert result.run["epochs_run"] == epochs
+
+
+@pytest.mark.parametrize("ratio, backed_up", [(0, [1, 2, 3]), (1e9, [1, 1, 1])])
+def test_backups_are_skipped_while_the_last_one_is_recent(small_data, tmp_path, monkeypatch, ratio, backed_up):
+    """An epoch is backed up when the last backup is older than BACKUP_COST_RATIO times its cost
+    (0: every epoch; huge: only the first, which is always backed up)."""
+    import json
+
+    import tfforensics.training.fit as fit
+
+    monkeypatch.setattr(fit, "BACKUP_COST_RATIO", ratio)
+    seen = []
+
+    class Probe(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch:  # the backup of the epochs before this one
+                (metadata,) = (tmp_path / "run" / "backup").glob("*/training_metadata.json")
+                seen.append(json.loads(metadata.read_text())["epoch"])
+
+    _fit("log2", small_data, tmp_path / "run", epochs=4, early_stopping=0, callbacks=[Probe()])
+    assert seen == backed_up
+    assert not (tmp_path / "run" / "backup").exists()  # removed when training ends
+
+
 def test_training_under_mirrored_strategy(small_data, tmp_path, monkeypatch):
     """The GPU path: MirroredStrategy (here over the CPU, as no GPU is needed for the test)."""
     import tensorflow as tf
@@ -316,8 +352,9 @@ def test_training_under_mirrored_strategy(small_data, tmp_path, monkeypatch):
     import tfforensics.training.fit as fit
 
     monkeypatch.setattr(fit, "distribution_strategy", lambda: tf.distribute.MirroredStrategy(["/cpu:0"]))
-    result = _fit("cnn", small_data, tmp_path / "run", epochs=1)
+    result = _fit("cnn", small_data, tmp_path / "run", epochs=2, early_stopping=0)
     assert result.run["strategy"] == {"name": "MirroredStrategy", "replicas": 1}
+    assert int(result.classifier.optimizer.iterations.numpy()) == 2 * -(-small_data.count("train") // 32)
     assert keras.saving.load_model(result.model_path, safe_mode=True).output_shape == (None, 3)
 
 

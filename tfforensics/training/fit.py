@@ -12,8 +12,9 @@ run directory holds::
                          the classifier, or preprocessing + classifier on pixel records), written
                          when training ends
     logs/                TensorBoard event files
-    backup/              while training: the last finished epoch (Keras BackupAndRestore), so a
-                         re-run of an interrupted run, or a restarted worker, continues from it
+    backup/              while training: a recent finished epoch (Keras BackupAndRestore; see
+                         BACKUP_COST_RATIO), so a re-run of an interrupted run, or a restarted
+                         worker, continues from it
 
 Across machines, ``TF_CONFIG`` naming a cluster of two or more workers selects
 ``MultiWorkerMirroredStrategy`` (see :func:`distribution_strategy`): every worker reads the
@@ -51,6 +52,11 @@ RUN_FILE = "run.json"
 MODEL_FILE = "model.keras"
 #: Splits smaller than this (bytes of float32 images) are kept in memory after the first epoch.
 CACHE_LIMIT = 1 << 30
+#: ``backup/`` is written at the end of an epoch when the last backup is older than this many
+#: times what writing it took (the first epoch is always backed up): backups cost at most about
+#: 1/BACKUP_COST_RATIO of the training time, and an interrupted run loses at most one epoch or that
+#: many backups' time (a few seconds for the benchmark's small models; every epoch of a large one).
+BACKUP_COST_RATIO = 20
 #: Training steps run by one call into the compiled step function (Keras' ``steps_per_execution``):
 #: the same steps in the same order, with the Python work between steps (iterator, callbacks,
 #: metrics) done once per call instead of once per step. Batch-level callbacks see every
@@ -200,6 +206,18 @@ def _backup_callback(run_dir: Path, chief: bool, arguments: dict):
                 shutil.rmtree(stale, ignore_errors=True)
 
     class ChiefBackup(keras.callbacks.BackupAndRestore):
+        saved_at, save_seconds = None, 0.0
+
+        def on_epoch_end(self, epoch, logs=None):
+            """Back up this epoch unless the last backup is younger than BACKUP_COST_RATIO times its
+            own cost: a small model's epoch takes less time than saving it."""
+            self._current_epoch, self._last_batch_seen = epoch + 1, 0
+            if self.saved_at is None or time.monotonic() - self.saved_at >= BACKUP_COST_RATIO * self.save_seconds:
+                started = time.monotonic()
+                self._save_model()
+                self.saved_at = time.monotonic()
+                self.save_seconds = self.saved_at - started
+
         def _save_model(self):
             if chief:
                 super()._save_model()
@@ -218,7 +236,7 @@ def _checkpoint_callback(checkpoints: Path, monitor: str):
     ``monitor``), the files two ``ModelCheckpoint`` callbacks leave, written once when training
     ends from weights kept in memory: a Keras save of even a small model costs tens of
     milliseconds, an epoch of the benchmark's models not much more. While training, ``backup/``
-    holds the last finished epoch (a killed run continues from it)."""
+    holds a recent finished epoch (a killed run continues from it; see :data:`BACKUP_COST_RATIO`)."""
     import keras
 
     class Checkpoints(keras.callbacks.Callback):
@@ -269,29 +287,41 @@ def records_dataset(manifest, split: str, *, batch_size: int, binary: bool, shuf
     if cache is None:
         cache = count * int(np.prod(manifest.image_shape)) * (1 if pixels else 4) <= CACHE_LIMIT
     augment = augmentation is not None and augmentation.active
+
+    def shaped_labels(labels):
+        return tf.cast(tf.reshape(labels, [-1, 1]), tf.float32) if binary else labels
+
+    def as_float(images):
+        return tf.cast(images, tf.float32) if pixels else images
+
     if cache:
-        images, labels = (tf.convert_to_tensor(array) for array in as_numpy(manifest, split, encoded=encoded))
-        dataset = tf.data.Dataset.range(count)
-        if shuffle:
-            dataset = dataset.shuffle(max(count, 1), seed=seed, reshuffle_each_iteration=True)
+        images, labels = as_numpy(manifest, split, encoded=encoded)
+        images, labels = tf.convert_to_tensor(images), shaped_labels(tf.convert_to_tensor(labels))
         if augment:  # per image: augmentation is keyed on each element's position in the pass
+            dataset = tf.data.Dataset.range(count)
+            if shuffle:
+                dataset = dataset.shuffle(max(count, 1), seed=seed, reshuffle_each_iteration=True)
             dataset = dataset.map(lambda index: (tf.gather(images, index), tf.gather(labels, index)),
                                   num_parallel_calls=tf.data.AUTOTUNE)
             dataset = augment_dataset(dataset, augmentation, seed).batch(batch_size)
-        else:
+            dataset = dataset.map(lambda images, labels: (as_float(images), labels), num_parallel_calls=tf.data.AUTOTUNE)
+        elif shuffle:
+            dataset = tf.data.Dataset.range(count).shuffle(max(count, 1), seed=seed, reshuffle_each_iteration=True)
             dataset = dataset.batch(batch_size).map(
-                lambda index: (tf.gather(images, index), tf.gather(labels, index)),
+                lambda index: (as_float(tf.gather(images, index)), tf.gather(labels, index)),
                 num_parallel_calls=tf.data.AUTOTUNE)
+        else:  # no function to instantiate for each new iterator (Keras makes one per validation)
+            dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size)
+            if pixels:
+                dataset = dataset.map(lambda images, labels: (as_float(images), labels),
+                                      num_parallel_calls=tf.data.AUTOTUNE)
     else:
         dataset = load_dataset(manifest, split, batch_size=batch_size, shuffle=shuffle, seed=seed, encoded=encoded)
         if augment:
             dataset = augment_dataset(dataset.unbatch(), augmentation, seed).batch(batch_size)
-    if binary or pixels:
-        def shaped(images, labels):
-            labels = tf.cast(tf.reshape(labels, [-1, 1]), tf.float32) if binary else labels
-            return tf.cast(images, tf.float32), labels
-
-        dataset = dataset.map(shaped, num_parallel_calls=tf.data.AUTOTUNE)
+        if binary or pixels:
+            dataset = dataset.map(lambda images, labels: (as_float(images), shaped_labels(labels)),
+                                  num_parallel_calls=tf.data.AUTOTUNE)
     # Record files have unknown length; telling tf.data lets Keras size its progress bar and epochs.
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(-(-count // batch_size)))
     return dataset.prefetch(tf.data.AUTOTUNE)
@@ -510,6 +540,24 @@ def _callbacks(setup: _Setup, *, early_stopping, extra, arguments):
     return run_callbacks, stopper
 
 
+def _steps_per_epoch(dataset, strategy) -> int | None:
+    """The batches of one pass over ``dataset``, for ``fit(steps_per_epoch=...)``; None where Keras
+    must find the end itself (unknown length, or a distribution strategy, whose distributed
+    dataset has no length).
+
+    Without it Keras' ``fit`` makes two ``tf.data`` iterators per epoch of a finite dataset, one of
+    them thrown away unused (10-25 ms each on 2 cores, seconds over a small model's run); with it, one.
+    The dataset stays finite: a multi-step execution (``steps_per_execution``) ends at the end of the
+    pass, so an epoch is exactly one pass.
+    """
+    import tensorflow as tf
+
+    batches = int(dataset.cardinality())
+    if batches <= 0 or strategy is not tf.distribute.get_strategy():
+        return None
+    return batches
+
+
 def _fit(setup: _Setup, fitted, train_data, val_data, *, epochs, callbacks, verbose) -> dict:
     """Stage 4: ``fit`` (resuming a backup), then the val metrics; TF data errors become one line."""
     from tfforensics.data.reader import read_errors
@@ -517,8 +565,9 @@ def _fit(setup: _Setup, fitted, train_data, val_data, *, epochs, callbacks, verb
     with read_errors(setup.manifest, ("train", "val")), _multi_worker_fit(fitted, setup.strategy,
                                                                           train_data.element_spec):
         started = time.perf_counter()
-        history = fitted.fit(train_data, epochs=epochs, validation_data=val_data, callbacks=callbacks,
-                             shuffle=False, verbose=verbose)  # the records are shuffled by tf.data
+        history = fitted.fit(train_data, epochs=epochs, steps_per_epoch=_steps_per_epoch(train_data, setup.strategy),
+                             validation_data=val_data, callbacks=callbacks, shuffle=False,
+                             verbose=verbose)  # the records are shuffled by tf.data
         train_seconds = time.perf_counter() - started
         # history.epoch counts from the epoch a restored backup resumed at
         epochs_run = history.epoch[-1] + 1 if history.epoch else epochs  # empty: the backup had them all
