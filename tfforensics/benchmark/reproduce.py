@@ -253,6 +253,7 @@ def _leave_one_out_rows(source: Path, class_names: list[str], out: Path, profile
                         workers) -> list[dict]:
     from tfforensics.data import Encoding, prepare
     from tfforensics.evaluation.evaluate import evaluate_model
+    from tfforensics.models.wrapped import load_model
     from tfforensics.training.fit import train
 
     def fitted(data, name):
@@ -263,6 +264,13 @@ def _leave_one_out_rows(source: Path, class_names: list[str], out: Path, profile
     rows = []
     if len(fakes) < 2:  # one fake source: nothing to hold out
         return rows
+    loaded = {}  # model.keras -> model: the seen model is scored once per held-out family
+
+    def model_at(path):
+        if path not in loaded:
+            loaded[path] = load_model(path)
+        return loaded[path]
+
     seen_model = None  # trained once on real vs every family: the same train and val splits for each held-out family
     for held_out in fakes:
         others = [f for f in fakes if f != held_out]
@@ -276,21 +284,22 @@ def _leave_one_out_rows(source: Path, class_names: list[str], out: Path, profile
         unseen_model = fitted(dataset, f"log2_{held_out}_unseen")
         seen_model = seen_model or fitted(seen, "log2_seen")
         for key, data, model_path in (("unseen", dataset, unseen_model), ("seen", seen, seen_model)):
-            report = evaluate_model(model_path, data, plots=False)
+            model = model_at(model_path)
+            report = evaluate_model(model, data, plots=False)
             binary = report.get("real_vs_fake") or {}
             row[f"{key}_accuracy"] = binary.get("accuracy", report["accuracy"])
             row[f"{key}_ap"] = binary.get("average_precision")
-            row.update(_calibrated(model_path, data, key))
+            row.update(_calibrated(model, data, key))
         rows.append(row)
     return rows
 
 
-def _calibrated(model_path, dataset, key: str) -> dict:
+def _calibrated(model, dataset, key: str) -> dict:
     """``{key}_calibrated_accuracy`` and ``{key}_threshold``: test ACC at the threshold of best
     balanced accuracy on the val split (whose fakes are the training families only)."""
     from tfforensics.evaluation.evaluate import calibrated_detection
 
-    calibrated = calibrated_detection(model_path, dataset)
+    calibrated = calibrated_detection(model, dataset)
     return {f"{key}_calibrated_accuracy": calibrated["accuracy"], f"{key}_threshold": calibrated["threshold"]}
 
 

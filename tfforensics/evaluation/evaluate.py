@@ -287,27 +287,37 @@ def perturbations(jpeg=(), blur=(), perturb=()) -> dict:
     return conditions([*perturb, *(f"jpeg{q}" for q in jpeg), *(f"blur{float(s):g}" for s in blur)])
 
 
-def on_gradients(discriminator, transform=None, resample: str = "bicubic"):
+def on_gradients(discriminator, transform=None, resample: str = "bicubic", batch_size: int = 16):
     """``transform`` (a perturbation or None), then LGrad's input: the image resized to the
     discriminator's resolution and replaced by the gradient image of its output
     (:func:`tfforensics.models.lgrad.compute_gradients`), so an LGrad detector is scored on
     the images themselves, the gradients computed on the fly. ``discriminator`` should come
-    from :func:`tfforensics.models.lgrad.load_discriminator` (per-image minibatch stddev)."""
+    from :func:`tfforensics.models.lgrad.load_discriminator` (per-image minibatch stddev, so a
+    batch's gradient images are each image's own). The returned function takes one image
+    (H, W, C) or a stack (N, H, W, C), whose gradients it computes ``batch_size`` at a time."""
     from tfforensics.io.images import resize_image
     from tfforensics.models.lgrad import _input_layout, gradient_function, to_uint8
 
     resolution, _ = _input_layout(discriminator)
-    function = gradient_function(discriminator)  # traced once, called per image
+    function = gradient_function(discriminator)  # traced once, called per batch
 
-    def gradient_image(image):
+    def prepared(image):
         image = transform(image) if transform is not None else image
         if image.ndim == 2 or image.shape[-1] == 1:
             image = np.repeat(image.reshape(image.shape[0], image.shape[1], 1), 3, axis=-1)
         if image.shape[:2] != (resolution, resolution):
             image = resize_image(image, (resolution, resolution), resample)
-        return to_uint8(function(image[None]).numpy())[0]
+        return image
 
-    return gradient_image
+    def gradient_images(images):
+        images = np.asarray(images)
+        single = images.ndim < 4  # one image (H, W[, C]); a stack is (N, H, W, C)
+        inputs = np.stack([prepared(image) for image in (images[None] if single else images)])
+        gradients = np.concatenate([to_uint8(function(inputs[start:start + batch_size]).numpy())
+                                    for start in range(0, len(inputs), batch_size)])
+        return gradients[0] if single else gradients
+
+    return gradient_images
 
 
 def _mean_row(rows: dict) -> dict:

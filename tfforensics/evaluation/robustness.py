@@ -85,8 +85,8 @@ def score_detector(detector: Detector, sets: dict, *, discriminator=None,
     if detector.gradients:
         if discriminator is None:
             raise UserError(f"{detector.name}: an LGrad detector needs the discriminator it was trained with.")
-        gradient = on_gradients(discriminator)
-        sets = {name: np.stack([gradient(image) for image in images]) for name, images in sets.items()}
+        gradients = on_gradients(discriminator)
+        sets = {name: gradients(images) for name, images in sets.items()}
     return {name: score_arrays(model, images, batch_size=batch_size) for name, images in sets.items()}
 
 
