@@ -24,7 +24,8 @@ def add_parser(subparsers) -> None:
             "the manifest. The saved OUT/model.keras takes raw 0..255 images: the DCT, log scaling and "
             "normalisation of the dataset are layers inside it. On records of `prepare --layout pixels` those "
             "layers (frozen) encode the pixels during training too, and --augment can blur / JPEG-compress / "
-            "resize / add noise to them first. Models: " + ", ".join(MODEL_NAMES) + "."
+            "resize / add noise to them first. An interrupted run continues from OUT/backup/ (a recent finished "
+            "epoch) when the same command runs again. Models: " + ", ".join(MODEL_NAMES) + "."
         ),
         examples="""
             tfforensics train log2 datasets/celeba_dct_log --out runs/ridge_dct
