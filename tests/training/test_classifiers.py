@@ -323,6 +323,19 @@ def test_an_epoch_is_one_pass_over_the_train_split(small_data, tmp_path, monkeyp
     assert result.run["epochs_run"] == epochs
 
 
+def test_steps_per_epoch_only_where_keras_sees_the_length():
+    """A distributed dataset has no length (Keras would run out of data after one epoch), nor has a
+    filtered one: then fit finds the end of each pass itself."""
+    import tensorflow as tf
+
+    import tfforensics.training.fit as fit
+
+    batches = tf.data.Dataset.range(10).batch(3)
+    assert fit._steps_per_epoch(batches, fit.distribution_strategy()) == 4
+    assert fit._steps_per_epoch(batches, tf.distribute.MirroredStrategy(["/cpu:0"])) is None
+    assert fit._steps_per_epoch(batches.filter(lambda x: True), fit.distribution_strategy()) is None
+
+
 @pytest.mark.parametrize("ratio, backed_up", [(0, [1, 2, 3]), (1e9, [1, 1, 1])])
 def test_backups_are_skipped_while_the_last_one_is_recent(small_data, tmp_path, monkeypatch, ratio, backed_up):
     """An epoch is backed up when the last backup is older than BACKUP_COST_RATIO times its cost

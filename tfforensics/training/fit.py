@@ -553,9 +553,9 @@ def _steps_per_epoch(dataset, strategy) -> int | None:
     import tensorflow as tf
 
     batches = int(dataset.cardinality())
-    if batches <= 0 or strategy is not tf.distribute.get_strategy():
-        return None
-    return batches
+    with strategy.scope():
+        distributed = tf.distribute.has_strategy()  # False only for the default (no-op) strategy
+    return None if batches <= 0 or distributed else batches
 
 
 def _fit(setup: _Setup, fitted, train_data, val_data, *, epochs, callbacks, verbose) -> dict:
