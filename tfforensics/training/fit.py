@@ -275,7 +275,9 @@ def records_dataset(manifest, split: str, *, batch_size: int, binary: bool, shuf
     In memory, the shuffle permutes indices and each batch is gathered from the tensor:
     the same batches, in the same order, as shuffling the cached records themselves with
     the same seed and buffer (the shuffle's random draws do not depend on the elements),
-    without copying every image into a shuffle buffer at the start of each epoch.
+    without copying every image into a shuffle buffer at the start of each epoch. A cached
+    split that is not shuffled (the val split) is batched straight from the tensors, with no
+    function for each new iterator to instantiate (Keras makes new iterators every validation).
     """
     import tensorflow as tf
 
