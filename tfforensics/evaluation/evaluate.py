@@ -296,7 +296,7 @@ def on_gradients(discriminator, transform=None, resample: str = "bicubic", batch
     batch's gradient images are each image's own). The returned function takes one image
     (H, W, C) or a stack (N, H, W, C), whose gradients it computes ``batch_size`` at a time."""
     from tfforensics.io.images import resize_image
-    from tfforensics.models.lgrad import _input_layout, gradient_function, to_uint8
+    from tfforensics.models.lgrad import _input_layout, compute_gradients, gradient_function
 
     resolution, _ = _input_layout(discriminator)
     function = gradient_function(discriminator)  # traced once, called per batch
@@ -313,8 +313,7 @@ def on_gradients(discriminator, transform=None, resample: str = "bicubic", batch
         images = np.asarray(images)
         single = images.ndim < 4  # one image (H, W[, C]); a stack is (N, H, W, C)
         inputs = np.stack([prepared(image) for image in (images[None] if single else images)])
-        gradients = np.concatenate([to_uint8(function(inputs[start:start + batch_size]).numpy())
-                                    for start in range(0, len(inputs), batch_size)])
+        gradients = compute_gradients(discriminator, inputs, batch_size, function=function)
         return gradients[0] if single else gradients
 
     return gradient_images

@@ -124,9 +124,10 @@ def load_resized(path, size: int, resample: str = "bicubic") -> np.ndarray:
     return resize_image(image, (size, size), resample)
 
 
-def compute_gradients(model, images: np.ndarray, batch_size: int = 16) -> np.ndarray:
-    """uint8 gradient images of a uint8 batch already at the discriminator's resolution."""
-    function = gradient_function(model)
+def compute_gradients(model, images: np.ndarray, batch_size: int = 16, function=None) -> np.ndarray:
+    """uint8 gradient images of a uint8 batch already at the discriminator's resolution, ``batch_size``
+    at a time; ``function``: the model's :func:`gradient_function` when the caller keeps one (traced once)."""
+    function = function or gradient_function(model)
     out = [to_uint8(function(images[i:i + batch_size]).numpy()) for i in range(0, len(images), batch_size)]
     return np.concatenate(out) if out else np.zeros((0,) + images.shape[1:], np.uint8)
 

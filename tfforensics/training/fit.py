@@ -208,19 +208,15 @@ def _backup_callback(run_dir: Path, chief: bool, arguments: dict):
     class ChiefBackup(keras.callbacks.BackupAndRestore):
         saved_at, save_seconds = None, 0.0
 
-        def on_epoch_end(self, epoch, logs=None):
-            """Back up this epoch unless the last backup is younger than BACKUP_COST_RATIO times its
-            own cost: a small model's epoch takes less time than saving it."""
-            self._current_epoch, self._last_batch_seen = epoch + 1, 0
-            if self.saved_at is None or time.monotonic() - self.saved_at >= BACKUP_COST_RATIO * self.save_seconds:
+        def _save_model(self):
+            """Only on the chief, and not while the last backup is younger than BACKUP_COST_RATIO times
+            its own cost: a small model's epoch takes less time than saving it."""
+            recent = self.saved_at is not None and time.monotonic() - self.saved_at < BACKUP_COST_RATIO * self.save_seconds
+            if chief and not recent:
                 started = time.monotonic()
-                self._save_model()
+                super()._save_model()
                 self.saved_at = time.monotonic()
                 self.save_seconds = self.saved_at - started
-
-        def _save_model(self):
-            if chief:
-                super()._save_model()
 
         def on_train_end(self, logs=None):
             if chief:
@@ -296,6 +292,9 @@ def records_dataset(manifest, split: str, *, batch_size: int, binary: bool, shuf
     def as_float(images):
         return tf.cast(images, tf.float32) if pixels else images
 
+    def images_as_float(images, labels):
+        return as_float(images), labels
+
     if cache:
         images, labels = as_numpy(manifest, split, encoded=encoded)
         images, labels = tf.convert_to_tensor(images), shaped_labels(tf.convert_to_tensor(labels))
@@ -306,7 +305,7 @@ def records_dataset(manifest, split: str, *, batch_size: int, binary: bool, shuf
             dataset = dataset.map(lambda index: (tf.gather(images, index), tf.gather(labels, index)),
                                   num_parallel_calls=tf.data.AUTOTUNE)
             dataset = augment_dataset(dataset, augmentation, seed).batch(batch_size)
-            dataset = dataset.map(lambda images, labels: (as_float(images), labels), num_parallel_calls=tf.data.AUTOTUNE)
+            dataset = dataset.map(images_as_float, num_parallel_calls=tf.data.AUTOTUNE)
         elif shuffle:
             dataset = tf.data.Dataset.range(count).shuffle(max(count, 1), seed=seed, reshuffle_each_iteration=True)
             dataset = dataset.batch(batch_size).map(
@@ -315,8 +314,7 @@ def records_dataset(manifest, split: str, *, batch_size: int, binary: bool, shuf
         else:  # no function to instantiate for each new iterator (Keras makes one per validation)
             dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size)
             if pixels:
-                dataset = dataset.map(lambda images, labels: (as_float(images), labels),
-                                      num_parallel_calls=tf.data.AUTOTUNE)
+                dataset = dataset.map(images_as_float, num_parallel_calls=tf.data.AUTOTUNE)
     else:
         dataset = load_dataset(manifest, split, batch_size=batch_size, shuffle=shuffle, seed=seed, encoded=encoded)
         if augment:
