@@ -358,6 +358,50 @@ def test_backups_are_skipped_while_the_last_one_is_recent(small_data, tmp_path, 
     assert not (tmp_path / "run" / "backup").exists()  # removed when training ends
 
 
+@pytest.mark.parametrize("name", ["log2", pytest.param("visnet", marks=pytest.mark.slow)])
+def test_a_resumed_run_continues_with_the_optimizer_state(small_data, tmp_path, name):
+    """Killed after two epochs and run again, training starts from the backup with Adam's step
+    count and moments, also VisNet's two optimizers (an optimizer not built on the variables it
+    trains skips the saved ones, and Adam would start again from zero moments)."""
+    steps = -(-small_data.count("train") // 32)
+    options = {"model_options": {"fmap_max": 4}} if name == "visnet" else {}
+
+    class Killed(Exception):
+        pass
+
+    class Kill(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:  # before this epoch's backup: the run resumes at epoch 1
+                raise Killed
+
+    with pytest.raises(Killed):
+        _fit(name, small_data, tmp_path / "run", epochs=4, early_stopping=0, callbacks=[Kill()], **options)
+    resumed = []
+
+    class Probe(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            resumed.append((epoch, int(self.model.optimizer.iterations)))
+
+    result = _fit(name, small_data, tmp_path / "run", epochs=4, early_stopping=0, callbacks=[Probe()], **options)
+    assert resumed[0] == (1, steps) and result.run["resumed_at_epoch"] == 1
+    optimizers = [result.classifier.optimizer] + ([result.classifier.d_optimizer] if name == "visnet" else [])
+    assert [int(optimizer.iterations) for optimizer in optimizers] == [4 * steps] * len(optimizers)
+
+
+@pytest.mark.parametrize("name", ["log2", pytest.param("visnet", marks=pytest.mark.slow)])
+def test_the_train_step_is_traced_once(small_data, tmp_path, monkeypatch, name):
+    """Optimizer slots created inside the first traced step would make tf.function trace it twice."""
+    from tfforensics.models.visnet import VisNet
+
+    traces = []
+    owner = VisNet if name == "visnet" else keras.Model
+    step = owner.train_step
+    monkeypatch.setattr(owner, "train_step", lambda self, data: traces.append(1) or step(self, data))
+    options = {"model_options": {"fmap_max": 4}} if name == "visnet" else {}
+    _fit(name, small_data, tmp_path / "run", epochs=2, early_stopping=0, **options)
+    assert len(traces) == 1
+
+
 def test_training_under_mirrored_strategy(small_data, tmp_path, monkeypatch):
     """The GPU path: MirroredStrategy (here over the CPU, as no GPU is needed for the test)."""
     import tensorflow as tf

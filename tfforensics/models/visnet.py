@@ -181,6 +181,14 @@ class VisNet(keras.Model):
     def _generator_weights(self):
         return self.autoencoder.trainable_weights + self.correlation.trainable_weights
 
+    def build_optimizer_state(self):
+        """Both Adams' slots on what each trains (called by ``train`` before ``fit``; see
+        :func:`tfforensics.training.fit.build_optimizer_state`)."""
+        for optimizer, weights in ((self.d_optimizer, self.discriminator.trainable_weights),
+                                   (self.optimizer, self._generator_weights())):
+            if not optimizer.built:
+                optimizer.build(weights)
+
     def train_step(self, data):
         images, labels = data[0], data[1]
         if self.mirror:

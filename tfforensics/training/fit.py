@@ -498,7 +498,25 @@ def _build(setup: _Setup, model_name, *, l1, l2, learning_rate, model_options, i
             fitted = keras.Model(inputs, classifier(preprocessing(inputs)), name=f"{classifier.name}_on_pixels")
         steps = 1 if cluster_task() is not None else STEPS_PER_EXECUTION  # Keras' multi-step loop fails across workers
         compile_classifier(fitted, setup.num_classes, learning_rate, getattr(builder, "adam_options", None), steps)
+        build_optimizer_state(fitted)
     return classifier, fitted
+
+
+def build_optimizer_state(model) -> None:
+    """Create the optimizers' slot variables now, eagerly, on the variables each one trains.
+
+    Left to Keras (without a distribution strategy) they are created inside the first traced
+    train step, and a ``tf.function`` that creates variables is traced twice (once creating
+    them, once more without): ~0.4 s of a small model's run, more for a deep one. A model with
+    its own ``train_step`` and optimizers (VisNet) builds each on the variables it trains; Keras'
+    ``BackupAndRestore`` would build only ``model.optimizer``, on every trainable variable, and the
+    restore then skipped the saved slots of both (their counts differ).
+    """
+    own = getattr(model, "build_optimizer_state", None)
+    if own is not None:
+        own()
+    elif model.optimizer is not None and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)  # what Keras' train_step would build on
 
 
 def _own_train_step(model) -> bool:
