@@ -54,16 +54,7 @@ TORCH_HEADS = {"resnet50": "fc", "npr": "fc1"}
 
 
 def _conv(x, filters, kernel, stride, name):
-    """PyTorch's ``Conv2d(padding=kernel // 2, bias=False)``.
-
-    At stride 1 that is Keras' ``"same"`` (the same outputs, ~1.4x faster to train than a
-    separate zero-padding layer, whose copies and gradient slices cost more than the 3x3
-    convolutions at these sizes); at stride 2 "same" would pad only the bottom and right, so
-    the padding stays explicit.
-    """
     pad = kernel // 2
-    if pad and stride == 1:
-        return layers.Conv2D(filters, kernel, padding="same", use_bias=False, name=name)(x)
     if pad:
         x = layers.ZeroPadding2D(pad, name=f"{name}_pad")(x)
     return layers.Conv2D(filters, kernel, strides=stride, use_bias=False, name=name)(x)
