@@ -8,6 +8,9 @@ thread, as ``reproduce``):
 - **visnet** and **attribution** (Yu et al., ``fmap_max`` 8 as in ``reproduce``): leaky ReLU as
   ``tf.nn.leaky_relu`` vs ``tf.maximum(x, 0.2 x)`` (the same values; the gradient differs only
   at exactly 0);
+- **npr**: batch normalization trained by TensorFlow's fused kernel
+  (:class:`tfforensics.layers.FusedBatchNormalization`) vs Keras' separate ops (the same
+  function to float32 rounding; the difference is taken on training-mode outputs);
 - **first epoch** of ``log2`` / ``cnn``: the optimizer built before ``fit`` (as ``train`` does)
   vs inside the first traced step (which makes ``tf.function`` trace the step twice).
 
@@ -51,6 +54,27 @@ def maximum_lrelu():
         stylegan_layers._activate = kept
 
 
+@contextlib.contextmanager
+def keras_batch_norm():
+    """Batch normalization by Keras' own ops (moments, then scale and shift) in training too."""
+    from tfforensics.layers.normalization import FusedBatchNormalization
+
+    kept = FusedBatchNormalization._fused
+    FusedBatchNormalization._fused = lambda self, inputs, training, mask: False
+    try:
+        yield
+    finally:
+        FusedBatchNormalization._fused = kept
+
+
+#: model -> (the change, the formulation it replaced, whether outputs are compared in training mode)
+CHANGES = {
+    "visnet": ("tf.nn.leaky_relu", maximum_lrelu, False),
+    "attribution": ("tf.nn.leaky_relu", maximum_lrelu, False),
+    "npr": ("fused batch norm", keras_batch_norm, True),
+}
+
+
 def _build(name):
     from tfforensics.models.classifiers import MODELS
     from tfforensics.training.fit import build_optimizer_state, compile_classifier
@@ -74,7 +98,7 @@ def _data(batches: int, seed: int):
 
 def epoch_seconds(name, old: bool, data, repeats: int) -> float:
     """Median seconds of an epoch of one build (after a first, traced epoch)."""
-    with maximum_lrelu() if old else contextlib.nullcontext():
+    with CHANGES[name][1]() if old else contextlib.nullcontext():
         model = _build(name)
         model.fit(data, epochs=1, verbose=0, shuffle=False)  # traced with that formulation
     seconds = []
@@ -89,11 +113,16 @@ def largest_difference(name, data) -> float:
     """Largest difference of the two builds' predictions with the same weights."""
     import numpy as np
 
-    with maximum_lrelu():
+    _, formulation, training = CHANGES[name]
+    with formulation():
         old = _build(name)
     new = _build(name)
     new.set_weights(old.get_weights())
     images = next(iter(data))[0]
+    if training:
+        with formulation():
+            before = np.asarray(old(images, training=True))
+        return float(np.max(np.abs(before - np.asarray(new(images, training=True)))))
     return float(np.max(np.abs(old.predict_on_batch(images) - new.predict_on_batch(images))))
 
 
@@ -150,14 +179,14 @@ def main(argv=None) -> int:
         return _child(args)
 
     print(f"{'model':<12} {'change':<18} {'old s/epoch':>11} {'new s/epoch':>11} {'ratio':>6} {'max |diff|':>10}")
-    for name in ("visnet", "attribution"):
+    for name, (change, _, _) in CHANGES.items():
         seconds = {"old": [], "new": []}
         for _ in range(args.processes):
             for build in ("old", "new"):
                 seconds[build].append(_run(args, "epoch", name, build)["seconds"])
         old, new = statistics.median(seconds["old"]), statistics.median(seconds["new"])
         difference = _run(args, "difference", name, "new")["difference"]
-        print(f"{name:<12} {'tf.nn.leaky_relu':<18} {old:>11.3f} {new:>11.3f} {old / new:>5.2f}x {difference:>10.2g}")
+        print(f"{name:<12} {change:<18} {old:>11.3f} {new:>11.3f} {old / new:>5.2f}x {difference:>10.2g}")
     print(f"\n{'model':<12} {'optimizer built':<24} {'first epoch s':>13} {'traces':>6}")
     for name in ("log2", "cnn"):
         runs = {"old": [], "new": []}

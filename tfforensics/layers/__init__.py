@@ -1,6 +1,7 @@
 """Serializable Keras layers: the preprocessing that saved models carry inside them."""
 
 from tfforensics.layers.metadata import ClassNames
+from tfforensics.layers.normalization import FusedBatchNormalization
 from tfforensics.layers.npr import NeighbourResidual
 from tfforensics.layers.preprocessing import (
     DCT2D,
@@ -17,6 +18,7 @@ __all__ = [
     "DCT2D",
     "AbsScale",
     "ClassNames",
+    "FusedBatchNormalization",
     "Grayscale",
     "LogScale",
     "NeighbourResidual",

@@ -34,6 +34,7 @@ import keras
 from keras import layers
 
 from tfforensics.errors import UserError
+from tfforensics.layers.normalization import FusedBatchNormalization
 
 #: Default penalties of the original command line (``--l1``/``--l2``).
 DEFAULT_L1 = 0.01
@@ -123,9 +124,9 @@ def residual_block(x, filters: int, kernel_size: int = 3, *, name: str):
     """conv-ReLU-BN, conv-BN, add the input, ReLU (the block of Frank et al.'s ResNet)."""
     shortcut = x
     x = layers.Conv2D(filters, kernel_size, padding="same", activation="relu", name=f"{name}_conv1")(x)
-    x = layers.BatchNormalization(name=f"{name}_bn1")(x)
+    x = FusedBatchNormalization(name=f"{name}_bn1")(x)
     x = layers.Conv2D(filters, kernel_size, padding="same", name=f"{name}_conv2")(x)
-    x = layers.BatchNormalization(name=f"{name}_bn2")(x)
+    x = FusedBatchNormalization(name=f"{name}_bn2")(x)
     x = layers.Add(name=f"{name}_add")([x, shortcut])
     return layers.Activation("relu", name=f"{name}_out")(x)
 

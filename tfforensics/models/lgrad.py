@@ -373,18 +373,20 @@ def _small(inputs, weights=None):
     import keras
     from keras import layers
 
+    from tfforensics.layers.normalization import FusedBatchNormalization
+
     if weights is not None:
         raise UserError("--arch small has no pretrained weights; drop --weights.")
     x = layers.Conv2D(16, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(inputs)
-    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = FusedBatchNormalization(name="stem_bn")(x)
     x = layers.ReLU(name="stem_relu")(x)
     for index, filters in enumerate((16, 32, 64)):
         stride = 1 if index == 0 else 2
         shortcut = layers.Conv2D(filters, 1, strides=stride, use_bias=False, name=f"block{index}_proj")(x)
         y = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False, name=f"block{index}_conv1")(x)
-        y = layers.ReLU(name=f"block{index}_relu1")(layers.BatchNormalization(name=f"block{index}_bn1")(y))
+        y = layers.ReLU(name=f"block{index}_relu1")(FusedBatchNormalization(name=f"block{index}_bn1")(y))
         y = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"block{index}_conv2")(y)
-        y = layers.BatchNormalization(name=f"block{index}_bn2")(y)
+        y = FusedBatchNormalization(name=f"block{index}_bn2")(y)
         x = layers.ReLU(name=f"block{index}_out")(layers.Add(name=f"block{index}_add")([shortcut, y]))
     return keras.layers.GlobalAveragePooling2D(name="pool")(x)
 

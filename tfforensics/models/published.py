@@ -37,6 +37,7 @@ import numpy as np
 from keras import layers
 
 from tfforensics.errors import MissingInputError, UserError
+from tfforensics.layers.normalization import FusedBatchNormalization
 
 # The registry (models.classifiers) imports this module, so its helpers are imported in the
 # builders; these are its penalty defaults, which the ports accept and ignore.
@@ -61,7 +62,7 @@ def _conv(x, filters, kernel, stride, name):
 
 
 def _bn(x, name):
-    return layers.BatchNormalization(epsilon=BN_EPSILON, momentum=0.9, name=name)(x)
+    return FusedBatchNormalization(epsilon=BN_EPSILON, momentum=0.9, name=name)(x)
 
 
 def bottleneck(x, planes: int, stride: int, *, downsample: bool, name: str):
