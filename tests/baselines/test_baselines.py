@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sklearn.decomposition import PCA
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from tfforensics.baselines import PRNUClassifier, SubsetPCA, load_estimator, make_eigenfaces, make_knn, save_estimator
@@ -25,7 +26,8 @@ from tfforensics.data import Encoding, prepare
 REPO = Path(__file__).resolve().parents[2]
 
 
-@parametrize_with_checks([PRNUClassifier(1, sigma=1.0), SubsetPCA(n_components=0.9, fit_size=20)])
+@parametrize_with_checks([PRNUClassifier(1, sigma=1.0), SubsetPCA(n_components=0.9, fit_size=20),
+                          SubsetPCA(n_components=0.9, fit_size=20, svd_solver="gram")])
 def test_sklearn_contract(estimator, check):
     check(estimator)
 
@@ -131,15 +133,16 @@ def test_subset_pca_fits_on_balanced_first_rows():
     np.testing.assert_allclose(SubsetPCA(n_components=3, fit_size=10).fit(X).mean_, X[:10].mean(axis=0))
 
 
+@pytest.mark.parametrize("solver", ["full", "gram"])
 @pytest.mark.parametrize("shape", [(60, 200), (200, 30)])  # wide (SVD of the rows) and tall
-def test_truncated_pca_equals_a_fit_with_that_target(shape):
+def test_truncated_pca_equals_a_fit_with_that_target(shape, solver):
     """One fit with all components, cut to each target, is array for array the direct fit."""
     rng = np.random.default_rng(0)
     X = (rng.normal(size=shape) * rng.uniform(0.1, 3, size=shape[1])).astype(np.float32)
     y = np.arange(shape[0]) % 3
-    full = SubsetPCA(None, fit_size=45).fit(X, y)
+    full = SubsetPCA(None, fit_size=45, svd_solver=solver).fit(X, y)
     for target in (0.25, 0.5, 0.75, 0.95, 0.999, 5, None):
-        direct, cut = SubsetPCA(target, fit_size=45).fit(X, y), full.truncate(target)
+        direct, cut = SubsetPCA(target, fit_size=45, svd_solver=solver).fit(X, y), full.truncate(target)
         assert vars(direct).keys() == vars(cut).keys()
         for name, value in vars(direct).items():
             if isinstance(value, np.ndarray):
@@ -151,6 +154,25 @@ def test_truncated_pca_equals_a_fit_with_that_target(shape):
     assert full.truncate(0.5).n_components_ < full.truncate(0.95).n_components_ < full.n_components_
     with pytest.raises(ValueError, match="fitted with n_components=None"):
         SubsetPCA(0.5).fit(X, y).truncate(0.25)
+
+
+@pytest.mark.parametrize("shape", [(80, 300), (300, 40)])
+def test_gram_solver_is_the_full_svd(shape):
+    """``svd_solver="gram"`` (float64 eigh of the smaller product) gives sklearn's full-SVD PCA:
+    the same variances, the same components up to rounding, the same projections."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=shape) * np.geomspace(10, 0.01, shape[1])
+    for target in (0.5, 0.95, 12):
+        full, gram = PCA(target, svd_solver="full").fit(X), SubsetPCA(target, fit_size=None, svd_solver="gram").fit(X)
+        assert gram.n_components_ == full.n_components_
+        for name in ("explained_variance_", "explained_variance_ratio_", "singular_values_", "mean_"):
+            np.testing.assert_allclose(getattr(gram, name), getattr(full, name), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(gram.components_, full.components_, atol=1e-8)
+        np.testing.assert_allclose(gram.transform(X), full.transform(X), atol=1e-8)
+        assert gram.noise_variance_ == pytest.approx(full.noise_variance_, rel=1e-9)
+    # rows fewer than features: the centred rows' null direction is a zero component, never kept
+    wide = SubsetPCA(None, fit_size=None, svd_solver="gram").fit(X[:20] if shape[0] < shape[1] else X[:, :20].T)
+    assert not np.any(wide.components_[-1]) and wide.explained_variance_ratio_[-1] == pytest.approx(0, abs=1e-12)
 
 
 def test_grids_follow_the_original():

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from tfforensics.io.parallel import process_count, run_pool, thread_count
+from tfforensics.io.parallel import WarmPool, process_count, run_pool, thread_count
 
 
 def _setup(config):
@@ -26,6 +26,37 @@ def test_pool_path_keeps_order_and_sends_the_config_once_per_worker():
     assert [value for value, _ in out] == [t + 100 for t in tasks]
     pids = {pid for _, pid in out}
     assert os.getpid() not in pids and 1 <= len(pids) <= 2  # ran in worker processes
+
+
+def _started(config):
+    import time
+
+    return {"offset": config["offset"], "pid": os.getpid(), "ready": time.monotonic()}
+
+
+def _work_started(task, state, tick):
+    tick(1)
+    if task == "bad":
+        raise ValueError("a bad task")
+    return task + state["offset"], state["pid"], state["ready"]
+
+
+def test_warm_pool_starts_its_workers_before_the_run_and_runs_every_task():
+    """A WarmPool's workers are set up before run_pool is called (their setup ends before it), in
+    other processes, with the pool's config; even one task runs there; errors come back."""
+    import time
+
+    with WarmPool(workers=2, setup=_started, config={"offset": 7}) as warm:
+        time.sleep(2.0)  # this process works on while the workers start
+        called = time.monotonic()
+        out = list(run_pool(_work_started, [1, 2, 3, 4], pool=warm, progress=False))
+    assert [value for value, _, _ in out] == [8, 9, 10, 11]
+    assert os.getpid() not in {pid for _, pid, _ in out}
+    assert all(ready < called for _, _, ready in out)
+    with WarmPool(workers=2, setup=_started, config={"offset": 1}) as warm:
+        assert [v for v, _, _ in run_pool(_work_started, [5], pool=warm, progress=False)] == [6]
+    with WarmPool(workers=2, setup=_started, config={"offset": 1}) as warm, pytest.raises(ValueError, match="a bad"):
+        list(run_pool(_work_started, [1, "bad"], pool=warm, progress=False))
 
 
 def test_inline_below_the_threshold_and_errors_come_back():

@@ -98,7 +98,9 @@ def _eigenfaces_jobs(estimator, points, X, y, cv, shared: dict):
         group[1].setdefault(variance, []).append(params)
     for key, (pca_params, by_variance) in groups.items():
         start = time.perf_counter()
-        full = clone(estimator.named_steps["pca"]).set_params(**pca_params, n_components=None, svd_solver="full")
+        pca = estimator.named_steps["pca"]
+        solver = pca.svd_solver if pca.svd_solver in ("full", "gram") else "full"  # the two truncate can cut
+        full = clone(pca).set_params(**pca_params, n_components=None, svd_solver=solver)
         full.fit(X_train, y_train)
         svd_time = time.perf_counter() - start
         shared[key] = full

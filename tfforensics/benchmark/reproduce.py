@@ -57,7 +57,7 @@ import numpy as np
 
 from tfforensics.io.atomic import atomic_open, atomic_write
 from tfforensics.io.outputs import owned_dir
-from tfforensics.io.parallel import pin_compute_threads, process_count, run_pool
+from tfforensics.io.parallel import WarmPool, pin_compute_threads, process_count, run_pool
 from tfforensics.regularization.benchmark import SectionProfile
 
 logger = logging.getLogger(__name__)
@@ -578,6 +578,15 @@ def reproduce(out, *, data=None, quick: bool = False, seed: int = 0, workers: in
 
 
 def _reproduce(out: Path, *, data, quick: bool, seed: int, workers, command: str) -> dict:
+    # Stages 3-10's workers start now: their start-up (TensorFlow's import) overlaps stages 1-2.
+    lanes = min(process_count(workers), len(CONCURRENT_STAGES))
+    with contextlib.ExitStack() as stack:
+        warm = (stack.enter_context(WarmPool(workers=lanes, setup=_stage_worker, config=logging.getLogger().level))
+                if lanes > 1 else None)
+        return _run(out, data=data, quick=quick, seed=seed, workers=workers, command=command, lanes=lanes, warm=warm)
+
+
+def _run(out: Path, *, data, quick: bool, seed: int, workers, command: str, lanes: int, warm) -> dict:
     from tfforensics import __version__
     from tfforensics.benchmark.build import build_benchmark
     from tfforensics.benchmark.report import RESULTS_FILE, render_run
@@ -619,7 +628,6 @@ def _reproduce(out: Path, *, data, quick: bool, seed: int, workers, command: str
     # Stages 3-10 read the records and the benchmark images and write only their own folders:
     # they run side by side, one per worker process (nested pools cannot start, so their own
     # prepare calls run inline there), longest first so that the workers finish together.
-    lanes = min(process_count(workers), len(CONCURRENT_STAGES))
     inner = workers if lanes == 1 else 1
     arguments = {
         "classifiers": (_classifier_rows, dict(datasets=datasets, out=out, profile=profile, seed=seed)),
@@ -640,7 +648,7 @@ def _reproduce(out: Path, *, data, quick: bool, seed: int, workers, command: str
              for key in sorted(CONCURRENT_STAGES, key=LONGEST_FIRST.index)]
     finished = dict(zip((task[2] for task in tasks),  # run_pool yields in task order
                         run_pool(_run_stage, tasks, config=logging.getLogger().level, setup=_stage_worker,
-                                 workers=lanes, progress=False)))
+                                 workers=lanes, progress=False, pool=warm)))
     scored, scoring_seconds = {}, 0.0
     for key, title in CONCURRENT_STAGES.items():  # results and timings in stage order
         results[key], seconds, rows, rows_seconds = finished[key]

@@ -75,8 +75,35 @@ def _call_in_worker(payload):
     return function(task, _WORKER["state"], _WORKER["tick"])
 
 
+class WarmPool:
+    """A process pool started ahead of the :func:`run_pool` call that uses it (``pool=``), so that
+    its workers' start-up (a spawned worker imports TensorFlow: seconds) overlaps work done here.
+
+        with WarmPool(workers=2, setup=setup, config=config) as warm:
+            ...  # this process works on while the workers start
+            results = list(run_pool(function, tasks, pool=warm, progress=False))
+
+    One ``run_pool`` call per pool; leaving the ``with`` block ends the workers. The workers are
+    always spawned: this process may load TensorFlow before it hands them work.
+    """
+
+    def __init__(self, *, workers: int, setup=None, config=None):
+        self.workers = process_count(workers)
+        context = multiprocessing.get_context("spawn")
+        self.queue = context.Queue()
+        self.pool = context.Pool(self.workers, initializer=_start_worker, initargs=(setup, config, self.queue))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.pool.terminate()
+        self.pool.join()
+
+
 def run_pool(function, tasks, *, config=None, setup=None, workers: int | None = None, inline_below: int = 0,
-             total: int | None = None, description: str = "", unit: str = "img", progress: bool = True):
+             total: int | None = None, description: str = "", unit: str = "img", progress: bool = True,
+             pool: WarmPool | None = None):
     """Yield ``function(task, state, tick)`` for every task, in task order.
 
     Args:
@@ -89,6 +116,8 @@ def run_pool(function, tasks, *, config=None, setup=None, workers: int | None = 
             start costs more than it saves), as with one worker or one task.
         total: units of work for the bar (default: the number of tasks); ``tick(n)``
             inside ``function`` advances it.
+        pool: a :class:`WarmPool` to run in (its own ``setup``, ``config`` and ``workers``
+            apply, and the tasks run there even if they are few).
 
     The pool is forked, or spawned once TensorFlow is loaded (:func:`pool_context`). An
     exception in a task is raised here, and closing the generator early ends the pool.
@@ -99,6 +128,15 @@ def run_pool(function, tasks, *, config=None, setup=None, workers: int | None = 
     total = len(tasks) if total is None else total
     workers = process_count(workers)
     with tqdm(total=total, desc=description, unit=unit, disable=not progress, dynamic_ncols=True) as bar:
+        if pool is not None:
+            reader = threading.Thread(target=_drain, args=(pool.queue, bar), daemon=True)
+            reader.start()
+            try:
+                yield from pool.pool.imap(_call_in_worker, [(function, task) for task in tasks])
+            finally:
+                pool.queue.put(None)
+                reader.join(timeout=5)
+            return
         if workers <= 1 or len(tasks) <= 1 or total < inline_below:
             state = setup(config) if setup is not None else config
             for task in tasks:
