@@ -9,6 +9,7 @@ advances the bar from inside the worker. Nothing is kept in module globals of th
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import sys
@@ -84,12 +85,13 @@ class WarmPool:
             results = list(run_pool(function, tasks, pool=warm, progress=False))
 
     One ``run_pool`` call per pool; leaving the ``with`` block ends the workers. The workers are
-    always spawned: this process may load TensorFlow before it hands them work.
+    spawned unless ``context`` says otherwise: this process may load TensorFlow before it hands
+    them work.
     """
 
-    def __init__(self, *, workers: int, setup=None, config=None):
+    def __init__(self, *, workers: int, setup=None, config=None, context=None):
         self.workers = process_count(workers)
-        context = multiprocessing.get_context("spawn")
+        context = context or multiprocessing.get_context("spawn")
         self.queue = context.Queue()
         self.pool = context.Pool(self.workers, initializer=_start_worker, initargs=(setup, config, self.queue))
 
@@ -128,7 +130,15 @@ def run_pool(function, tasks, *, config=None, setup=None, workers: int | None = 
     total = len(tasks) if total is None else total
     workers = process_count(workers)
     with tqdm(total=total, desc=description, unit=unit, disable=not progress, dynamic_ncols=True) as bar:
-        if pool is not None:
+        if pool is None and (workers <= 1 or len(tasks) <= 1 or total < inline_below):
+            state = setup(config) if setup is not None else config
+            for task in tasks:
+                yield function(task, state, bar.update)
+            return
+        with contextlib.ExitStack() as stack:
+            if pool is None:
+                pool = stack.enter_context(WarmPool(workers=min(workers, len(tasks)), setup=setup, config=config,
+                                                    context=pool_context()))
             reader = threading.Thread(target=_drain, args=(pool.queue, bar), daemon=True)
             reader.start()
             try:
@@ -136,23 +146,6 @@ def run_pool(function, tasks, *, config=None, setup=None, workers: int | None = 
             finally:
                 pool.queue.put(None)
                 reader.join(timeout=5)
-            return
-        if workers <= 1 or len(tasks) <= 1 or total < inline_below:
-            state = setup(config) if setup is not None else config
-            for task in tasks:
-                yield function(task, state, bar.update)
-            return
-        context = pool_context()
-        queue = context.Queue()
-        reader = threading.Thread(target=_drain, args=(queue, bar), daemon=True)
-        reader.start()
-        try:
-            with context.Pool(min(workers, len(tasks)), initializer=_start_worker,
-                              initargs=(setup, config, queue)) as pool:
-                yield from pool.imap(_call_in_worker, [(function, task) for task in tasks])
-        finally:
-            queue.put(None)
-            reader.join(timeout=5)
 
 
 def _drain(queue, bar) -> None:
