@@ -9,6 +9,9 @@ On the same prepared datasets (pixels and log-DCT records), for each one:
   variance level, SVMs on ``--n-jobs`` threads, refit from the same SVD, model saved and
   tested). Prints both times, their ratio, and checks that every point's val accuracy
   and the best point are equal;
+* **kNN grid search** — ``GridSearchCV`` over plain ``KNeighborsClassifier`` fits (one
+  neighbour search per k) vs ``grid_search`` (one search at the largest k, a vote per k);
+  prints both times, the ratio, and checks that every point's val accuracy is equal;
 * **kNN model file** — bytes of the float32 training rows (format 1) vs the file written
   now (uint8 value codes or float16), and how many test predictions agree;
 * **split decoding** — five ``load_split`` calls (what the five baseline searches of
@@ -38,6 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tfforensics.baselines import load_estimator, make_eigenfaces, make_knn, save_estimator, search  # noqa: E402
 
+#: reproduce's default kNN grid.
+KNN_GRID = {"n_neighbors": [1, 3, 5, 9, 17, 33, 65]}
 #: reproduce's default eigenfaces grid (also the original's).
 EIGEN_GRID = {"pca__n_components": [0.25, 0.5, 0.75, 0.95], "svm__C": [1e-4, 1e-3, 1e-2, 1e-1]}
 
@@ -99,6 +104,28 @@ def bench_eigenfaces(dataset: Path, out: Path, n_jobs: int) -> dict:
             "not_converged": sum(p.get("converged") is False for p in entry["points"].values())}
 
 
+def bench_knn_search(dataset: Path, out: Path) -> dict:
+    from sklearn.model_selection import GridSearchCV, PredefinedSplit
+
+    spec = search.METHODS["knn"]
+    with search.session():  # both sides start from decoded arrays
+        (X_train, y_train), (X_val, y_val) = [search.load_split(dataset, split, spec)[:2] for split in ("train", "val")]
+        grid = {"n_neighbors": [k for k in KNN_GRID["n_neighbors"] if k <= len(X_train)]}
+        split = PredefinedSplit(np.r_[np.full(len(X_train), -1), np.zeros(len(X_val), dtype=int)])
+        start = time.perf_counter()
+        plain = GridSearchCV(make_knn(), grid, cv=split, refit=False, n_jobs=1).fit(
+            np.concatenate([X_train, X_val]), np.concatenate([y_train, y_val]))
+        plain_time = time.perf_counter() - start
+        folder = out / f"knn_{dataset.name}"
+        start = time.perf_counter()
+        search.grid_search("knn", dataset, folder, grid=grid, n_jobs=1, refit=False, progress=False)
+        shared_time = time.perf_counter() - start
+    (entry,) = json.loads(search.results_path(folder, "knn").read_text())["datasets"].values()
+    same = all(entry["points"][search.point_key(p)]["val_accuracy"] == float(score)
+               for p, score in zip(plain.cv_results_["params"], plain.cv_results_["mean_test_score"]))
+    return {"points": len(grid["n_neighbors"]), "plain_s": plain_time, "shared_s": shared_time, "same_results": same}
+
+
 def bench_knn_file(dataset: Path, out: Path) -> dict:
     spec = search.METHODS["knn"]
     with search.session():
@@ -155,6 +182,13 @@ def main(argv=None) -> int:
                 print(f"{name:>8} decoding   {d['calls']} load_split calls: {d['uncached_s']:6.1f} s, in one session "
                       f"{d['session_s']:5.1f} s   ratio {d['uncached_s'] / d['session_s']:5.1f}x")
             if "knn" not in args.skip:
+                k = bench_knn_search(dataset, tmp)
+                print(f"{name:>8} kNN grid   {k['points']} points: plain GridSearchCV {k['plain_s']:6.1f} s, one "
+                      f"neighbour search {k['shared_s']:6.1f} s   ratio {k['plain_s'] / k['shared_s']:5.1f}x   "
+                      f"same results: {k['same_results']}")
+                if not k["same_results"]:
+                    print("  MISMATCH: the shared-neighbour search differs from the plain grid search")
+                    return 1
                 k = bench_knn_file(dataset, tmp)
                 print(f"{name:>8} kNN file   float32 rows {k['float32_bytes'] / 1e6:7.1f} MB, file {k['file_bytes'] / 1e6:6.1f} MB "
                       f"({k['stored_as']})   ratio {k['float32_bytes'] / k['file_bytes']:5.1f}x   "

@@ -331,6 +331,48 @@ def test_eigenfaces_search_equals_plain_grid_search(prepared, tmp_path):
     np.testing.assert_array_equal(model.predict(X_test), direct.predict(X_test))
 
 
+def test_knn_search_equals_plain_grid_search(prepared, tmp_path):
+    """One neighbour search at the largest k gives every point's val accuracy, the best point
+    and the test accuracy of GridSearchCV over plain KNeighborsClassifier fits."""
+    from sklearn.model_selection import GridSearchCV, PredefinedSplit
+
+    spec = search.METHODS["knn"]
+    X_train, y_train, _ = search.load_split(prepared["raw"], "train", spec)
+    X_val, y_val, _ = search.load_split(prepared["raw"], "val", spec)
+    grid = {"n_neighbors": [1, 2, 3, 4, 5, 9, 17, 33]}  # even k: tied votes go to the first class
+    split = PredefinedSplit(np.r_[np.full(len(X_train), -1), np.zeros(len(X_val), dtype=int)])
+    plain = GridSearchCV(make_knn(), grid, cv=split, refit=False).fit(np.concatenate([X_train, X_val]),
+                                                                      np.concatenate([y_train, y_val]))
+    row = search.grid_search("knn", prepared["raw"], tmp_path, grid=grid, n_jobs=1, progress=False)
+    (entry,) = json.loads(search.results_path(tmp_path, "knn").read_text())["datasets"].values()
+    scores = plain.cv_results_["mean_test_score"]
+    assert len(set(scores)) > 1
+    for params, score in zip(plain.cv_results_["params"], scores):
+        point = entry["points"][search.point_key(params)]
+        assert point["val_accuracy"] == score, params
+        assert point["shared_neighbours_k"] == 33
+    assert row["params"] == plain.best_params_ and row["val_accuracy"] == plain.best_score_
+
+
+@pytest.mark.parametrize("weights", ["uniform", "distance"])
+def test_knn_jobs_vote_like_scikit_learn_with_ties(weights):
+    """Four classes and small k: many votes tie; each point's accuracy is the plain fit's.
+    (Exactly equal distances are another matter: which of two tied neighbours scikit-learn
+    keeps depends on k itself, so there the shared search may keep the other one.)"""
+    from sklearn.model_selection import PredefinedSplit
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(300, 6)).astype(np.float32)
+    y = np.repeat(np.array([2, 5, 7, 11]), 75)[rng.permutation(300)]  # classes that are not 0..n-1
+    cv = PredefinedSplit(np.r_[np.full(200, -1), np.zeros(100, dtype=int)])
+    points = [{"n_neighbors": k, "weights": weights} for k in (1, 2, 3, 4, 6, 8)]
+    results = [job[0](*job[1], **job[2]) for job in search._knn_jobs(make_knn(), points, X, y, cv, {})]
+    assert len(results) == len(points)
+    for result in results:
+        expected = make_knn().set_params(**result["params"]).fit(X[:200], y[:200]).score(X[200:], y[200:])
+        assert result["val_accuracy"] == expected, result["params"]
+
+
 def test_session_decodes_each_split_once(prepared, monkeypatch):
     from tfforensics.data import reader
 

@@ -117,6 +117,51 @@ def _eigenfaces_jobs(estimator, points, X, y, cv, shared: dict):
                 yield joblib.delayed(_fit_score)(svm, params, Z_train, y_train, Z_val, y_val, extra)
 
 
+def _knn_jobs(estimator, points, X, y, cv, shared: dict):
+    """Jobs for kNN points: the val split's neighbours are found once per group of points that
+    differ only in ``n_neighbors`` (at the group's largest k, here in the dispatching process),
+    then each point votes among its first k. With uniform weights that is the prediction of
+    a ``KNeighborsClassifier`` fitted with that k: the same k nearest, and a tied vote goes
+    to the first class, as scikit-learn's ``argmax`` of the class frequencies does. (Where
+    training images lie at exactly the same distance, which of them is among the k nearest
+    depends on k in scikit-learn itself; there the vote may count the other one.) Other
+    weightings are scored point by point (:func:`_evaluate`)."""
+    import joblib
+    from sklearn.base import clone
+
+    if not hasattr(cv, "split") or cv.get_n_splits() != 1:
+        raise ValueError("kNN points share their neighbour search over one train/val split (a PredefinedSplit).")
+    (train_rows, val_rows), = cv.split(X, y)
+    groups: dict = {}
+    for params in points:
+        model = clone(estimator).set_params(**params)
+        if model.weights != "uniform":
+            yield joblib.delayed(_evaluate)(estimator, params, X, y, cv)
+            continue
+        others = {k: v for k, v in params.items() if k != "n_neighbors"}
+        groups.setdefault(point_key(others), (others, []))[1].append((model.n_neighbors, params))
+    for others, members in groups.values():
+        largest = max(k for k, _ in members)
+        start = time.perf_counter()
+        model = clone(estimator).set_params(**others, n_neighbors=largest).fit(X[train_rows], y[train_rows])
+        neighbours = model.kneighbors(X[val_rows], return_distance=False)  # nearest first
+        votes = np.searchsorted(model.classes_, y[train_rows])[neighbours]
+        search_time = time.perf_counter() - start
+        for k, params in members:
+            yield joblib.delayed(_vote_score)(votes[:, :k], model.classes_, y[val_rows], params,
+                                              {"shared_neighbours_time": search_time, "shared_neighbours_k": largest})
+
+
+def _vote_score(votes: np.ndarray, classes: np.ndarray, y_val: np.ndarray, params: dict, extra: dict) -> dict:
+    """Val accuracy of the majority vote of ``votes`` (class indices of each sample's k nearest)."""
+    start = time.perf_counter()
+    counts = np.zeros((len(votes), len(classes)), dtype=np.int64)
+    np.add.at(counts, (np.arange(len(votes))[:, None], votes), 1)
+    predicted = classes[np.argmax(counts, axis=1)]  # ties: the first class
+    return {"params": params, "val_accuracy": float(np.mean(predicted == y_val)), "fit_time": 0.0,
+            "score_time": time.perf_counter() - start, **extra}
+
+
 def _fit_score(model, params: dict, X_train, y_train, X_val, y_val, extra: dict) -> dict:
     """Fit ``model`` on the train fold, score it on the val fold (as ``cross_validate`` does)."""
     start = time.perf_counter()
@@ -167,7 +212,7 @@ METHODS = {
     "eigenfaces": Method("eigenfaces", _build_eigenfaces,
                          lambda n: {"pca__n_components": list(VARIANCE_GRID), "svm__C": list(C_GRID)},
                          {"pca__n_components": 0.95, "svm__C": 1e-2}, jobs=_eigenfaces_jobs, prefer="threads"),
-    "knn": Method("knn", _build_knn, lambda n: knn_grid(n, K_GRID), {"n_neighbors": 1}),
+    "knn": Method("knn", _build_knn, lambda n: knn_grid(n, K_GRID), {"n_neighbors": 1}, jobs=_knn_jobs),
 }
 
 
