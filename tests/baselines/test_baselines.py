@@ -332,8 +332,8 @@ def test_eigenfaces_search_equals_plain_grid_search(prepared, tmp_path):
 
 
 def test_knn_search_equals_plain_grid_search(prepared, tmp_path):
-    """One neighbour search at the largest k gives every point's val accuracy, the best point
-    and the test accuracy of GridSearchCV over plain KNeighborsClassifier fits."""
+    """One neighbour search at the largest k gives every point's val accuracy and the best
+    point of GridSearchCV over plain KNeighborsClassifier fits."""
     from sklearn.model_selection import GridSearchCV, PredefinedSplit
 
     spec = search.METHODS["knn"]

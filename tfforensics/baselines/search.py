@@ -75,6 +75,14 @@ def _build_knn(params, image_shape, n_jobs=None):
     return make_knn(n_jobs=n_jobs).set_params(**params)
 
 
+def _one_split(cv, X, y, what: str):
+    """``(train rows, val rows)`` of a one-split ``cv``, the only kind the shared-work jobs take."""
+    if not hasattr(cv, "split") or cv.get_n_splits() != 1:
+        raise ValueError(f"{what} over one train/val split (a PredefinedSplit).")
+    (train_rows, val_rows), = cv.split(X, y)
+    return train_rows, val_rows
+
+
 def _eigenfaces_jobs(estimator, points, X, y, cv, shared: dict):
     """Jobs for eigenfaces points: one full SVD per group of points that differ only in
     ``pca__n_components`` and ``svm__*``, fitted here (in the dispatching process), then
@@ -83,9 +91,7 @@ def _eigenfaces_jobs(estimator, points, X, y, cv, shared: dict):
     import joblib
     from sklearn.base import clone
 
-    if not hasattr(cv, "split") or cv.get_n_splits() != 1:
-        raise ValueError("eigenfaces points share their SVD over one train/val split (a PredefinedSplit).")
-    (train_rows, val_rows), = cv.split(X, y)
+    train_rows, val_rows = _one_split(cv, X, y, "eigenfaces points share their SVD")
     X_train, y_train, X_val, y_val = X[train_rows], y[train_rows], X[val_rows], y[val_rows]
     groups: dict = {}
     for params in points:
@@ -129,9 +135,7 @@ def _knn_jobs(estimator, points, X, y, cv, shared: dict):
     import joblib
     from sklearn.base import clone
 
-    if not hasattr(cv, "split") or cv.get_n_splits() != 1:
-        raise ValueError("kNN points share their neighbour search over one train/val split (a PredefinedSplit).")
-    (train_rows, val_rows), = cv.split(X, y)
+    train_rows, val_rows = _one_split(cv, X, y, "kNN points share their neighbour search")
     groups: dict = {}
     for params in points:
         model = clone(estimator).set_params(**params)
