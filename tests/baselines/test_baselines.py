@@ -327,7 +327,10 @@ def test_eigenfaces_search_equals_plain_grid_search(prepared, tmp_path):
     model, _ = load_estimator(row["model"])  # the refit cut the search's SVD: same model as a plain fit
     direct = make_eigenfaces().set_params(**row["params"]).fit(X_train, y_train)
     np.testing.assert_array_equal(model.named_steps["pca"].components_, direct.named_steps["pca"].components_)
-    np.testing.assert_array_equal(model.named_steps["svm"].coef_, direct.named_steps["svm"].coef_)
+    # the search reached the SVM warm-started along C: the same minimiser, other rounding
+    scale = np.abs(direct.named_steps["svm"].coef_).max()
+    np.testing.assert_allclose(model.named_steps["svm"].coef_, direct.named_steps["svm"].coef_, rtol=0, atol=1e-12 * scale)
+    assert model.named_steps["svm"].get_params() == direct.named_steps["svm"].get_params()
     np.testing.assert_array_equal(model.predict(X_test), direct.predict(X_test))
 
 
@@ -519,16 +522,43 @@ def test_newton_svm_equals_liblinear_run_to_a_tight_tolerance(classes, C, sample
 @pytest.mark.parametrize("samples,features,C", [(90, 150, 0.1), (300, 120, 10.0), (200, 190, 1e-3)])
 def test_newton_svm_small_margin_set_steps_equal_the_primal_ones(samples, features, C):
     """The Woodbury form of the Newton step (margin sets smaller than d, from the Gram
-    matrix) reaches the primal form's minimiser, in the same iterations."""
+    matrix) and the complement form (``X^T X`` minus the samples outside the margin) reach
+    the primal form's minimiser, in the same iterations."""
     from tfforensics.baselines.svm import _fit_binary
 
     rng = np.random.default_rng(samples)
     X = np.hstack([rng.normal(size=(samples, features)) * np.logspace(0, 2, features), np.ones((samples, 1))])
     y = np.where(X[:, 0] + 20 * rng.normal(size=samples) > 0, 1.0, -1.0)
     primal, primal_iterations = _fit_binary(X, y, C, 1e-10, 100)
-    woodbury, woodbury_iterations = _fit_binary(X, y, C, 1e-10, 100, gram=X @ X.T)
-    np.testing.assert_allclose(woodbury, primal, rtol=0, atol=1e-7 * np.abs(primal).max())
-    assert abs(woodbury_iterations - primal_iterations) <= 1 and primal_iterations > 1
+    for kind, products in (("woodbury", {"gram": X @ X.T}), ("complement", {"covariance": X.T @ X}),
+                           ("both", {"gram": X @ X.T, "covariance": X.T @ X})):
+        w, iterations = _fit_binary(X, y, C, 1e-10, 100, **products)
+        np.testing.assert_allclose(w, primal, rtol=0, atol=1e-7 * np.abs(primal).max(), err_msg=kind)
+        assert abs(iterations - primal_iterations) <= 1 and primal_iterations > 1, kind
+
+
+def test_newton_svm_warm_start_along_c_reaches_the_cold_minimisers_in_fewer_steps():
+    """warm_start=True starts each fit from the last solution: along growing C the same weights
+    as cold fits (to rounding) in fewer Newton iterations; a fit on other classes starts cold."""
+    from tfforensics.baselines.svm import NewtonLinearSVC
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(400, 60)) * np.logspace(0, 2, 60)
+    y = rng.integers(0, 4, 400)
+    X[:, 0] += 30.0 * y
+    warm = NewtonLinearSVC(warm_start=True)
+    warm_iterations = cold_iterations = 0
+    for C in (1e-4, 1e-3, 1e-2, 1e-1, 1.0):
+        cold = NewtonLinearSVC(C=C).fit(X, y)
+        warm.set_params(C=C).fit(X, y)
+        scale = np.abs(cold.coef_).max()
+        np.testing.assert_allclose(warm.coef_, cold.coef_, rtol=0, atol=1e-9 * scale)
+        np.testing.assert_allclose(warm.intercept_, cold.intercept_, rtol=0, atol=1e-9 * scale)
+        np.testing.assert_array_equal(warm.predict(X), cold.predict(X))
+        warm_iterations, cold_iterations = warm_iterations + warm.n_iter_, cold_iterations + cold.n_iter_
+    assert warm_iterations < cold_iterations
+    three = y.clip(0, 2)  # other classes: other problems, so a cold start
+    np.testing.assert_array_equal(warm.fit(X, three).coef_, NewtonLinearSVC(C=1.0).fit(X, three).coef_)
 
 
 def test_newton_svm_eigenfaces_saves_and_loads(tmp_path):

@@ -86,8 +86,9 @@ def _one_split(cv, X, y, what: str):
 def _eigenfaces_jobs(estimator, points, X, y, cv, shared: dict):
     """Jobs for eigenfaces points: one full SVD per group of points that differ only in
     ``pca__n_components`` and ``svm__*``, fitted here (in the dispatching process), then
-    one linear-SVM job per point on the cut projection. ``shared`` receives the fitted
-    full PCAs, keyed by :func:`point_key` of the other PCA parameters."""
+    one linear-SVM job per path of growing C on each cut projection (:func:`_c_paths`).
+    ``shared`` receives the fitted full PCAs, keyed by :func:`point_key` of the other PCA
+    parameters."""
     import joblib
     from sklearn.base import clone
 
@@ -115,12 +116,43 @@ def _eigenfaces_jobs(estimator, points, X, y, cv, shared: dict):
             cut = full.truncate(variance)
             Z_train, Z_val = cut.transform(X_train), cut.transform(X_val)
             project_time = time.perf_counter() - start
-            for params in group:
-                svm = clone(estimator.named_steps["svm"]).set_params(
-                    **{k.split("__", 1)[1]: v for k, v in params.items() if k.startswith("svm__")})
-                extra = {"n_components": int(cut.n_components_), "shared_svd_time": svd_time,
-                         "shared_projection_time": project_time}
-                yield joblib.delayed(_fit_score)(svm, params, Z_train, y_train, Z_val, y_val, extra)
+            extra = {"n_components": int(cut.n_components_), "shared_svd_time": svd_time,
+                     "shared_projection_time": project_time}
+            for path in _c_paths(estimator.named_steps["svm"], group):
+                yield joblib.delayed(_fit_score_path)(estimator.named_steps["svm"], path, Z_train, y_train, Z_val,
+                                                      y_val, extra)
+
+
+def _c_paths(svm, points: list[dict]) -> list[list[dict]]:
+    """The points of one PCA cut as paths of growing ``svm__C`` (the other SVM parameters equal),
+    each fitted warm-started from the one before (:func:`_fit_score_path`), for an SVM that can
+    (``warm_start``); one point per path otherwise."""
+    if "warm_start" not in svm.get_params():
+        return [[params] for params in points]
+    paths: dict = {}
+    for params in points:
+        others = {k: v for k, v in params.items() if k != "svm__C"}
+        paths.setdefault(point_key(others), []).append(params)
+    return [sorted(path, key=lambda params: params.get("svm__C", svm.C)) for path in paths.values()]
+
+
+def _fit_score_path(svm, path: list[dict], X_train, y_train, X_val, y_val, extra: dict) -> list[dict]:
+    """:func:`_fit_score` of each point of ``path`` in turn, each SVM fit starting from the solution
+    of the point before (the same minimiser, reached in fewer Newton steps; see
+    :class:`~tfforensics.baselines.svm.NewtonLinearSVC`). Each point keeps a copy of its model."""
+    import copy
+
+    from sklearn.base import clone
+
+    model = clone(svm)
+    results = []
+    for index, params in enumerate(path):
+        model.set_params(**{k.split("__", 1)[1]: v for k, v in params.items() if k.startswith("svm__")},
+                         warm_start=index > 0)
+        result = _fit_score(model, params, X_train, y_train, X_val, y_val, {**extra, "warm_started": index > 0})
+        result[FITTED] = copy.deepcopy(model).set_params(warm_start=svm.get_params()["warm_start"])
+        results.append(result)
+    return results
 
 
 def _knn_jobs(estimator, points, X, y, cv, shared: dict):
@@ -194,7 +226,8 @@ def _eigenfaces_from_shared(estimator, params: dict, X_train, y_train, shared: d
     """Fit the eigenfaces pipeline of ``params`` from a full PCA of the same train split in
     ``shared`` (None when there is none): the same model as ``estimator.fit``. The search's
     own fit of this point (same cut, same train split) is taken when ``shared`` has it,
-    so the refit of the best point is not a second SVM fit."""
+    so the refit of the best point is not a second SVM fit (where the search warm-started
+    it along its C path, the same minimiser to about 1e-15 of the weights' scale)."""
     pca_params = {k.split("__", 1)[1]: v for k, v in params.items()
                   if k.startswith("pca__") and k != "pca__n_components"}
     full = shared.pop(point_key(pca_params), None)
@@ -461,7 +494,8 @@ def _grid_search(method, dataset, out, *, grid, n_jobs, refit, progress, backend
         with warnings.catch_warnings(), backend.parallel():  # warnings counted below instead, one line per search
             warnings.simplefilter("ignore", ConvergenceWarning)
             parallel = joblib.Parallel(n_jobs=backend.n_jobs, return_as="generator_unordered", prefer=spec.prefer)
-            for result in parallel(jobs):
+            for result in (each for outcome in parallel(jobs)  # a job scores one point, or a list of them
+                           for each in (outcome if isinstance(outcome, list) else [outcome])):
                 key = point_key(result["params"])
                 if (fitted := result.pop(FITTED, None)) is not None:
                     shared[("svm", key)] = fitted  # the refit of the best point takes it (the same fit)
