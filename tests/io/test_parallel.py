@@ -59,20 +59,6 @@ def test_warm_pool_starts_its_workers_before_the_run_and_runs_every_task():
         list(run_pool(_work_started, [1, "bad"], pool=warm, progress=False))
 
 
-def test_a_submitted_task_runs_before_the_run_and_the_run_queues_behind_it():
-    """WarmPool.submit starts a task on a worker at once (before run_pool is called); run_pool's
-    tasks still all run, in order, beside it; a submitted task's error comes back from get()."""
-    with WarmPool(workers=2, setup=_started, config={"offset": 3}) as warm:
-        early = warm.submit(_work_started, 10)
-        value, pid, _ = early.get(timeout=60)  # done before run_pool exists
-        assert value == 13 and pid != os.getpid()
-        pending = warm.submit(_work_started, 20)
-        out = list(run_pool(_work_started, [1, 2, 3], pool=warm, progress=False))
-        assert [v for v, _, _ in out] == [4, 5, 6] and pending.get(timeout=60)[0] == 23
-        with pytest.raises(ValueError, match="a bad"):
-            warm.submit(_work_started, "bad").get(timeout=60)
-
-
 def test_inline_below_the_threshold_and_errors_come_back():
     out = list(run_pool(_work, [1, 2], config={"offset": 1}, setup=_setup, workers=2, inline_below=10,
                         progress=False))

@@ -596,18 +596,10 @@ def _run(out: Path, *, data, quick: bool, seed: int, workers, command: str, lane
     if not pin_compute_threads(COMPUTE_THREADS):
         logger.warning("TensorFlow was started before reproduce with its own thread pools: this run's numbers "
                        "may differ from those of `tfforensics reproduce` in a new process.")
-    profile_name = "quick" if quick else "default"
-    profile = PROFILES[profile_name]
+    profile = PROFILES["quick" if quick else "default"]
     timer = Timer(12)
-    numbers = {key: 3 + i for i, key in enumerate(CONCURRENT_STAGES)}  # after the two stages run here first
-    inner = workers if lanes == 1 else 1  # a stage's own pools: none inside a stage worker
-    # The Fourier regularisation needs neither the benchmark nor the records: with stage workers it
-    # starts now, on one of them, and trains while this process builds the benchmark on another core.
-    regularization = (_regularization, dict(out=out, profile_name=profile_name, seed=seed, workers=inner))
-    early = {"regularization": warm.submit(_run_stage, (numbers["regularization"], timer.total, "regularization",
-                                                        *regularization, None))} if warm is not None else {}
     results = {"tfforensics_version": __version__, "command": command, "seed": seed,
-               "profile": profile_name, "platform": platform.platform(),
+               "profile": "quick" if quick else "default", "platform": platform.platform(),
                "cores": os.cpu_count(), "data": str(data) if data else "embedded mini benchmark"}
 
     with timer.stage("benchmark images"):
@@ -636,6 +628,7 @@ def _run(out: Path, *, data, quick: bool, seed: int, workers, command: str, lane
     # Stages 3-10 read the records and the benchmark images and write only their own folders:
     # they run side by side, one per worker process (nested pools cannot start, so their own
     # prepare calls run inline there), longest first so that the workers finish together.
+    inner = workers if lanes == 1 else 1
     arguments = {
         "classifiers": (_classifier_rows, dict(datasets=datasets, out=out, profile=profile, seed=seed)),
         "leave_one_out": (_leave_one_out_rows, dict(source=source, class_names=class_names, out=out,
@@ -646,19 +639,16 @@ def _run(out: Path, *, data, quick: bool, seed: int, workers, command: str, lane
         "attribution": (_attribution, dict(dataset=datasets["pixels"], out=out, profile=profile, seed=seed)),
         "augmented": (_augmented_rows, dict(source=source, out=out, profile=profile, seed=seed, workers=inner,
                                             encodings=encodings)),
-        "regularization": regularization,
+        "regularization": (_regularization, dict(out=out, profile_name=results["profile"], seed=seed,
+                                                 workers=inner)),
     }
+    numbers = {key: timer.index + 1 + i for i, key in enumerate(CONCURRENT_STAGES)}
     scoring = dict(source=source, class_names=class_names, out=out)  # each stage scores its own detectors
     tasks = [(numbers[key], timer.total, key, *arguments[key], scoring)
-             for key in sorted(set(CONCURRENT_STAGES) - set(early), key=LONGEST_FIRST.index)]
-    finished = {}
-    for task, result in zip(tasks, run_pool(_run_stage, tasks, config=logging.getLogger().level,  # in task order
-                                            setup=_stage_worker, workers=lanes, progress=False, pool=warm)):
-        finished[task[2]] = result
-        for key in [key for key, pending in early.items() if pending.ready()]:  # scored here, as soon as known
-            finished[key] = _score_stage(key, early.pop(key).get(), scoring)
-    for key, pending in early.items():
-        finished[key] = _score_stage(key, pending.get(), scoring)
+             for key in sorted(CONCURRENT_STAGES, key=LONGEST_FIRST.index)]
+    finished = dict(zip((task[2] for task in tasks),  # run_pool yields in task order
+                        run_pool(_run_stage, tasks, config=logging.getLogger().level, setup=_stage_worker,
+                                 workers=lanes, progress=False, pool=warm)))
     scored, scoring_seconds = {}, 0.0
     for key, title in CONCURRENT_STAGES.items():  # results and timings in stage order
         results[key], seconds, rows, rows_seconds = finished[key]
@@ -717,8 +707,7 @@ def _stage_worker(level: int) -> None:
 
 def _run_stage(task, state, tick):
     """One stage of :data:`CONCURRENT_STAGES` (a :func:`~tfforensics.io.parallel.run_pool` task), then
-    its detectors' robustness rows: ``(section, seconds, rows, seconds scoring them)``. A stage
-    started before the test split exists (``scoring`` None) is scored later, by :func:`_score_stage`."""
+    its detectors' robustness rows: ``(section, seconds, rows, seconds scoring them)``."""
     number, total, key, function, kwargs, scoring = task
     title = CONCURRENT_STAGES[key]
     announce(number, total, title)
@@ -726,12 +715,6 @@ def _run_stage(task, state, tick):
     section = function(**kwargs)
     seconds = time.perf_counter() - start
     announce(number, total, title, seconds)
-    return (section, seconds, {}, 0.0) if scoring is None else _score_stage(key, (section, seconds), scoring)
-
-
-def _score_stage(key: str, finished: tuple, scoring: dict) -> tuple:
-    """``(section, seconds, rows, seconds scoring them)`` of a stage ``(section, seconds, ...)``."""
-    section, seconds = finished[:2]
     start = time.perf_counter()
     rows = _robustness_rows(key, section, **scoring)
     return section, seconds, rows, time.perf_counter() - start

@@ -84,9 +84,8 @@ class WarmPool:
             ...  # this process works on while the workers start
             results = list(run_pool(function, tasks, pool=warm, progress=False))
 
-    One ``run_pool`` call per pool, and any number of :meth:`submit` calls before it (work that
-    can start before the rest is known); leaving the ``with`` block ends the workers. The workers
-    are spawned unless ``context`` says otherwise: this process may load TensorFlow before it hands
+    One ``run_pool`` call per pool; leaving the ``with`` block ends the workers. The workers are
+    spawned unless ``context`` says otherwise: this process may load TensorFlow before it hands
     them work.
     """
 
@@ -98,12 +97,6 @@ class WarmPool:
 
     def __enter__(self):
         return self
-
-    def submit(self, function, task):
-        """Start ``function(task, state, tick)`` on the next free worker now; ``.get()`` of the
-        returned ``AsyncResult`` waits for its value (or raises its error). The tasks of a later
-        :func:`run_pool` call queue behind it, so a worker busy with it takes them when it is done."""
-        return self.pool.apply_async(_call_in_worker, ((function, task),))
 
     def __exit__(self, *exc):
         self.pool.terminate()
