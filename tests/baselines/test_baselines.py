@@ -561,6 +561,28 @@ def test_newton_svm_warm_start_along_c_reaches_the_cold_minimisers_in_fewer_step
     np.testing.assert_array_equal(warm.fit(X, three).coef_, NewtonLinearSVC(C=1.0).fit(X, three).coef_)
 
 
+def test_eigenfaces_jobs_score_an_svm_without_warm_start_point_by_point():
+    """With liblinear's LinearSVC (no warm_start) every point is its own cold fit: the jobs give
+    each point the val accuracy and the model of a plain pipeline fit."""
+    import joblib
+    from sklearn.model_selection import PredefinedSplit
+
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(90, 40))
+    y = rng.integers(0, 3, 90)
+    X[:, 0] += 3.0 * y
+    split = PredefinedSplit(np.r_[np.full(60, -1), np.zeros(30, dtype=int)])
+    estimator = make_eigenfaces(0.9, 0.1, pca_fit_size=None, solver="liblinear")
+    points = [{"pca__n_components": 0.9, "svm__C": C} for C in (1e-2, 1e-1, 1.0)]
+    outcomes = list(joblib.Parallel(n_jobs=1)(search._eigenfaces_jobs(estimator, points, X, y, split, {})))
+    assert all(isinstance(outcome, list) and len(outcome) == 1 for outcome in outcomes)
+    for (result,), params in zip(outcomes, points):
+        plain = make_eigenfaces(0.9, 0.1, pca_fit_size=None, solver="liblinear").set_params(**params).fit(X[:60], y[:60])
+        assert result["params"] == params and result["warm_started"] is False
+        assert result["val_accuracy"] == plain.score(X[60:], y[60:])
+        np.testing.assert_allclose(result[search.FITTED].coef_, plain.named_steps["svm"].coef_, atol=1e-10)
+
+
 def test_newton_svm_eigenfaces_saves_and_loads(tmp_path):
     rng = np.random.default_rng(1)
     X = rng.normal(size=(60, 40))

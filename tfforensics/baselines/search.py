@@ -138,19 +138,26 @@ def _c_paths(svm, points: list[dict]) -> list[list[dict]]:
 
 def _fit_score_path(svm, path: list[dict], X_train, y_train, X_val, y_val, extra: dict) -> list[dict]:
     """:func:`_fit_score` of each point of ``path`` in turn, each SVM fit starting from the solution
-    of the point before (the same minimiser, reached in fewer Newton steps; see
-    :class:`~tfforensics.baselines.svm.NewtonLinearSVC`). Each point keeps a copy of its model."""
+    of the point before where the SVM can (``warm_start``: the same minimiser, reached in fewer
+    Newton steps; see :class:`~tfforensics.baselines.svm.NewtonLinearSVC`). Each point keeps its
+    own model, with the SVM's own ``warm_start`` setting."""
     import copy
 
     from sklearn.base import clone
 
     model = clone(svm)
+    warm = "warm_start" in model.get_params()
     results = []
     for index, params in enumerate(path):
-        model.set_params(**{k.split("__", 1)[1]: v for k, v in params.items() if k.startswith("svm__")},
-                         warm_start=index > 0)
-        result = _fit_score(model, params, X_train, y_train, X_val, y_val, {**extra, "warm_started": index > 0})
-        result[FITTED] = copy.deepcopy(model).set_params(warm_start=svm.get_params()["warm_start"])
+        settings = {k.split("__", 1)[1]: v for k, v in params.items() if k.startswith("svm__")}
+        if warm:
+            settings["warm_start"] = index > 0
+        model.set_params(**settings)
+        result = _fit_score(model, params, X_train, y_train, X_val, y_val, {**extra, "warm_started": warm and index > 0})
+        if index + 1 < len(path):  # the next point fits `model` on: this one keeps a copy
+            result[FITTED] = copy.deepcopy(model)
+        if warm:
+            result[FITTED].set_params(warm_start=svm.warm_start)
         results.append(result)
     return results
 
